@@ -1,0 +1,430 @@
+//! The compliance status (SPEC §3): which checks a customer passes, what each failed one asks
+//! for, and the single next action. `evaluate` is the one place these rules live; the sandbox
+//! serves its result and the dashboard reads it, so the two can never disagree.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::customer::{Customer, Kyc};
+use super::document::{DocumentType, DocumentsOnFile};
+use super::workflow::{Readiness, SdkLink, Stage, WorkflowView};
+
+/// How identity is verified: by the provider's SDK, or by the client's own KYC provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum Strategy {
+    #[serde(rename = "CF_KYC")]
+    CfKyc,
+    #[serde(rename = "EXTERNAL_KYC")]
+    ExternalKyc,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::CfKyc => "CF_KYC",
+            Strategy::ExternalKyc => "EXTERNAL_KYC",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "CF_KYC" => Some(Strategy::CfKyc),
+            "EXTERNAL_KYC" => Some(Strategy::ExternalKyc),
+            _ => None,
+        }
+    }
+
+    /// Whether identity is verified through the provider's SDK (the standard path).
+    pub fn uses_sdk(self) -> bool {
+        self == Strategy::CfKyc
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status of an onboarding as the API reports it (`null` when there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OnboardingStatus {
+    Processing,
+    PendingReview,
+    Expired,
+    Error,
+    Approved,
+    DeniedCompliance,
+}
+
+impl OnboardingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnboardingStatus::Processing => "PROCESSING",
+            OnboardingStatus::PendingReview => "PENDING_REVIEW",
+            OnboardingStatus::Expired => "EXPIRED",
+            OnboardingStatus::Error => "ERROR",
+            OnboardingStatus::Approved => "APPROVED",
+            OnboardingStatus::DeniedCompliance => "DENIED_COMPLIANCE",
+        }
+    }
+
+    /// No further change can happen to an onboarding in this status.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OnboardingStatus::Error | OnboardingStatus::Approved | OnboardingStatus::DeniedCompliance
+        )
+    }
+}
+
+impl fmt::Display for OnboardingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The checks, declared in the order the API lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CheckType {
+    KycDataPresent,
+    KycStarted,
+    SdkVerificationCompleted,
+    KycStatus,
+    RegistrationAddress,
+    TaxCountry,
+    Occupation,
+    DocSourceOfFunds,
+    DocFatca,
+    DocBiometricReport,
+    DocProofOfAddress,
+}
+
+impl CheckType {
+    pub const ALL: [CheckType; 11] = [
+        CheckType::KycDataPresent,
+        CheckType::KycStarted,
+        CheckType::SdkVerificationCompleted,
+        CheckType::KycStatus,
+        CheckType::RegistrationAddress,
+        CheckType::TaxCountry,
+        CheckType::Occupation,
+        CheckType::DocSourceOfFunds,
+        CheckType::DocFatca,
+        CheckType::DocBiometricReport,
+        CheckType::DocProofOfAddress,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckType::KycDataPresent => "KYC_DATA_PRESENT",
+            CheckType::KycStarted => "KYC_STARTED",
+            CheckType::SdkVerificationCompleted => "SDK_VERIFICATION_COMPLETED",
+            CheckType::KycStatus => "KYC_STATUS",
+            CheckType::RegistrationAddress => "REGISTRATION_ADDRESS",
+            CheckType::TaxCountry => "TAX_COUNTRY",
+            CheckType::Occupation => "OCCUPATION",
+            CheckType::DocSourceOfFunds => "DOC_SOURCE_OF_FUNDS",
+            CheckType::DocFatca => "DOC_FATCA",
+            CheckType::DocBiometricReport => "DOC_BIOMETRIC_REPORT",
+            CheckType::DocProofOfAddress => "DOC_PROOF_OF_ADDRESS",
+        }
+    }
+
+    /// Checks about the workflow itself rather than the customer's data and documents.
+    pub fn is_workflow_check(self) -> bool {
+        matches!(
+            self,
+            CheckType::KycStarted | CheckType::SdkVerificationCompleted | CheckType::KycStatus
+        )
+    }
+}
+
+impl fmt::Display for CheckType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the integrator should do next. Declared from the most urgent to the least, so the
+/// derived order is the priority of SPEC §3 and `min()` picks the next action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NextAction {
+    ContactSupport,
+    RerunKyc,
+    UpdateProfile,
+    StartKyc,
+    CompleteSdkFlow,
+    UploadDocument,
+    Wait,
+}
+
+impl NextAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NextAction::ContactSupport => "CONTACT_SUPPORT",
+            NextAction::RerunKyc => "RERUN_KYC",
+            NextAction::UpdateProfile => "UPDATE_PROFILE",
+            NextAction::StartKyc => "START_KYC",
+            NextAction::CompleteSdkFlow => "COMPLETE_SDK_FLOW",
+            NextAction::UploadDocument => "UPLOAD_DOCUMENT",
+            NextAction::Wait => "WAIT",
+        }
+    }
+}
+
+impl fmt::Display for NextAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    #[serde(rename = "type")]
+    pub check_type: CheckType,
+    pub passed: bool,
+    pub required: bool,
+    /// Present exactly when the check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_action: Option<NextAction>,
+}
+
+impl Check {
+    fn passed(check_type: CheckType, required: bool) -> Self {
+        Self {
+            check_type,
+            passed: true,
+            required,
+            suggested_action: None,
+        }
+    }
+
+    fn failed(check_type: CheckType, required: bool, action: NextAction) -> Self {
+        Self {
+            check_type,
+            passed: false,
+            required,
+            suggested_action: Some(action),
+        }
+    }
+
+    fn when(check_type: CheckType, passed: bool, action: NextAction) -> Self {
+        if passed {
+            Self::passed(check_type, true)
+        } else {
+            Self::failed(check_type, true, action)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub passed: u32,
+    pub failed: u32,
+    pub required_failed: Vec<CheckType>,
+}
+
+/// The body of `GET /v1/compliance/status/:customerId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceStatus {
+    pub customer_id: Uuid,
+    pub onboarding_id: Option<Uuid>,
+    pub strategy: Strategy,
+    pub is_compliant: bool,
+    pub onboarding_status: Option<OnboardingStatus>,
+    pub next_action: Option<NextAction>,
+    pub checks: Vec<Check>,
+    pub summary: Summary,
+    /// The SDK links, while they are live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<SdkLink>,
+}
+
+impl ComplianceStatus {
+    pub fn check(&self, check_type: CheckType) -> Option<&Check> {
+        self.checks.iter().find(|c| c.check_type == check_type)
+    }
+}
+
+/// Whether every requirement that is not about the workflow itself passes: the profile and
+/// the documents. When it does, an onboarding with verified identity awaits its decision.
+pub fn requirements_met(customer: &Customer, documents: &DocumentsOnFile, strategy: Strategy) -> bool {
+    Kyc::missing_identity_fields(customer.kyc.as_ref()).is_empty()
+        && data_checks(customer, documents, strategy)
+            .iter()
+            .all(|c| c.passed || !c.required)
+}
+
+/// The readiness a workflow driver passes along with every event: derived from the facts each
+/// time, never stored.
+pub fn readiness(customer: &Customer, documents: &DocumentsOnFile, strategy: Strategy) -> Readiness {
+    Readiness {
+        kyc_data_present: Kyc::missing_identity_fields(customer.kyc.as_ref()).is_empty(),
+        requirements_met: requirements_met(customer, documents, strategy),
+    }
+}
+
+/// Evaluates a customer's compliance status from the facts: the customer, the documents on
+/// file and the workflow. The strategy is the onboarding's own once there is one; before that,
+/// `default_strategy` (the tenant's) decides which checks are required.
+pub fn evaluate(
+    customer: &Customer,
+    documents: &DocumentsOnFile,
+    workflow: &WorkflowView,
+    default_strategy: Strategy,
+) -> ComplianceStatus {
+    let strategy = workflow.strategy().unwrap_or(default_strategy);
+    let stage = workflow.stage;
+    let mut checks = Vec::with_capacity(CheckType::ALL.len());
+
+    checks.push(Check::when(
+        CheckType::KycDataPresent,
+        Kyc::missing_identity_fields(customer.kyc.as_ref()).is_empty(),
+        NextAction::UpdateProfile,
+    ));
+    checks.push(Check::when(
+        CheckType::KycStarted,
+        workflow.onboarding.is_some(),
+        NextAction::StartKyc,
+    ));
+    checks.push(sdk_check(workflow, strategy));
+    checks.extend(data_checks(customer, documents, strategy));
+
+    // KYC_STATUS points at the most urgent thing standing between the customer and a decision.
+    let kyc_status = if stage == Stage::Approved {
+        Check::passed(CheckType::KycStatus, true)
+    } else {
+        let action = match stage {
+            Stage::Denied | Stage::Errored => NextAction::ContactSupport,
+            _ => most_urgent(&checks).unwrap_or(NextAction::Wait),
+        };
+        Check::failed(CheckType::KycStatus, true, action)
+    };
+    checks.insert(3, kyc_status);
+
+    let required_failed: Vec<CheckType> = checks
+        .iter()
+        .filter(|c| c.required && !c.passed)
+        .map(|c| c.check_type)
+        .collect();
+    let passed = checks.iter().filter(|c| c.passed).count() as u32;
+    let failed = checks.len() as u32 - passed;
+
+    ComplianceStatus {
+        customer_id: customer.id,
+        onboarding_id: workflow.onboarding.map(|o| o.id),
+        strategy,
+        is_compliant: required_failed.is_empty(),
+        onboarding_status: stage.onboarding_status(),
+        next_action: most_urgent(&checks),
+        checks,
+        summary: Summary {
+            passed,
+            failed,
+            required_failed,
+        },
+        sdk: workflow.sdk.clone(),
+    }
+}
+
+/// The most urgent suggested action among the failed required checks.
+fn most_urgent(checks: &[Check]) -> Option<NextAction> {
+    checks
+        .iter()
+        .filter(|c| c.required && !c.passed)
+        .filter_map(|c| c.suggested_action)
+        .min()
+}
+
+fn sdk_check(workflow: &WorkflowView, strategy: Strategy) -> Check {
+    const SDK: CheckType = CheckType::SdkVerificationCompleted;
+    if !strategy.uses_sdk() {
+        return Check::passed(SDK, false);
+    }
+    if workflow.identity_verified {
+        return Check::passed(SDK, true);
+    }
+    let action = match workflow.stage {
+        Stage::NeedsProfile | Stage::ReadyToStart => NextAction::StartKyc,
+        Stage::AwaitingSdk => NextAction::CompleteSdkFlow,
+        Stage::Expired => NextAction::RerunKyc,
+        Stage::InReview => NextAction::Wait,
+        Stage::Errored | Stage::Denied => NextAction::ContactSupport,
+        // Identity is verified in these stages; a view that says otherwise has nothing to do
+        // but wait for the provider.
+        Stage::CollectingRequirements | Stage::AwaitingDecision | Stage::Approved => NextAction::Wait,
+    };
+    Check::failed(SDK, true, action)
+}
+
+/// The checks on the customer's profile and documents, in check order.
+fn data_checks(customer: &Customer, documents: &DocumentsOnFile, strategy: Strategy) -> Vec<Check> {
+    let kyc = customer.kyc.as_ref();
+    let set = |v: Option<&String>| v.is_some_and(|s| !s.trim().is_empty());
+    let address = kyc.and_then(|k| k.main_address.as_ref());
+    let address_complete = address.is_some_and(|a| {
+        set(a.street1.as_ref())
+            && set(a.city_county.as_ref())
+            && set(a.zip.as_ref())
+            && set(a.country_code.as_ref())
+    });
+    let has = |t: DocumentType| documents.has(t);
+
+    let mut checks = vec![
+        Check::when(
+            CheckType::RegistrationAddress,
+            address_complete,
+            NextAction::UpdateProfile,
+        ),
+        Check::when(
+            CheckType::TaxCountry,
+            set(kyc.and_then(|k| k.nationality.as_ref())),
+            NextAction::UpdateProfile,
+        ),
+        Check::when(
+            CheckType::Occupation,
+            set(kyc.and_then(|k| k.occupation.as_ref())),
+            NextAction::UpdateProfile,
+        ),
+        Check::when(
+            CheckType::DocSourceOfFunds,
+            has(DocumentType::SourceOfFunds),
+            NextAction::UploadDocument,
+        ),
+        Check::when(
+            CheckType::DocFatca,
+            has(DocumentType::W9) || has(DocumentType::W8ben),
+            NextAction::UploadDocument,
+        ),
+    ];
+    checks.push(if strategy.uses_sdk() {
+        Check::passed(CheckType::DocBiometricReport, false)
+    } else {
+        Check::when(
+            CheckType::DocBiometricReport,
+            has(DocumentType::BiometricReport),
+            NextAction::UploadDocument,
+        )
+    });
+    if !set(customer.ip_address.as_ref()) {
+        checks.push(Check::when(
+            CheckType::DocProofOfAddress,
+            has(DocumentType::ProofOfAddress),
+            NextAction::UploadDocument,
+        ));
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,774 @@
+//! The onboarding workflow of one customer (SPEC §4): one hierarchical `statig` machine.
+//!
+//! ```text
+//! pre_kyc ─┬─ needs_profile            in_progress ─┬─ verification ─┬─ awaiting_sdk
+//!          └─ ready_to_start                        │                └─ in_review
+//!                                                   ├─ collecting_requirements
+//! expired   errored   finished ─┬─ approved         └─ awaiting_decision
+//!                               └─ denied
+//! ```
+//!
+//! The machine does no I/O and reads no clock. A driver (the sandbox from commands and timers,
+//! the dashboard's tracker from what it observes) feeds it [`WorkflowEvent`]s together with the
+//! current [`Readiness`] — derived by the driver from the customer and their documents, so the
+//! machine never keeps a copy of those facts that could drift. Each accepted event returns the
+//! webhook events its transition produces; an event the guide does not allow is refused with a
+//! [`WorkflowError`] and changes nothing. No state has entry or exit actions, so restoring a
+//! saved machine runs nothing and produces no event twice.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use statig::blocking::{InitializedStateMachine, IntoStateMachineExt, UninitializedStateMachine};
+use statig::prelude::*;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::compliance::{OnboardingStatus, Strategy};
+use super::event::{EventData, EventType};
+
+/// The onboarding a workflow is on: state-local to every state after KYC starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnboardingRef {
+    pub id: Uuid,
+    pub strategy: Strategy,
+}
+
+/// The hosted SDK link the end user opens, and when it stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SdkLink {
+    pub link: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// What the driver knows of the customer's data when it submits an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// KYC_DATA_PRESENT passes: KYC can start.
+    pub kyc_data_present: bool,
+    /// Every profile and document requirement passes: once identity is verified, the
+    /// onboarding only awaits its decision.
+    pub requirements_met: bool,
+}
+
+impl Readiness {
+    pub const NOTHING: Readiness = Readiness {
+        kyc_data_present: false,
+        requirements_met: false,
+    };
+    pub const ALL: Readiness = Readiness {
+        kyc_data_present: true,
+        requirements_met: true,
+    };
+}
+
+/// What happened to a customer's onboarding, in the domain's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkflowEvent {
+    /// The profile changed (the readiness passed along says how).
+    ProfileChanged,
+    /// A document was received.
+    DocumentReceived,
+    /// Every requirement is met, as an observer learns from a status snapshot.
+    RequirementsMet,
+    /// KYC started; `sdk` carries the links on the standard path (an observer that has not
+    /// seen them yet passes `None`).
+    KycStarted {
+        onboarding: OnboardingRef,
+        sdk: Option<SdkLink>,
+    },
+    /// The end user finished the SDK and identity is verified.
+    SdkCompleted,
+    /// The end user finished the SDK and the submission went to manual review.
+    SentToReview,
+    ReviewApproved,
+    ReviewDenied,
+    DecisionApproved,
+    DecisionDenied,
+    /// The SDK links expired before the end user finished.
+    SdkExpired,
+    VerificationError,
+    /// A rerun replaced an expired onboarding with `onboarding`.
+    Restarted {
+        onboarding: OnboardingRef,
+        sdk: Option<SdkLink>,
+    },
+}
+
+impl WorkflowEvent {
+    /// Events that report facts rather than ask for a transition: accepted in every state.
+    fn is_fact(&self) -> bool {
+        matches!(
+            self,
+            WorkflowEvent::ProfileChanged | WorkflowEvent::DocumentReceived | WorkflowEvent::RequirementsMet
+        )
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            WorkflowEvent::ProfileChanged => "profile changed",
+            WorkflowEvent::DocumentReceived => "document received",
+            WorkflowEvent::RequirementsMet => "requirements met",
+            WorkflowEvent::KycStarted { .. } => "KYC started",
+            WorkflowEvent::SdkCompleted => "SDK completed",
+            WorkflowEvent::SentToReview => "sent to review",
+            WorkflowEvent::ReviewApproved => "review approved",
+            WorkflowEvent::ReviewDenied => "review denied",
+            WorkflowEvent::DecisionApproved => "decision approved",
+            WorkflowEvent::DecisionDenied => "decision denied",
+            WorkflowEvent::SdkExpired => "SDK expired",
+            WorkflowEvent::VerificationError => "verification error",
+            WorkflowEvent::Restarted { .. } => "restarted",
+        }
+    }
+}
+
+/// A webhook event a transition produced; the driver gives it an id and a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedEvent {
+    pub event_type: EventType,
+    pub data: EventData,
+}
+
+/// The leaf state a workflow is in, as plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    NeedsProfile,
+    ReadyToStart,
+    AwaitingSdk,
+    InReview,
+    CollectingRequirements,
+    AwaitingDecision,
+    Expired,
+    Errored,
+    Approved,
+    Denied,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 10] = [
+        Stage::NeedsProfile,
+        Stage::ReadyToStart,
+        Stage::AwaitingSdk,
+        Stage::InReview,
+        Stage::CollectingRequirements,
+        Stage::AwaitingDecision,
+        Stage::Expired,
+        Stage::Errored,
+        Stage::Approved,
+        Stage::Denied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::NeedsProfile => "needs_profile",
+            Stage::ReadyToStart => "ready_to_start",
+            Stage::AwaitingSdk => "awaiting_sdk",
+            Stage::InReview => "in_review",
+            Stage::CollectingRequirements => "collecting_requirements",
+            Stage::AwaitingDecision => "awaiting_decision",
+            Stage::Expired => "expired",
+            Stage::Errored => "errored",
+            Stage::Approved => "approved",
+            Stage::Denied => "denied",
+        }
+    }
+
+    /// The superstates above this stage, outermost first, then the stage itself.
+    pub fn path(self) -> &'static [&'static str] {
+        match self {
+            Stage::NeedsProfile => &["pre_kyc", "needs_profile"],
+            Stage::ReadyToStart => &["pre_kyc", "ready_to_start"],
+            Stage::AwaitingSdk => &["in_progress", "verification", "awaiting_sdk"],
+            Stage::InReview => &["in_progress", "verification", "in_review"],
+            Stage::CollectingRequirements => &["in_progress", "collecting_requirements"],
+            Stage::AwaitingDecision => &["in_progress", "awaiting_decision"],
+            Stage::Expired => &["expired"],
+            Stage::Errored => &["errored"],
+            Stage::Approved => &["finished", "approved"],
+            Stage::Denied => &["finished", "denied"],
+        }
+    }
+
+    /// The `onboardingStatus` the API reports in this stage.
+    pub fn onboarding_status(self) -> Option<OnboardingStatus> {
+        match self {
+            Stage::NeedsProfile | Stage::ReadyToStart => None,
+            Stage::AwaitingSdk | Stage::CollectingRequirements | Stage::AwaitingDecision => {
+                Some(OnboardingStatus::Processing)
+            }
+            Stage::InReview => Some(OnboardingStatus::PendingReview),
+            Stage::Expired => Some(OnboardingStatus::Expired),
+            Stage::Errored => Some(OnboardingStatus::Error),
+            Stage::Approved => Some(OnboardingStatus::Approved),
+            Stage::Denied => Some(OnboardingStatus::DeniedCompliance),
+        }
+    }
+
+    /// No event can move a workflow out of this stage.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Stage::Errored | Stage::Approved | Stage::Denied)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything the compliance evaluator and the UI need to know of a workflow, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowView {
+    pub stage: Stage,
+    pub onboarding: Option<OnboardingRef>,
+    /// The SDK links, while they are live.
+    pub sdk: Option<SdkLink>,
+    /// Identity verification (the SDK) completed and was accepted.
+    pub identity_verified: bool,
+}
+
+impl WorkflowView {
+    pub fn strategy(&self) -> Option<Strategy> {
+        self.onboarding.map(|o| o.strategy)
+    }
+}
+
+/// Why an event was refused. The stage is where the workflow was (and still is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(
+        "KYC cannot start before the customer's KYC data is present (first name, last name, birth date, document number)"
+    )]
+    ProfileIncomplete,
+    #[error("KYC was already started for this customer (the onboarding is {stage}); {}", after_start_hint(*.stage))]
+    AlreadyStarted { stage: Stage },
+    #[error("only an expired onboarding can be rerun; this customer's is {stage}")]
+    RerunNotAllowed { stage: Stage },
+    #[error("the onboarding is final ({stage}); \"{event}\" cannot change it")]
+    Finished { event: &'static str, stage: Stage },
+    #[error("\"{event}\" does not apply while the onboarding is {stage}")]
+    NotApplicable { event: &'static str, stage: Stage },
+    #[error("the {strategy} strategy {}", if strategy.uses_sdk() { "needs SDK links, not none" } else { "has no SDK links, but some were given" })]
+    StrategyMismatch { strategy: Strategy },
+}
+
+fn after_start_hint(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Expired => "rerun the expired onboarding instead",
+        s if s.is_terminal() => "its outcome is final",
+        _ => "it is still in progress",
+    }
+}
+
+/// The refusal a handler records; [`Workflow::handle`] turns it into a [`WorkflowError`]
+/// naming the event and the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    ProfileIncomplete,
+    AlreadyStarted,
+    RerunNotAllowed,
+    Finished,
+    NotApplicable,
+    StrategyMismatch(Strategy),
+}
+
+/// What a handler sees besides the event (the readiness) and what it leaves behind (the
+/// events produced, or a refusal).
+#[derive(Debug, Default)]
+pub struct WorkflowContext {
+    readiness: Readiness,
+    produced: Vec<ProducedEvent>,
+    refusal: Option<Refusal>,
+}
+
+impl WorkflowContext {
+    fn refuse(&mut self, refusal: Refusal) -> Outcome<MachineState> {
+        self.refusal = Some(refusal);
+        Handled
+    }
+}
+
+/// The shared storage of the machine: whose workflow it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardingMachine {
+    customer_id: Uuid,
+}
+
+#[state_machine(
+    initial = "MachineState::needs_profile()",
+    state(
+        name = "MachineState",
+        derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)
+    ),
+    superstate(name = "MachineSuperstate", derive(Debug))
+)]
+impl OnboardingMachine {
+    // ---- before KYC ---------------------------------------------------------------------
+
+    #[superstate]
+    fn pre_kyc(&mut self, context: &mut WorkflowContext, event: &WorkflowEvent) -> Outcome<MachineState> {
+        match event {
+            WorkflowEvent::KycStarted { onboarding, sdk } => {
+                if !context.readiness.kyc_data_present {
+                    return context.refuse(Refusal::ProfileIncomplete);
+                }
+                self.start(context, onboarding, sdk)
+            }
+            WorkflowEvent::Restarted { .. } => context.refuse(Refusal::RerunNotAllowed),
+            _ => context.refuse(Refusal::NotApplicable),
+        }
+    }
+
+    #[state(superstate = "pre_kyc")]
+    fn needs_profile(context: &mut WorkflowContext, event: &WorkflowEvent) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() && context.readiness.kyc_data_present => {
+                Transition(MachineState::ready_to_start())
+            }
+            e if e.is_fact() => Handled,
+            _ => Super,
+        }
+    }
+
+    #[state(superstate = "pre_kyc")]
+    fn ready_to_start(context: &mut WorkflowContext, event: &WorkflowEvent) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() && !context.readiness.kyc_data_present => {
+                Transition(MachineState::needs_profile())
+            }
+            e if e.is_fact() => Handled,
+            _ => Super,
+        }
+    }
+
+    // ---- KYC in progress ----------------------------------------------------------------
+
+    #[superstate]
+    fn in_progress(
+        &mut self,
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() => Handled,
+            WorkflowEvent::KycStarted { .. } => context.refuse(Refusal::AlreadyStarted),
+            WorkflowEvent::Restarted { .. } => context.refuse(Refusal::RerunNotAllowed),
+            WorkflowEvent::VerificationError => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycError,
+                    onboarding,
+                    OnboardingStatus::Error,
+                );
+                Transition(MachineState::errored(*onboarding))
+            }
+            _ => context.refuse(Refusal::NotApplicable),
+        }
+    }
+
+    #[superstate(superstate = "in_progress")]
+    fn verification(onboarding: &OnboardingRef) -> Outcome<MachineState> {
+        let _ = onboarding;
+        Super
+    }
+
+    #[state(superstate = "verification")]
+    fn awaiting_sdk(
+        &mut self,
+        onboarding: &OnboardingRef,
+        sdk: &Option<SdkLink>,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        let _ = sdk;
+        match event {
+            WorkflowEvent::SdkCompleted => {
+                let next = Self::identity_verified(context, onboarding);
+                self.emit(
+                    context,
+                    EventType::CustomerKycSdkFlowCompleted,
+                    onboarding,
+                    OnboardingStatus::Processing,
+                );
+                Transition(next)
+            }
+            WorkflowEvent::SentToReview => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycSdkFlowCompleted,
+                    onboarding,
+                    OnboardingStatus::PendingReview,
+                );
+                Transition(MachineState::in_review(*onboarding))
+            }
+            WorkflowEvent::SdkExpired => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycSdkExpired,
+                    onboarding,
+                    OnboardingStatus::Expired,
+                );
+                Transition(MachineState::expired(*onboarding))
+            }
+            _ => Super,
+        }
+    }
+
+    #[state(superstate = "verification")]
+    fn in_review(
+        &mut self,
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        match event {
+            WorkflowEvent::ReviewApproved if context.readiness.requirements_met => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycFinished,
+                    onboarding,
+                    OnboardingStatus::Approved,
+                );
+                Transition(MachineState::approved(*onboarding))
+            }
+            WorkflowEvent::ReviewApproved => Transition(MachineState::collecting_requirements(*onboarding)),
+            WorkflowEvent::ReviewDenied => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycFinished,
+                    onboarding,
+                    OnboardingStatus::DeniedCompliance,
+                );
+                Transition(MachineState::denied(*onboarding, false))
+            }
+            _ => Super,
+        }
+    }
+
+    #[state(superstate = "in_progress")]
+    fn collecting_requirements(
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() && context.readiness.requirements_met => {
+                Transition(MachineState::awaiting_decision(*onboarding))
+            }
+            _ => Super,
+        }
+    }
+
+    #[state(superstate = "in_progress")]
+    fn awaiting_decision(
+        &mut self,
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() && !context.readiness.requirements_met => {
+                Transition(MachineState::collecting_requirements(*onboarding))
+            }
+            WorkflowEvent::DecisionApproved => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycFinished,
+                    onboarding,
+                    OnboardingStatus::Approved,
+                );
+                Transition(MachineState::approved(*onboarding))
+            }
+            WorkflowEvent::DecisionDenied => {
+                self.emit(
+                    context,
+                    EventType::CustomerKycFinished,
+                    onboarding,
+                    OnboardingStatus::DeniedCompliance,
+                );
+                Transition(MachineState::denied(*onboarding, true))
+            }
+            _ => Super,
+        }
+    }
+
+    // ---- after KYC ----------------------------------------------------------------------
+
+    #[state]
+    fn expired(
+        &mut self,
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() => Handled,
+            WorkflowEvent::Restarted {
+                onboarding: next,
+                sdk,
+            } => {
+                if !next.strategy.uses_sdk() {
+                    return context.refuse(Refusal::StrategyMismatch(next.strategy));
+                }
+                self.produce(
+                    context,
+                    EventType::CustomerKycRestarted,
+                    EventData {
+                        customer_id: self.customer_id,
+                        onboarding_id: Some(next.id),
+                        status: Some(OnboardingStatus::Processing),
+                        previous_onboarding_id: Some(onboarding.id),
+                    },
+                );
+                self.emit(
+                    context,
+                    EventType::CustomerKycSdkFlowRequired,
+                    next,
+                    OnboardingStatus::Processing,
+                );
+                Transition(MachineState::awaiting_sdk(*next, sdk.clone()))
+            }
+            WorkflowEvent::KycStarted { .. } => context.refuse(Refusal::AlreadyStarted),
+            _ => context.refuse(Refusal::NotApplicable),
+        }
+    }
+
+    #[state]
+    fn errored(
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        let _ = onboarding;
+        Self::after_the_end(context, event)
+    }
+
+    #[superstate]
+    fn finished(
+        onboarding: &OnboardingRef,
+        context: &mut WorkflowContext,
+        event: &WorkflowEvent,
+    ) -> Outcome<MachineState> {
+        let _ = onboarding;
+        Self::after_the_end(context, event)
+    }
+
+    #[state(superstate = "finished")]
+    fn approved(onboarding: &OnboardingRef) -> Outcome<MachineState> {
+        let _ = onboarding;
+        Super
+    }
+
+    #[state(superstate = "finished")]
+    fn denied(onboarding: &OnboardingRef, identity_verified: &bool) -> Outcome<MachineState> {
+        let _ = (onboarding, identity_verified);
+        Super
+    }
+}
+
+impl OnboardingMachine {
+    fn start(
+        &mut self,
+        context: &mut WorkflowContext,
+        onboarding: &OnboardingRef,
+        sdk: &Option<SdkLink>,
+    ) -> Outcome<MachineState> {
+        if !onboarding.strategy.uses_sdk() && sdk.is_some() {
+            return context.refuse(Refusal::StrategyMismatch(onboarding.strategy));
+        }
+        self.emit(
+            context,
+            EventType::CustomerKycStarted,
+            onboarding,
+            OnboardingStatus::Processing,
+        );
+        if onboarding.strategy.uses_sdk() {
+            self.emit(
+                context,
+                EventType::CustomerKycSdkFlowRequired,
+                onboarding,
+                OnboardingStatus::Processing,
+            );
+            Transition(MachineState::awaiting_sdk(*onboarding, sdk.clone()))
+        } else {
+            // Without an SDK, identity is the client's own provider's business: the
+            // onboarding goes straight to its requirements.
+            Transition(Self::identity_verified(context, onboarding))
+        }
+    }
+
+    /// Where an onboarding goes once identity is verified.
+    fn identity_verified(context: &WorkflowContext, onboarding: &OnboardingRef) -> MachineState {
+        if context.readiness.requirements_met {
+            MachineState::awaiting_decision(*onboarding)
+        } else {
+            MachineState::collecting_requirements(*onboarding)
+        }
+    }
+
+    fn after_the_end(context: &mut WorkflowContext, event: &WorkflowEvent) -> Outcome<MachineState> {
+        match event {
+            e if e.is_fact() => Handled,
+            WorkflowEvent::KycStarted { .. } => context.refuse(Refusal::AlreadyStarted),
+            WorkflowEvent::Restarted { .. } => context.refuse(Refusal::RerunNotAllowed),
+            _ => context.refuse(Refusal::Finished),
+        }
+    }
+
+    fn emit(
+        &self,
+        context: &mut WorkflowContext,
+        event_type: EventType,
+        onboarding: &OnboardingRef,
+        status: OnboardingStatus,
+    ) {
+        let data = EventData {
+            customer_id: self.customer_id,
+            onboarding_id: Some(onboarding.id),
+            status: Some(status),
+            previous_onboarding_id: None,
+        };
+        self.produce(context, event_type, data);
+    }
+
+    fn produce(&self, context: &mut WorkflowContext, event_type: EventType, data: EventData) {
+        context.produced.push(ProducedEvent { event_type, data });
+    }
+}
+
+impl MachineState {
+    fn view(&self) -> WorkflowView {
+        let (stage, onboarding, sdk, identity_verified) = match self {
+            MachineState::NeedsProfile {} => (Stage::NeedsProfile, None, None, false),
+            MachineState::ReadyToStart {} => (Stage::ReadyToStart, None, None, false),
+            MachineState::AwaitingSdk { onboarding, sdk } => {
+                (Stage::AwaitingSdk, Some(*onboarding), sdk.clone(), false)
+            }
+            MachineState::InReview { onboarding } => (Stage::InReview, Some(*onboarding), None, false),
+            MachineState::CollectingRequirements { onboarding } => {
+                (Stage::CollectingRequirements, Some(*onboarding), None, true)
+            }
+            MachineState::AwaitingDecision { onboarding } => {
+                (Stage::AwaitingDecision, Some(*onboarding), None, true)
+            }
+            MachineState::Expired { onboarding } => (Stage::Expired, Some(*onboarding), None, false),
+            MachineState::Errored { onboarding } => (Stage::Errored, Some(*onboarding), None, false),
+            MachineState::Approved { onboarding } => (Stage::Approved, Some(*onboarding), None, true),
+            MachineState::Denied {
+                onboarding,
+                identity_verified,
+            } => (Stage::Denied, Some(*onboarding), None, *identity_verified),
+        };
+        WorkflowView {
+            stage,
+            onboarding,
+            sdk,
+            identity_verified,
+        }
+    }
+}
+
+/// One customer's onboarding workflow: the machine plus the rules for driving it.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    machine: InitializedStateMachine<OnboardingMachine>,
+}
+
+impl PartialEq for Workflow {
+    fn eq(&self, other: &Self) -> bool {
+        self.machine.inner() == other.machine.inner() && self.machine.state() == other.machine.state()
+    }
+}
+
+impl Eq for Workflow {}
+
+impl Workflow {
+    /// A new workflow, before KYC, in the pre-KYC stage the readiness calls for.
+    pub fn new(customer_id: Uuid, readiness: Readiness) -> Self {
+        let machine = OnboardingMachine { customer_id }
+            .uninitialized_state_machine()
+            .init_with_context(&mut WorkflowContext::default());
+        let mut workflow = Self { machine };
+        // A profile event in pre-KYC produces nothing and is never refused.
+        let _ = workflow.handle(&WorkflowEvent::ProfileChanged, readiness);
+        workflow
+    }
+
+    pub fn customer_id(&self) -> Uuid {
+        self.machine.inner().customer_id
+    }
+
+    /// Submits an event. On success, returns the webhook events the transition produced, in
+    /// order; on refusal the workflow is unchanged.
+    pub fn handle(
+        &mut self,
+        event: &WorkflowEvent,
+        readiness: Readiness,
+    ) -> Result<Vec<ProducedEvent>, WorkflowError> {
+        let stage = self.stage();
+        let mut context = WorkflowContext {
+            readiness,
+            ..WorkflowContext::default()
+        };
+        self.machine.handle_with_context(event, &mut context);
+        match context.refusal {
+            None => Ok(context.produced),
+            Some(refusal) => Err(match refusal {
+                Refusal::ProfileIncomplete => WorkflowError::ProfileIncomplete,
+                Refusal::AlreadyStarted => WorkflowError::AlreadyStarted { stage },
+                Refusal::RerunNotAllowed => WorkflowError::RerunNotAllowed { stage },
+                Refusal::Finished => WorkflowError::Finished {
+                    event: event.name(),
+                    stage,
+                },
+                Refusal::NotApplicable => WorkflowError::NotApplicable {
+                    event: event.name(),
+                    stage,
+                },
+                Refusal::StrategyMismatch(strategy) => WorkflowError::StrategyMismatch { strategy },
+            }),
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.view().stage
+    }
+
+    pub fn view(&self) -> WorkflowView {
+        self.machine.state().view()
+    }
+
+    /// The current onboarding, once KYC has started.
+    pub fn onboarding(&self) -> Option<OnboardingRef> {
+        self.view().onboarding
+    }
+}
+
+impl Serialize for Workflow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.machine.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Workflow {
+    /// Restores a saved workflow in the state it was saved in. Initializing the restored
+    /// machine runs no action (there are none), so nothing is produced again.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = UninitializedStateMachine::<OnboardingMachine>::deserialize(deserializer)?;
+        let mut context = WorkflowContext::default();
+        let machine = saved.init_with_context(&mut context);
+        debug_assert!(context.produced.is_empty(), "restoring produced events");
+        Ok(Self { machine })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,5 @@
+//! kycdash: a live terminal dashboard and an embedded, stateful sandbox for a KYC compliance
+//! API. The library holds everything; the binary only parses the command line and reports.
+
+pub mod cli;
+pub mod domain;

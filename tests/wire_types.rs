@@ -1,0 +1,152 @@
+//! JSON round trips of every wire type, the guide's example payloads among the fixtures.
+
+mod common;
+
+use common::{Scenario, fixture, full_profile};
+use kycdash::domain::{
+    Check, CheckType, ComplianceStatus, Customer, CustomerProfile, DocumentType, EventData, EventType,
+    FieldError, NextAction, OnboardingStatus, SdkLink, Stage, Strategy, Summary, WebhookEvent, WorkflowEvent,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// value → JSON → value, and JSON → value → the same JSON.
+fn round_trip<T>(json: Value) -> T
+where
+    T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let value: T = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let written = serde_json::to_value(&value).unwrap();
+    assert_eq!(written, json, "JSON changed on a round trip");
+    let again: T = serde_json::from_value(written).unwrap();
+    assert_eq!(again, value);
+    value
+}
+
+#[test]
+fn the_guides_webhook_payload() {
+    let event: WebhookEvent = round_trip(fixture("guide/webhook_payload.json"));
+    assert_eq!(event.event_type(), Some(EventType::CustomerKycSdkFlowCompleted));
+    let data = event.data().unwrap();
+    assert_eq!(data.status, Some(OnboardingStatus::Approved));
+    assert!(data.onboarding_id.is_some());
+}
+
+#[test]
+fn a_restarted_webhook_names_the_previous_onboarding() {
+    let event: WebhookEvent = round_trip(fixture("guide/webhook_restarted.json"));
+    assert_eq!(event.event_type(), Some(EventType::CustomerKycRestarted));
+    assert!(event.data().unwrap().previous_onboarding_id.is_some());
+}
+
+#[test]
+fn every_event_type_round_trips_in_an_envelope() {
+    for t in EventType::ALL {
+        let json = json!({
+            "id": format!("msg_{}", t.as_str().to_lowercase()),
+            "eventType": t.as_str(),
+            "createdAt": "2026-11-27T10:00:00Z",
+            "data": {"customerId": common::CUSTOMER_ID}
+        });
+        let event: WebhookEvent = round_trip(json);
+        assert_eq!(event.event_type(), Some(t));
+    }
+}
+
+#[test]
+fn event_data() {
+    round_trip::<EventData>(fixture("guide/webhook_restarted.json")["data"].clone());
+    round_trip::<EventData>(json!({"customerId": common::CUSTOMER_ID}));
+}
+
+#[test]
+fn customers_and_profiles() {
+    let profile: CustomerProfile = round_trip(full_profile());
+    round_trip::<CustomerProfile>(fixture("guide/update_profile_patch.json"));
+    let customer = json!({
+        "id": common::CUSTOMER_ID,
+        "externalId": "acme-42",
+        "email": "ada@example.com",
+        "ipAddress": "203.0.113.7",
+        "createdAt": "2026-11-27T10:00:00Z",
+        "updatedAt": "2026-11-27T10:05:00Z",
+        "kyc": full_profile()["kyc"]
+    });
+    let customer: Customer = round_trip(customer);
+    assert_eq!(customer.kyc, profile.kyc);
+    round_trip::<Customer>(json!({
+        "id": common::CUSTOMER_ID,
+        "createdAt": "2026-11-27T10:00:00Z",
+        "updatedAt": "2026-11-27T10:00:00Z"
+    }));
+}
+
+#[test]
+fn compliance_status_of_every_flow_round_trips() {
+    let mut s = Scenario::new(full_profile(), Strategy::CfKyc);
+    let mut statuses = vec![s.status_json()];
+    s.start();
+    statuses.push(s.status_json());
+    s.event(WorkflowEvent::SdkCompleted)
+        .upload(DocumentType::SourceOfFunds);
+    statuses.push(s.status_json());
+    for json in statuses {
+        let status: ComplianceStatus = round_trip(json);
+        assert_eq!(
+            status.summary.passed + status.summary.failed,
+            status.checks.len() as u32
+        );
+    }
+}
+
+#[test]
+fn checks_summaries_and_links() {
+    round_trip::<Check>(
+        json!({"type": "KYC_STATUS", "passed": false, "required": true, "suggestedAction": "WAIT"}),
+    );
+    round_trip::<Check>(json!({"type": "DOC_BIOMETRIC_REPORT", "passed": true, "required": false}));
+    round_trip::<Summary>(fixture("guide/status_standard_example.json")["summary"].clone());
+    round_trip::<SdkLink>(
+        json!({"link": "http://127.0.0.1:8080/sdk/abc", "expiresAt": "2026-11-27T10:30:00Z"}),
+    );
+    round_trip::<FieldError>(json!({"field": "kyc.nationality", "message": "not a country"}));
+}
+
+#[test]
+fn every_enum_is_spelled_as_the_api_spells_it() {
+    for t in CheckType::ALL {
+        assert_eq!(round_trip::<CheckType>(json!(t.as_str())), t);
+    }
+    for name in [
+        "START_KYC",
+        "COMPLETE_SDK_FLOW",
+        "UPLOAD_DOCUMENT",
+        "UPDATE_PROFILE",
+        "RERUN_KYC",
+        "WAIT",
+        "CONTACT_SUPPORT",
+    ] {
+        assert_eq!(round_trip::<NextAction>(json!(name)).as_str(), name);
+    }
+    for name in [
+        "PROCESSING",
+        "PENDING_REVIEW",
+        "EXPIRED",
+        "ERROR",
+        "APPROVED",
+        "DENIED_COMPLIANCE",
+    ] {
+        assert_eq!(round_trip::<OnboardingStatus>(json!(name)).as_str(), name);
+    }
+    for name in ["CF_KYC", "EXTERNAL_KYC"] {
+        assert_eq!(round_trip::<Strategy>(json!(name)).as_str(), name);
+    }
+    for t in DocumentType::ALL {
+        assert_eq!(round_trip::<DocumentType>(json!(t.as_str())), t);
+    }
+    for stage in Stage::ALL {
+        assert_eq!(round_trip::<Stage>(json!(stage.as_str())), stage);
+    }
+    assert!(serde_json::from_value::<Strategy>(json!("cf_kyc")).is_err());
+}
