@@ -1,5 +1,7 @@
 //! kycdash: a live terminal dashboard and an embedded, stateful sandbox for a KYC compliance
 //! API. The library holds everything; the binary only parses the command line and reports.
 
+pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod sandbox;

@@ -1,13 +1,94 @@
 //! The kycdash binary: parse the command line, run the chosen mode, report errors readably.
 
-use clap::Parser;
-use kycdash::cli::Cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "kycdash {}: the domain core (customers, documents, compliance checks, webhook events and \
-         the onboarding workflow) is built and tested; the sandbox and the dashboard are not built yet.",
-        env!("CARGO_PKG_VERSION")
-    );
+use clap::{CommandFactory, Parser};
+use kycdash::cli::{Cli, Command, SandboxArgs};
+use kycdash::sandbox::{self, DbLocation, SandboxConfig};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        let mut help = Cli::command();
+        let _ = help.print_help();
+        println!(
+            "\nThe dashboard is not built yet. `kycdash sandbox` serves the sandbox API; \
+             see README.md for a walk through the flows with curl."
+        );
+        return ExitCode::SUCCESS;
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        Command::Sandbox(args) => runtime.block_on(serve_sandbox(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the sandbox keeps its database when `--db` is not given.
+fn default_db_path() -> Result<PathBuf, String> {
+    let dirs = directories::ProjectDirs::from("dev", "kycdash", "kycdash")
+        .ok_or("cannot find a data directory (is $HOME set?); pass --db PATH")?;
+    let dir = dirs.data_dir();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}; pass --db PATH", dir.display()))?;
+    Ok(dir.join("sandbox.db"))
+}
+
+async fn serve_sandbox(args: SandboxArgs) -> Result<(), String> {
+    let db = match &args.db {
+        Some(path) => DbLocation::parse(&path.to_string_lossy()),
+        None => DbLocation::File(default_db_path()?),
+    };
+    let config = SandboxConfig {
+        listen: args.listen,
+        db,
+        api_keys: args.api_keys,
+        rate_limit: args.rate_limit,
+        ..SandboxConfig::ephemeral()
+    };
+    let running = sandbox::start(config).await.map_err(|e| e.to_string())?;
+    println!("listening on {}", running.base_url());
+    running.serve_until(shutdown_signal()).await;
+    tracing::info!("the sandbox stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
 }

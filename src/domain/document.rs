@@ -81,6 +81,7 @@ impl fmt::Display for DocumentType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ContentFormat {
     Pdf,
     Png,

@@ -1,0 +1,3 @@
+//! The API as a client and a server both see it: wire types beyond the domain's own.
+
+pub mod types;

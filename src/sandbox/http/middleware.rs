@@ -1,0 +1,251 @@
+//! Layers every API route passes through, outermost first: the body size check (413 before
+//! the body is read), authentication with the per-tenant rate limit (401, 429), and
+//! `Idempotency-Key` handling of POSTs.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use http_body_util::BodyExt;
+use rusqlite::OptionalExtension;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::sandbox::memory::TenantId;
+
+/// Refuses a body whose declared length is over `limit`, before reading any of it; a body
+/// without a declared length is cut off at the limit by the extractors.
+pub async fn limit_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::PayloadTooLarge { limit }.into_response();
+    }
+    next.run(request).await
+}
+
+/// The API key of a request, if it sent one as a bearer token.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+/// Resolves the API key to its tenant (401 otherwise), applies the tenant's rate limit, and
+/// hands the tenant to the handlers.
+pub async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let tenant = match bearer_key(request.headers()) {
+        None => {
+            return ApiError::Unauthorized(
+                "this route needs an API key: send `Authorization: Bearer <key>`".into(),
+            )
+            .into_response();
+        }
+        Some(key) => match app.tenant_for_key(key) {
+            Some(tenant) => tenant,
+            None => {
+                return ApiError::Unauthorized(format!(
+                    "the API key {} is not known to this sandbox",
+                    crate::sandbox::redact(key)
+                ))
+                .into_response();
+            }
+        },
+    };
+    if let Some(limit) = &app.limiter
+        && let Err(not_until) = limit.limiter.check_key(&tenant)
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return ApiError::RateLimited {
+            per_second: limit.per_second,
+            retry_after_secs: retry_after_secs.max(1),
+        }
+        .into_response();
+    }
+    request.extensions_mut().insert(tenant);
+    next.run(request).await
+}
+
+/// Keys of requests being processed right now, so a concurrent retry waits its turn.
+#[derive(Debug, Default)]
+pub struct InFlightKeys(Mutex<HashSet<(TenantId, String)>>);
+
+impl InFlightKeys {
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<(TenantId, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A claimed key, released when dropped (even if the handler panics).
+struct Claim<'a> {
+    keys: &'a InFlightKeys,
+    entry: (TenantId, String),
+}
+
+impl<'a> Claim<'a> {
+    fn new(keys: &'a InFlightKeys, tenant: &TenantId, key: &str) -> Option<Self> {
+        let entry = (tenant.clone(), key.to_string());
+        keys.set().insert(entry.clone()).then_some(Claim { keys, entry })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.keys.set().remove(&self.entry);
+    }
+}
+
+/// A stored answer to replay.
+struct Stored {
+    fingerprint: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Headers of an answer worth replaying.
+const REPLAYED_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
+
+/// `Idempotency-Key` on POSTs: the first answer to a key is stored (unless it is a server
+/// error or a rate limit, which a retry should get past); a repeat with the same request gets
+/// that answer again, a repeat with a different request gets 409.
+pub async fn idempotency(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(IDEMPOTENCY_KEY) else {
+        return next.run(request).await;
+    };
+    let key = match key.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= 255 => key.to_string(),
+        _ => {
+            return ApiError::BadRequest {
+                detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                errors: vec![],
+            }
+            .into_response();
+        }
+    };
+    let Some(tenant) = request.extensions().get::<TenantId>().cloned() else {
+        return next.run(request).await;
+    };
+
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = match http_body_util::Limited::new(body, super::UPLOAD_BODY_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return ApiError::PayloadTooLarge {
+                limit: super::UPLOAD_BODY_LIMIT,
+            }
+            .into_response();
+        }
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""));
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let fingerprint = hex::encode(hasher.finalize());
+
+    let lookup = {
+        let (tenant, key) = (tenant.clone(), key.clone());
+        app.store
+            .run(move |db| {
+                db.conn
+                    .query_row(
+                        "SELECT fingerprint, status, headers, body FROM idempotency_keys
+                         WHERE tenant_id = ?1 AND key = ?2",
+                        (&tenant.0, &key),
+                        |r| {
+                            Ok(Stored {
+                                fingerprint: r.get(0)?,
+                                status: r.get(1)?,
+                                headers: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                                body: r.get(3)?,
+                            })
+                        },
+                    )
+                    .optional()
+            })
+            .await
+    };
+    match lookup {
+        Ok(Ok(Some(stored))) if stored.fingerprint == fingerprint => return replay(stored),
+        Ok(Ok(Some(_))) => {
+            return ApiError::IdempotencyConflict(format!(
+                "the Idempotency-Key \"{key}\" was already used with a different request; use a new key for a new request"
+            ))
+            .into_response();
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => return ApiError::from(crate::sandbox::store::StoreError::from(err)).into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
+    }
+
+    let Some(_claim) = Claim::new(&app.idempotency_in_flight, &tenant, &key) else {
+        return ApiError::IdempotencyConflict(format!(
+            "a request with the Idempotency-Key \"{key}\" is still being processed; retry once it has answered"
+        ))
+        .into_response();
+    };
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let status = parts.status;
+    if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+        let headers: Vec<(String, String)> = REPLAYED_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = parts.headers.get(name)?.to_str().ok()?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect();
+        let (tenant, key, body) = (tenant.clone(), key.clone(), body.to_vec());
+        let stored = app
+            .store
+            .run(move |db| {
+                db.conn.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    (
+                        &tenant.0,
+                        &key,
+                        &fingerprint,
+                        status.as_u16(),
+                        serde_json::to_string(&headers).unwrap_or_default(),
+                        &body,
+                    ),
+                )
+            })
+            .await;
+        if !matches!(stored, Ok(Ok(_))) {
+            tracing::error!("storing the answer to an Idempotency-Key failed");
+        }
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn replay(stored: Stored) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in stored.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,187 @@
+//! The sandbox's HTTP surface: the router, its shared state and the OpenAPI document, which
+//! utoipa builds from the handlers' own annotations.
+
+mod compliance;
+mod customers;
+pub mod extract;
+mod middleware;
+pub mod problem;
+mod sdk_page;
+mod simulation;
+mod webhooks;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::extract::JSON_BODY_LIMIT;
+use self::middleware::InFlightKeys;
+use self::problem::ApiError;
+use super::memory::TenantId;
+use super::store::Store;
+use crate::domain::MAX_DOCUMENT_BYTES;
+
+/// The largest upload body: a 10 MiB file and room for the form around it.
+pub const UPLOAD_BODY_LIMIT: usize = MAX_DOCUMENT_BYTES + 64 * 1024;
+
+pub struct RateLimit {
+    pub per_second: u32,
+    pub limiter: DefaultKeyedRateLimiter<TenantId>,
+}
+
+/// What every handler shares.
+pub struct Shared {
+    pub store: Store,
+    /// API keys to tenants. The keys live only here, in memory.
+    keys: HashMap<String, TenantId>,
+    /// Where the sandbox is reachable, for the SDK links it issues.
+    pub base_url: String,
+    limiter: Option<RateLimit>,
+    idempotency_in_flight: InFlightKeys,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, keys: HashMap<String, TenantId>, base_url: String, rate_limit: Option<u32>) -> Self {
+        let limiter = rate_limit.and_then(NonZeroU32::new).map(|n| RateLimit {
+            per_second: n.get(),
+            limiter: RateLimiter::keyed(Quota::per_second(n)),
+        });
+        AppState(Arc::new(Shared {
+            store,
+            keys,
+            base_url,
+            limiter,
+            idempotency_in_flight: InFlightKeys::default(),
+        }))
+    }
+
+    pub fn tenant_for_key(&self, key: &str) -> Option<TenantId> {
+        self.keys.get(key).cloned()
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "KYC compliance API (kycdash sandbox)",
+        description = "Customers, KYC onboarding, compliance documents and status, and signed webhooks, as the \
+                       provider's integration guide describes them, plus the sandbox's simulation controls. \
+                       Errors are RFC 9457 problem details.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "customers"), (name = "compliance"), (name = "webhooks"),
+        (name = "sandbox", description = "Simulation controls; only in the sandbox"),
+    ),
+    components(schemas(crate::domain::event::RawEvent, crate::domain::EventData))
+)]
+struct ApiDoc;
+
+/// The API routes with their OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(customers::create_customer, customers::list_customers))
+        .routes(routes!(customers::get_customer, customers::patch_customer))
+        .routes(routes!(compliance::start_kyc))
+        .routes(routes!(compliance::rerun_kyc))
+        .routes(routes!(compliance::list_documents))
+        .routes(routes!(compliance::compliance_status))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::resend_delivery))
+        .routes(routes!(simulation::simulate))
+        .routes(routes!(simulation::advance_clock))
+}
+
+fn upload_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(compliance::upload_document))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = api_routes().split_for_parts();
+    let (_, upload) = upload_routes().split_for_parts();
+    let mut doc = api;
+    doc.merge(upload);
+    doc
+}
+
+async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(format!(
+        "there is no route {}; GET /openapi.json lists every route",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}; GET /openapi.json lists the methods of every route",
+        uri.path()
+    ))
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> axum::Router {
+    let (api, _) = api_routes()
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .split_for_parts();
+    let (upload, _) = upload_routes()
+        .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))
+        .split_for_parts();
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(JSON_BODY_LIMIT, middleware::limit_body));
+    let upload = upload
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(UPLOAD_BODY_LIMIT, middleware::limit_body));
+    let document = Arc::new(openapi());
+    axum::Router::new()
+        .merge(api)
+        .merge(upload)
+        .route("/sdk/{token}", get(sdk_page::show))
+        .route("/sdk/{token}/complete", post(sdk_page::complete))
+        .route("/sdk/{token}/fail", post(sdk_page::fail))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json((*document).clone()) }
+            }),
+        )
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}

@@ -1,0 +1,68 @@
+//! `/v1/sandbox`: simulation controls that exist only in the sandbox (SPEC §6).
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use super::AppState;
+use super::extract::{JsonBody, Tenant, path_id};
+use super::problem::ApiError;
+use crate::api::types::{AdvanceClockRequest, ClockState, Problem, SimulateRequest};
+use crate::domain::ComplianceStatus;
+use crate::sandbox::commands;
+
+/// The longest single move of a tenant's clock: a year.
+const MAX_ADVANCE_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Make something happen to a customer's onboarding now: the end user finishes the SDK, the
+/// links expire, a review starts or ends, the provider decides, a verification error.
+#[utoipa::path(
+    post, path = "/v1/sandbox/customers/{id}/simulate", tag = "sandbox",
+    params(("id" = String, Path, description = "The customer's id")),
+    request_body = SimulateRequest,
+    responses(
+        (status = 200, description = "The compliance status after the action", body = ComplianceStatus),
+        (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The action does not apply in the onboarding's state", body = Problem),
+        (status = 422, body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn simulate(
+    State(app): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<SimulateRequest>,
+) -> Result<Json<ComplianceStatus>, ApiError> {
+    let id = path_id("customer", &id)?;
+    let status = app
+        .store
+        .run(move |db| commands::simulate(db, &tenant, id, request.action))
+        .await??;
+    Ok(Json(status))
+}
+
+/// Move the tenant's clock forward; timers that become due (link expiry, decisions, webhook
+/// retries) fire before the answer.
+#[utoipa::path(
+    post, path = "/v1/sandbox/clock/advance", tag = "sandbox",
+    request_body = AdvanceClockRequest,
+    responses((status = 200, body = ClockState), (status = 401, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn advance_clock(
+    State(app): State<AppState>,
+    Tenant(tenant): Tenant,
+    JsonBody(request): JsonBody<AdvanceClockRequest>,
+) -> Result<Json<ClockState>, ApiError> {
+    if !(1..=MAX_ADVANCE_SECONDS).contains(&request.seconds) {
+        return Err(ApiError::invalid_field(
+            "seconds",
+            format!("must be from 1 to {MAX_ADVANCE_SECONDS} (a year)"),
+        ));
+    }
+    let state = app
+        .store
+        .run(move |db| commands::advance_clock(db, &tenant, request.seconds))
+        .await??;
+    Ok(Json(state))
+}

@@ -1,0 +1,237 @@
+//! The sandbox's state in memory: a copy of what SQLite holds, kept by the store thread (the
+//! only writer) after each committed transaction, so reads never wait on the database.
+
+use std::collections::{BTreeMap, HashMap};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::types::{Document, WebhookEndpoint};
+use crate::domain::{
+    ComplianceStatus, ContentFormat, Customer, DocumentType, DocumentsOnFile, Readiness, Strategy, Workflow,
+    evaluate, readiness,
+};
+
+/// A tenant: one API key's world. The id is derived from the key, which is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(pub String);
+
+#[derive(Debug, Default)]
+pub struct Memory {
+    pub tenants: HashMap<TenantId, TenantState>,
+    /// SDK link tokens → whose link it is. Tokens are global: the hosted page has no API key.
+    pub sdk_tokens: HashMap<String, (TenantId, Uuid)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantState {
+    pub default_strategy: Strategy,
+    /// How far this tenant's clock is ahead of real time.
+    pub clock_offset_ms: i64,
+    pub customers: HashMap<Uuid, CustomerRecord>,
+    /// Customers by creation order, for stable pagination.
+    pub order: BTreeMap<i64, Uuid>,
+    pub onboardings: HashMap<Uuid, OnboardingRecord>,
+    pub endpoints: BTreeMap<Uuid, EndpointRecord>,
+    /// Pending timers by (due on the tenant's clock, id).
+    pub timers: BTreeMap<(i64, i64), Timer>,
+}
+
+impl TenantState {
+    pub fn new(default_strategy: Strategy, clock_offset_ms: i64) -> Self {
+        Self {
+            default_strategy,
+            clock_offset_ms,
+            customers: HashMap::new(),
+            order: BTreeMap::new(),
+            onboardings: HashMap::new(),
+            endpoints: BTreeMap::new(),
+            timers: BTreeMap::new(),
+        }
+    }
+
+    /// The tenant's clock: real time plus the offset `clock/advance` added, to the millisecond.
+    pub fn now(&self) -> OffsetDateTime {
+        let real = OffsetDateTime::now_utc();
+        let now = real + time::Duration::milliseconds(self.clock_offset_ms);
+        now.replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now)
+    }
+
+    pub fn customer(&self, id: Uuid) -> Option<&CustomerRecord> {
+        self.customers.get(&id)
+    }
+
+    /// When the earliest timer is due, on the real clock.
+    pub fn next_timer_real_ms(&self) -> Option<i64> {
+        self.timers
+            .keys()
+            .next()
+            .map(|(due, _)| due - self.clock_offset_ms)
+    }
+}
+
+/// A customer with everything the checks need: the profile, the documents, the workflow.
+#[derive(Debug, Clone)]
+pub struct CustomerRecord {
+    pub seq: i64,
+    pub customer: Customer,
+    /// Oldest first.
+    pub documents: Vec<DocumentMeta>,
+    pub workflow: Workflow,
+}
+
+impl CustomerRecord {
+    pub fn documents_on_file(&self) -> DocumentsOnFile {
+        self.documents.iter().map(|d| d.document_type).collect()
+    }
+
+    /// The strategy in effect: the onboarding's, or the tenant's before there is one.
+    pub fn strategy(&self, tenant_default: Strategy) -> Strategy {
+        self.workflow.view().strategy().unwrap_or(tenant_default)
+    }
+
+    pub fn readiness(&self, tenant_default: Strategy) -> Readiness {
+        readiness(
+            &self.customer,
+            &self.documents_on_file(),
+            self.strategy(tenant_default),
+        )
+    }
+
+    pub fn status(&self, tenant_default: Strategy) -> ComplianceStatus {
+        evaluate(
+            &self.customer,
+            &self.documents_on_file(),
+            &self.workflow.view(),
+            tenant_default,
+        )
+    }
+
+    /// The documents as the API lists them: newest first, the newest of each type current.
+    pub fn document_list(&self) -> Vec<Document> {
+        let mut seen = std::collections::HashSet::new();
+        self.documents
+            .iter()
+            .rev()
+            .map(|d| {
+                let current = seen.insert(d.document_type);
+                d.to_api(self.customer.id, current)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentMeta {
+    pub id: Uuid,
+    pub document_type: DocumentType,
+    pub format: ContentFormat,
+    pub file_name: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+    pub uploaded_at: OffsetDateTime,
+}
+
+impl DocumentMeta {
+    pub fn to_api(&self, customer_id: Uuid, current: bool) -> Document {
+        Document {
+            id: self.id,
+            customer_id,
+            document_type: self.document_type,
+            format: self.format,
+            file_name: self.file_name.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            current,
+            uploaded_at: self.uploaded_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OnboardingRecord {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub strategy: Strategy,
+    pub created_at: OffsetDateTime,
+    pub previous_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointRecord {
+    pub id: Uuid,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub secret: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl EndpointRecord {
+    pub fn subscribes_to(&self, event_type: &str) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == event_type))
+    }
+
+    /// The endpoint as the API shows it; the secret only when `reveal` (at creation).
+    pub fn to_api(&self, reveal: bool) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: self.id,
+            url: self.url.clone(),
+            description: self.description.clone(),
+            event_types: self.event_types.clone(),
+            secret: reveal.then(|| self.secret.clone()),
+            secret_hint: secret_hint(&self.secret),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Enough of a secret to tell it apart, never enough to use it.
+pub fn secret_hint(secret: &str) -> String {
+    let shown: String = secret.chars().take("whsec_".len() + 4).collect();
+    format!("{shown}…")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// The SDK links of the current onboarding expire.
+    LinkExpiry,
+    /// The provider decides an onboarding that awaits its decision.
+    Decision,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::LinkExpiry => "LINK_EXPIRY",
+            TimerKind::Decision => "DECISION",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "LINK_EXPIRY" => Some(TimerKind::LinkExpiry),
+            "DECISION" => Some(TimerKind::Decision),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub id: i64,
+    pub customer_id: Uuid,
+    pub kind: TimerKind,
+    pub due_ms: i64,
+}
+
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,174 @@
+//! The sandbox's storage: one SQLite connection owned by one dedicated thread, which runs every
+//! command as a transaction and then updates the in-memory copy that all reads use. The async
+//! runtime never touches the database: it sends jobs and awaits their answers.
+
+pub(crate) mod load;
+pub mod schema;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use rusqlite::Connection;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::memory::{Memory, TenantId, TenantState};
+use crate::domain::Strategy;
+use crate::sandbox::work::Timing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database was written by a newer kycdash (schema {found}; this build knows up to {supported})")]
+    NewerSchema { found: i64, supported: i64 },
+    #[error("the database holds data this build cannot read ({0})")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("cannot open the database at {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+}
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    File(PathBuf),
+    /// Nothing survives the process.
+    Memory,
+}
+
+impl DbLocation {
+    pub fn parse(value: &str) -> Self {
+        if value == ":memory:" {
+            DbLocation::Memory
+        } else {
+            DbLocation::File(PathBuf::from(value))
+        }
+    }
+}
+
+/// A tenant as configured: its key's derived id and its default strategy.
+#[derive(Debug, Clone)]
+pub struct TenantSeed {
+    pub id: TenantId,
+    pub default_strategy: Strategy,
+}
+
+/// Wake-ups for the background workers, rung by jobs that give them work.
+#[derive(Debug, Default)]
+pub struct Signals {
+    pub deliveries: Notify,
+    pub timers: Notify,
+}
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    memory: Arc<RwLock<Memory>>,
+    jobs: mpsc::UnboundedSender<Job>,
+    pub signals: Arc<Signals>,
+}
+
+/// What a job gets: the connection and the memory it must keep in step.
+pub struct Db {
+    pub(crate) conn: Connection,
+    pub(crate) memory: Arc<RwLock<Memory>>,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) timing: Timing,
+}
+
+impl Db {
+    pub fn memory(&self) -> RwLockReadGuard<'_, Memory> {
+        self.memory.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn memory_mut(&self) -> RwLockWriteGuard<'_, Memory> {
+        self.memory.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of one tenant's state, to work on while the memory stays readable.
+    pub fn tenant(&self, tenant: &TenantId) -> Option<TenantState> {
+        self.memory().tenants.get(tenant).cloned()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database, brings its schema up to date, registers the tenants,
+    /// loads everything into memory and starts the store thread.
+    pub fn open(location: &DbLocation, tenants: &[TenantSeed], timing: Timing) -> Result<Store, StoreError> {
+        let mut conn = match location {
+            DbLocation::Memory => Connection::open_in_memory(),
+            DbLocation::File(path) => Connection::open(path),
+        }
+        .map_err(|source| StoreError::Open {
+            path: match location {
+                DbLocation::Memory => ":memory:".into(),
+                DbLocation::File(path) => path.display().to_string(),
+            },
+            source,
+        })?;
+        if let DbLocation::File(_) = location {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn)?;
+        for tenant in tenants {
+            conn.execute(
+                "INSERT INTO tenants (id, default_strategy) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET default_strategy = excluded.default_strategy",
+                (&tenant.id.0, tenant.default_strategy.as_str()),
+            )?;
+        }
+        // A delivery in flight when the last process stopped may or may not have arrived:
+        // at-least-once means sending it again.
+        conn.execute("UPDATE deliveries SET status = 'PENDING' WHERE status = 'IN_FLIGHT'", [])?;
+        let memory = load::memory(&conn)?;
+
+        let memory = Arc::new(RwLock::new(memory));
+        let signals = Arc::new(Signals::default());
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        let mut db = Db {
+            conn,
+            memory: memory.clone(),
+            signals: signals.clone(),
+            timing,
+        };
+        std::thread::Builder::new()
+            .name("kycdash-store".into())
+            .spawn(move || {
+                while let Some(job) = queue.blocking_recv() {
+                    if catch_unwind(AssertUnwindSafe(|| job(&mut db))).is_err() {
+                        tracing::error!("a store job panicked; its transaction was rolled back");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the store thread: {e}")))?;
+        Ok(Store { memory, jobs, signals })
+    }
+
+    /// Runs `job` on the store thread and returns its answer.
+    pub async fn run<R, F>(&self, job: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Db) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |db| {
+                let _ = reply.send(job(db));
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Reads the in-memory state.
+    pub fn read<R>(&self, read: impl FnOnce(&Memory) -> R) -> R {
+        let memory = self.memory.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(&memory)
+    }
+}

@@ -1,0 +1,416 @@
+//! A unit of work: one command of one tenant, run on the store thread as one SQLite
+//! transaction. The workflow transition, the webhook events it produced (the outbox), the
+//! delivery rows and the timers are all written together or not at all; the in-memory copy is
+//! updated only after the commit.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use rusqlite::Transaction;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::error::SandboxError;
+use super::memory::{
+    CustomerRecord, EndpointRecord, Memory, OnboardingRecord, TenantId, Timer, TimerKind, unix_ms,
+};
+use super::store::{Db, Signals, StoreError};
+use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent};
+
+/// How long things take in the sandbox's simulated world.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long SDK links stay live.
+    pub link_ttl: time::Duration,
+    /// How long the provider takes to decide an onboarding whose requirements are all met.
+    pub decision_delay: time::Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            link_ttl: time::Duration::minutes(30),
+            decision_delay: time::Duration::seconds(2),
+        }
+    }
+}
+
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+pub struct Work<'c> {
+    tx: Transaction<'c>,
+    memory: &'c RwLock<Memory>,
+    signals: &'c Signals,
+    pub tenant: TenantId,
+    pub default_strategy: Strategy,
+    pub clock_offset_ms: i64,
+    pub now: OffsetDateTime,
+    pub timing: Timing,
+    touched: HashMap<Uuid, CustomerRecord>,
+    onboardings: Vec<OnboardingRecord>,
+    tokens: Vec<String>,
+    token_owner: Vec<Uuid>,
+    timers: HashMap<Uuid, Vec<Timer>>,
+    endpoints_added: Vec<EndpointRecord>,
+    endpoints_removed: Vec<Uuid>,
+    clock_changed: bool,
+    deliveries_added: bool,
+}
+
+impl<'c> Work<'c> {
+    /// Begins a unit of work for `tenant`; `None` when the tenant is unknown.
+    pub fn begin(db: &'c mut Db, tenant: &TenantId) -> Result<Self, SandboxError> {
+        let Db {
+            conn,
+            memory,
+            signals,
+            timing,
+        } = db;
+        let (default_strategy, clock_offset_ms, now) = {
+            let memory = memory.read().unwrap_or_else(|p| p.into_inner());
+            let state = memory
+                .tenants
+                .get(tenant)
+                .ok_or_else(|| SandboxError::not_found("tenant", &tenant.0))?;
+            (state.default_strategy, state.clock_offset_ms, state.now())
+        };
+        let timing = *timing;
+        let memory = &**memory;
+        let signals = &**signals;
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        Ok(Self {
+            tx,
+            memory,
+            signals,
+            tenant: tenant.clone(),
+            default_strategy,
+            clock_offset_ms,
+            now,
+            timing,
+            touched: HashMap::new(),
+            onboardings: Vec::new(),
+            tokens: Vec::new(),
+            token_owner: Vec::new(),
+            timers: HashMap::new(),
+            endpoints_added: Vec::new(),
+            endpoints_removed: Vec::new(),
+            clock_changed: false,
+            deliveries_added: false,
+        })
+    }
+
+    pub fn tx(&self) -> &Transaction<'c> {
+        &self.tx
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Memory) -> R) -> R {
+        let memory = self.memory.read().unwrap_or_else(|p| p.into_inner());
+        f(&memory)
+    }
+
+    /// The customer as this work sees it (with its changes so far).
+    pub fn customer(&mut self, id: Uuid) -> Result<&mut CustomerRecord, SandboxError> {
+        if !self.touched.contains_key(&id) {
+            let record = self
+                .read(|m| m.tenants.get(&self.tenant).and_then(|t| t.customers.get(&id)).cloned())
+                .ok_or_else(|| SandboxError::not_found("customer", id))?;
+            self.touched.insert(id, record);
+        }
+        self.touched
+            .get_mut(&id)
+            .ok_or_else(|| SandboxError::not_found("customer", id))
+    }
+
+    /// Stores a new customer and returns its creation sequence number.
+    pub fn insert_customer(&mut self, mut record: CustomerRecord) -> Result<i64, SandboxError> {
+        let seq: i64 = self.tx.query_row(
+            "INSERT INTO customers (id, tenant_id, body, workflow) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+            (
+                record.customer.id.to_string(),
+                &self.tenant.0,
+                to_json(&record.customer)?,
+                to_json(&record.workflow)?,
+            ),
+            |row| row.get(0),
+        )?;
+        record.seq = seq;
+        self.touched.insert(record.customer.id, record);
+        Ok(seq)
+    }
+
+    pub fn onboarding(&self, id: Uuid) -> Option<OnboardingRecord> {
+        self.onboardings
+            .iter()
+            .find(|o| o.id == id)
+            .cloned()
+            .or_else(|| self.read(|m| m.tenants.get(&self.tenant)?.onboardings.get(&id).cloned()))
+    }
+
+    pub fn insert_onboarding(&mut self, record: OnboardingRecord, sdk_token: Option<String>) -> Result<(), SandboxError> {
+        self.tx.execute(
+            "INSERT INTO onboardings (id, tenant_id, customer_id, strategy, created_at, previous_id, sdk_token)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            (
+                record.id.to_string(),
+                &self.tenant.0,
+                record.customer_id.to_string(),
+                record.strategy.as_str(),
+                rfc3339(record.created_at),
+                record.previous_id.map(|id| id.to_string()),
+                &sdk_token,
+            ),
+        )?;
+        if let Some(token) = sdk_token {
+            self.tokens.push(token);
+            self.token_owner.push(record.customer_id);
+        }
+        self.onboardings.push(record);
+        Ok(())
+    }
+
+    /// Submits a workflow event for a customer: refused events change nothing; accepted ones
+    /// write their webhook events to the outbox and bring the customer's timers in line with
+    /// the new stage.
+    pub fn drive(&mut self, customer_id: Uuid, event: &WorkflowEvent) -> Result<(), SandboxError> {
+        let default_strategy = self.default_strategy;
+        let record = self.customer(customer_id)?;
+        let before = record.workflow.stage();
+        let readiness = record.readiness(default_strategy);
+        let produced = record.workflow.handle(event, readiness)?;
+        let view = record.workflow.view();
+        for event in produced {
+            self.emit(event.event_type, event.data)?;
+        }
+        if view.stage != before {
+            self.tx
+                .execute("DELETE FROM timers WHERE customer_id = ?1", [customer_id.to_string()])?;
+            let mut timers = Vec::new();
+            let due = match view.stage {
+                Stage::AwaitingSdk => view.sdk.map(|sdk| (TimerKind::LinkExpiry, sdk.expires_at)),
+                Stage::AwaitingDecision => Some((TimerKind::Decision, self.now + self.timing.decision_delay)),
+                _ => None,
+            };
+            if let Some((kind, at)) = due {
+                let due_ms = unix_ms(at);
+                let id: i64 = self.tx.query_row(
+                    "INSERT INTO timers (tenant_id, customer_id, kind, due_ms) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                    (&self.tenant.0, customer_id.to_string(), kind.as_str(), due_ms),
+                    |row| row.get(0),
+                )?;
+                timers.push(Timer {
+                    id,
+                    customer_id,
+                    kind,
+                    due_ms,
+                });
+            }
+            self.timers.insert(customer_id, timers);
+        }
+        Ok(())
+    }
+
+    /// Writes one webhook event to the outbox, with a pending delivery for every endpoint
+    /// that subscribes to its type.
+    pub fn emit(&mut self, event_type: EventType, data: EventData) -> Result<(), SandboxError> {
+        let customer_id = data.customer_id;
+        let id = format!("evt_{}", Uuid::now_v7().simple());
+        let event = WebhookEvent::new(id.clone(), self.now, event_type, data);
+        let event_seq: i64 = self.tx.query_row(
+            "INSERT INTO events (id, tenant_id, customer_id, event_type, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING seq",
+            (&id, &self.tenant.0, customer_id.to_string(), event_type.as_str(), to_json(&event)?),
+            |row| row.get(0),
+        )?;
+        let endpoints: Vec<Uuid> = self.read(|m| {
+            m.tenants
+                .get(&self.tenant)
+                .map(|t| {
+                    t.endpoints
+                        .values()
+                        .filter(|e| e.subscribes_to(event_type.as_str()))
+                        .map(|e| e.id)
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        for endpoint in endpoints {
+            self.queue_delivery(endpoint, event_seq, customer_id)?;
+        }
+        Ok(())
+    }
+
+    pub fn queue_delivery(&mut self, endpoint: Uuid, event_seq: i64, customer_id: Uuid) -> Result<Uuid, SandboxError> {
+        let id = Uuid::now_v7();
+        self.tx.execute(
+            "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, customer_id, status, next_attempt_ms, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING', ?6, ?7)",
+            (
+                id.to_string(),
+                &self.tenant.0,
+                endpoint.to_string(),
+                event_seq,
+                customer_id.to_string(),
+                unix_ms(self.now),
+                rfc3339(self.now),
+            ),
+        )?;
+        self.deliveries_added = true;
+        Ok(id)
+    }
+
+    pub fn add_endpoint(&mut self, endpoint: EndpointRecord) -> Result<(), SandboxError> {
+        self.tx.execute(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, secret, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            (
+                endpoint.id.to_string(),
+                &self.tenant.0,
+                &endpoint.url,
+                &endpoint.description,
+                endpoint.event_types.as_ref().map(to_json).transpose()?,
+                &endpoint.secret,
+                rfc3339(endpoint.created_at),
+            ),
+        )?;
+        self.endpoints_added.push(endpoint);
+        Ok(())
+    }
+
+    /// Deletes an endpoint and cancels what was still waiting to be delivered to it.
+    pub fn remove_endpoint(&mut self, id: Uuid) -> Result<(), SandboxError> {
+        let changed = self.tx.execute(
+            "UPDATE webhook_endpoints SET deleted = 1 WHERE id = ?1 AND tenant_id = ?2 AND deleted = 0",
+            (id.to_string(), &self.tenant.0),
+        )?;
+        if changed == 0 {
+            return Err(SandboxError::not_found("webhook endpoint", id));
+        }
+        self.tx.execute(
+            "UPDATE deliveries SET status = 'CANCELLED', next_attempt_ms = NULL
+             WHERE endpoint_id = ?1 AND status IN ('PENDING', 'IN_FLIGHT')",
+            [id.to_string()],
+        )?;
+        self.endpoints_removed.push(id);
+        Ok(())
+    }
+
+    /// Moves the tenant's clock forward.
+    pub fn advance_clock(&mut self, by: time::Duration) -> Result<(), SandboxError> {
+        self.clock_offset_ms += by.whole_milliseconds() as i64;
+        self.now += by;
+        self.tx.execute(
+            "UPDATE tenants SET clock_offset_ms = ?1 WHERE id = ?2",
+            (self.clock_offset_ms, &self.tenant.0),
+        )?;
+        self.clock_changed = true;
+        Ok(())
+    }
+
+    /// The timers of this tenant due at `self.now`, earliest first, as this work sees them.
+    pub fn due_timers(&self) -> Vec<Timer> {
+        let now_ms = unix_ms(self.now);
+        let mut due: Vec<Timer> = self.read(|m| {
+            m.tenants
+                .get(&self.tenant)
+                .map(|t| {
+                    t.timers
+                        .values()
+                        .filter(|timer| timer.due_ms <= now_ms && !self.timers.contains_key(&timer.customer_id))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        due.extend(
+            self.timers
+                .values()
+                .flatten()
+                .filter(|timer| timer.due_ms <= now_ms)
+                .cloned(),
+        );
+        due.sort_by_key(|t| (t.due_ms, t.id));
+        due
+    }
+
+    /// Removes a timer that fired without changing the stage (so `drive` did not replace it).
+    pub fn drop_timer(&mut self, timer: &Timer) -> Result<(), SandboxError> {
+        self.tx.execute("DELETE FROM timers WHERE id = ?1", [timer.id])?;
+        let remaining: Vec<Timer> = match self.timers.get(&timer.customer_id) {
+            Some(timers) => timers.clone(),
+            None => self.read(|m| {
+                m.tenants
+                    .get(&self.tenant)
+                    .map(|t| {
+                        t.timers
+                            .values()
+                            .filter(|x| x.customer_id == timer.customer_id)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }),
+        };
+        let remaining = remaining.into_iter().filter(|t| t.id != timer.id).collect();
+        self.timers.insert(timer.customer_id, remaining);
+        Ok(())
+    }
+
+    /// Commits, then brings the in-memory copy in line and wakes the workers that have work.
+    pub fn commit(self) -> Result<(), SandboxError> {
+        for record in self.touched.values() {
+            self.tx.execute(
+                "UPDATE customers SET body = ?1, workflow = ?2 WHERE id = ?3",
+                (
+                    to_json(&record.customer)?,
+                    to_json(&record.workflow)?,
+                    record.customer.id.to_string(),
+                ),
+            )?;
+        }
+        self.tx.commit().map_err(StoreError::from)?;
+
+        let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
+        let memory = &mut *memory;
+        for (token, customer) in self.tokens.into_iter().zip(self.token_owner) {
+            memory.sdk_tokens.insert(token, (self.tenant.clone(), customer));
+        }
+        let Some(state) = memory.tenants.get_mut(&self.tenant) else {
+            return Ok(());
+        };
+        for (id, record) in self.touched {
+            state.order.insert(record.seq, id);
+            state.customers.insert(id, record);
+        }
+        for onboarding in self.onboardings {
+            state.onboardings.insert(onboarding.id, onboarding);
+        }
+        let timers_changed = !self.timers.is_empty() || self.clock_changed;
+        for (customer, timers) in self.timers {
+            state.timers.retain(|_, t| t.customer_id != customer);
+            for timer in timers {
+                state.timers.insert((timer.due_ms, timer.id), timer);
+            }
+        }
+        for endpoint in self.endpoints_added {
+            state.endpoints.insert(endpoint.id, endpoint);
+        }
+        for id in self.endpoints_removed {
+            state.endpoints.remove(&id);
+        }
+        state.clock_offset_ms = self.clock_offset_ms;
+        if timers_changed {
+            self.signals.timers.notify_one();
+        }
+        if self.deliveries_added || self.clock_changed {
+            self.signals.deliveries.notify_one();
+        }
+        Ok(())
+    }
+}
+
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, SandboxError> {
+    serde_json::to_string(value).map_err(|e| SandboxError::Store(StoreError::Corrupt(e.to_string())))
+}
