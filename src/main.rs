@@ -47,8 +47,12 @@ fn default_db_path() -> Result<PathBuf, String> {
     let dirs = directories::ProjectDirs::from("dev", "kycdash", "kycdash")
         .ok_or("cannot find a data directory (is $HOME set?); pass --db PATH")?;
     let dir = dirs.data_dir();
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the data directory {}: {e}; pass --db PATH", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}; pass --db PATH",
+            dir.display()
+        )
+    })?;
     Ok(dir.join("sandbox.db"))
 }
 

@@ -13,8 +13,9 @@ use super::store::Db;
 use super::work::{Work, rfc3339};
 use crate::api::types::{ClockState, Document, KycStarted, Onboarding, SdkLinks, SimulateAction};
 use crate::domain::{
-    ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventData, EventType, FieldError,
-    Kyc, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowError, WorkflowEvent, readiness,
+    ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventData, EventType,
+    FieldError, Kyc, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowError, WorkflowEvent,
+    readiness,
 };
 
 /// Last names that steer a sandbox customer's outcome, like a payment sandbox's test cards.
@@ -66,7 +67,12 @@ pub fn create_customer(db: &mut Db, tenant: &TenantId, body: Value) -> Result<Cu
 }
 
 /// Applies a JSON merge patch. A patch that changes nothing writes nothing and emits nothing.
-pub fn patch_customer(db: &mut Db, tenant: &TenantId, id: Uuid, patch: Value) -> Result<Customer, SandboxError> {
+pub fn patch_customer(
+    db: &mut Db,
+    tenant: &TenantId,
+    id: Uuid,
+    patch: Value,
+) -> Result<Customer, SandboxError> {
     let mut work = Work::begin(db, tenant)?;
     let now = work.now;
     let record = work.customer(id)?;
@@ -183,7 +189,12 @@ pub fn start_kyc(
 }
 
 /// `POST /v1/compliance/kyc/:onboardingId/rerun`: a new onboarding for an expired one.
-pub fn rerun_kyc(db: &mut Db, tenant: &TenantId, base_url: &str, onboarding_id: Uuid) -> Result<KycStarted, SandboxError> {
+pub fn rerun_kyc(
+    db: &mut Db,
+    tenant: &TenantId,
+    base_url: &str,
+    onboarding_id: Uuid,
+) -> Result<KycStarted, SandboxError> {
     let mut work = Work::begin(db, tenant)?;
     let previous = work
         .onboarding(onboarding_id)

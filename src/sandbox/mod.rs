@@ -23,11 +23,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::memory::{TenantId, unix_ms};
 pub use self::outbox::DeliveryPolicy;
 pub use self::store::{DbLocation, StoreError};
-pub use self::work::Timing;
-use self::memory::{TenantId, unix_ms};
 use self::store::{Store, TenantSeed};
+pub use self::work::Timing;
 use crate::domain::Strategy;
 
 /// The API key of the one tenant a sandbox has when none is configured.
@@ -110,7 +110,10 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("two --api-key options give the same key")]
     DuplicateKey,
 }
@@ -234,7 +237,9 @@ async fn run_timers(store: Store, cancel: CancellationToken) {
         }
         let next = store.read(|m| m.tenants.values().filter_map(|t| t.next_timer_real_ms()).min());
         let wait = match next {
-            Some(due) => Duration::from_millis((due - unix_ms(time::OffsetDateTime::now_utc())).clamp(0, 3_600_000) as u64),
+            Some(due) => Duration::from_millis(
+                (due - unix_ms(time::OffsetDateTime::now_utc())).clamp(0, 3_600_000) as u64,
+            ),
             None => Duration::from_secs(3600),
         };
         tokio::select! {

@@ -131,7 +131,12 @@ fn claim_due(db: &mut Db, limit: usize) -> Result<Vec<Job>, SandboxError> {
 }
 
 /// Records an attempt and decides what comes next for the delivery.
-fn record_attempt(db: &mut Db, job: &Job, attempt: &Attempt, policy: &DeliveryPolicy) -> Result<(), SandboxError> {
+fn record_attempt(
+    db: &mut Db,
+    job: &Job,
+    attempt: &Attempt,
+    policy: &DeliveryPolicy,
+) -> Result<(), SandboxError> {
     let now = db
         .memory()
         .tenants
@@ -330,7 +335,11 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
             Err(_) => return,
         };
         // Due now but not claimed means every slot is busy: a finished attempt rings the bell.
-        let wait = wait.max(Duration::from_millis(if slots.available_permits() == 0 { 1000 } else { 0 }));
+        let wait = wait.max(Duration::from_millis(if slots.available_permits() == 0 {
+            1000
+        } else {
+            0
+        }));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = store.signals.deliveries.notified() => {}

@@ -52,7 +52,9 @@ mod tests {
     #[test]
     fn a_link_becomes_a_png_data_url_that_decodes_to_a_square_image() {
         let url = png_data_url("http://127.0.0.1:8080/sdk/abcdefghijklmnopqrstuvwxyz012345");
-        let encoded = url.strip_prefix("data:image/png;base64,").expect("a PNG data URL");
+        let encoded = url
+            .strip_prefix("data:image/png;base64,")
+            .expect("a PNG data URL");
         let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         let reader = decoder.read_info().expect("a valid PNG");

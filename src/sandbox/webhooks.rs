@@ -1,9 +1,9 @@
 //! Webhook endpoints and their delivery log: creating, listing and deleting endpoints,
 //! reading deliveries with every attempt, and resending by hand.
 
+use ::uuid::Uuid;
 use base64::Engine;
 use rusqlite::OptionalExtension;
-use ::uuid::Uuid;
 
 use super::error::SandboxError;
 use super::memory::{EndpointRecord, TenantId, from_unix_ms};
@@ -59,7 +59,11 @@ fn validate(request: &CreateWebhookRequest) -> Result<(), ValidationErrors> {
             }
         }
     }
-    if request.description.as_ref().is_some_and(|d| d.chars().count() > 200) {
+    if request
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 200)
+    {
         errors.push(FieldError::new("description", "must be at most 200 characters"));
     }
     if errors.is_empty() {
@@ -73,7 +77,10 @@ fn validate(request: &CreateWebhookRequest) -> Result<(), ValidationErrors> {
 fn new_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::fill(&mut bytes);
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// Creates an endpoint; the answer is the only one that shows the secret in full.
@@ -105,7 +112,12 @@ pub fn delete_endpoint(db: &mut Db, tenant: &TenantId, id: Uuid) -> Result<(), S
 }
 
 /// Whether the endpoint exists for this tenant (`deleted` ones too, when asked).
-fn endpoint_exists(db: &Db, tenant: &TenantId, id: Uuid, include_deleted: bool) -> Result<bool, SandboxError> {
+fn endpoint_exists(
+    db: &Db,
+    tenant: &TenantId,
+    id: Uuid,
+    include_deleted: bool,
+) -> Result<bool, SandboxError> {
     let deleted: Option<bool> = db
         .conn
         .query_row(
@@ -118,7 +130,11 @@ fn endpoint_exists(db: &Db, tenant: &TenantId, id: Uuid, include_deleted: bool) 
 }
 
 /// Every delivery of an endpoint with its attempts, oldest first.
-pub fn list_deliveries(db: &mut Db, tenant: &TenantId, endpoint_id: Uuid) -> Result<DeliveryList, SandboxError> {
+pub fn list_deliveries(
+    db: &mut Db,
+    tenant: &TenantId,
+    endpoint_id: Uuid,
+) -> Result<DeliveryList, SandboxError> {
     if !endpoint_exists(db, tenant, endpoint_id, true)? {
         return Err(SandboxError::not_found("webhook endpoint", endpoint_id));
     }
@@ -189,7 +205,12 @@ fn parse_status(status: &str) -> DeliveryStatus {
 }
 
 /// Queues the event of a delivery again, to the same endpoint, as a new delivery.
-pub fn resend(db: &mut Db, tenant: &TenantId, endpoint_id: Uuid, delivery_id: Uuid) -> Result<Delivery, SandboxError> {
+pub fn resend(
+    db: &mut Db,
+    tenant: &TenantId,
+    endpoint_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<Delivery, SandboxError> {
     if !endpoint_exists(db, tenant, endpoint_id, false)? {
         return Err(SandboxError::not_found("webhook endpoint", endpoint_id));
     }
@@ -201,7 +222,8 @@ pub fn resend(db: &mut Db, tenant: &TenantId, endpoint_id: Uuid, delivery_id: Uu
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    let (event_seq, customer_id) = original.ok_or_else(|| SandboxError::not_found("delivery", delivery_id))?;
+    let (event_seq, customer_id) =
+        original.ok_or_else(|| SandboxError::not_found("delivery", delivery_id))?;
     let mut work = Work::begin(db, tenant)?;
     let id = work.queue_delivery(endpoint_id, event_seq, load::uuid(&customer_id)?)?;
     work.commit()?;

@@ -115,7 +115,12 @@ impl<'c> Work<'c> {
     pub fn customer(&mut self, id: Uuid) -> Result<&mut CustomerRecord, SandboxError> {
         if !self.touched.contains_key(&id) {
             let record = self
-                .read(|m| m.tenants.get(&self.tenant).and_then(|t| t.customers.get(&id)).cloned())
+                .read(|m| {
+                    m.tenants
+                        .get(&self.tenant)
+                        .and_then(|t| t.customers.get(&id))
+                        .cloned()
+                })
                 .ok_or_else(|| SandboxError::not_found("customer", id))?;
             self.touched.insert(id, record);
         }
@@ -149,7 +154,11 @@ impl<'c> Work<'c> {
             .or_else(|| self.read(|m| m.tenants.get(&self.tenant)?.onboardings.get(&id).cloned()))
     }
 
-    pub fn insert_onboarding(&mut self, record: OnboardingRecord, sdk_token: Option<String>) -> Result<(), SandboxError> {
+    pub fn insert_onboarding(
+        &mut self,
+        record: OnboardingRecord,
+        sdk_token: Option<String>,
+    ) -> Result<(), SandboxError> {
         self.tx.execute(
             "INSERT INTO onboardings (id, tenant_id, customer_id, strategy, created_at, previous_id, sdk_token)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -185,8 +194,10 @@ impl<'c> Work<'c> {
             self.emit(event.event_type, event.data)?;
         }
         if view.stage != before {
-            self.tx
-                .execute("DELETE FROM timers WHERE customer_id = ?1", [customer_id.to_string()])?;
+            self.tx.execute(
+                "DELETE FROM timers WHERE customer_id = ?1",
+                [customer_id.to_string()],
+            )?;
             let mut timers = Vec::new();
             let due = match view.stage {
                 Stage::AwaitingSdk => view.sdk.map(|sdk| (TimerKind::LinkExpiry, sdk.expires_at)),
@@ -221,7 +232,13 @@ impl<'c> Work<'c> {
         let event_seq: i64 = self.tx.query_row(
             "INSERT INTO events (id, tenant_id, customer_id, event_type, body) VALUES (?1, ?2, ?3, ?4, ?5)
              RETURNING seq",
-            (&id, &self.tenant.0, customer_id.to_string(), event_type.as_str(), to_json(&event)?),
+            (
+                &id,
+                &self.tenant.0,
+                customer_id.to_string(),
+                event_type.as_str(),
+                to_json(&event)?,
+            ),
             |row| row.get(0),
         )?;
         let endpoints: Vec<Uuid> = self.read(|m| {
@@ -242,7 +259,12 @@ impl<'c> Work<'c> {
         Ok(())
     }
 
-    pub fn queue_delivery(&mut self, endpoint: Uuid, event_seq: i64, customer_id: Uuid) -> Result<Uuid, SandboxError> {
+    pub fn queue_delivery(
+        &mut self,
+        endpoint: Uuid,
+        event_seq: i64,
+        customer_id: Uuid,
+    ) -> Result<Uuid, SandboxError> {
         let id = Uuid::now_v7();
         self.tx.execute(
             "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, customer_id, status, next_attempt_ms, created_at)
@@ -318,7 +340,9 @@ impl<'c> Work<'c> {
                 .map(|t| {
                     t.timers
                         .values()
-                        .filter(|timer| timer.due_ms <= now_ms && !self.timers.contains_key(&timer.customer_id))
+                        .filter(|timer| {
+                            timer.due_ms <= now_ms && !self.timers.contains_key(&timer.customer_id)
+                        })
                         .cloned()
                         .collect()
                 })

@@ -179,7 +179,10 @@ pub async fn upload_document(
                 let names: Vec<&str> = DocumentType::ALL.iter().map(|t| t.as_str()).collect();
                 errors.push(FieldError::new(
                     "type",
-                    format!("\"{raw}\" is not a document type; expected one of {}", names.join(", ")),
+                    format!(
+                        "\"{raw}\" is not a document type; expected one of {}",
+                        names.join(", ")
+                    ),
                 ));
                 None
             }
@@ -188,7 +191,8 @@ pub async fn upload_document(
     if file.is_none() {
         errors.push(FieldError::new("file", "is required"));
     }
-    let (Some(customer_id), Some(document_type), Some((file_name, content))) = (customer_id, document_type, file)
+    let (Some(customer_id), Some(document_type), Some((file_name, content))) =
+        (customer_id, document_type, file)
     else {
         return Err(ApiError::Unprocessable {
             detail: errors

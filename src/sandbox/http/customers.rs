@@ -40,7 +40,11 @@ pub async fn create_customer(
         .run(move |db| commands::create_customer(db, &tenant, body))
         .await??;
     let location = format!("/v1/customers/{}", customer.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(customer)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(customer),
+    ))
 }
 
 /// List customers, oldest first.
@@ -59,13 +63,21 @@ pub async fn list_customers(
         None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => return Err(query_error("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+            _ => {
+                return Err(query_error(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                ));
+            }
         },
     };
     let after = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
-            query_error("cursor", "is not a cursor this API returned; pass `nextCursor` back as it came")
+            query_error(
+                "cursor",
+                "is not a cursor this API returned; pass `nextCursor` back as it came",
+            )
         })?),
     };
     let page = app.store.read(|memory| {
@@ -114,7 +126,9 @@ fn encode_cursor(seq: i64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Option<i64> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
     String::from_utf8(bytes).ok()?.strip_prefix("c1:")?.parse().ok()
 }
 

@@ -30,13 +30,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
             .get::<TenantId>()
             .cloned()
             .map(Tenant)
-            .ok_or_else(|| ApiError::Unauthorized("send your API key as `Authorization: Bearer <key>`".into()))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("send your API key as `Authorization: Bearer <key>`".into())
+            })
     }
 }
 
 /// Whether a content type is JSON (`application/json` or any `+json` type).
 pub fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
@@ -63,12 +70,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "this route takes a JSON body; the request has {sent}. Send `Content-Type: application/json`."
             )));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-            r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: JSON_BODY_LIMIT },
-            other => ApiError::MalformedJson(format!("the body could not be read: {}", other.body_text())),
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+                    limit: JSON_BODY_LIMIT,
+                },
+                other => {
+                    ApiError::MalformedJson(format!("the body could not be read: {}", other.body_text()))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::MalformedJson("the body is empty; send a JSON object".into()));
+            return Err(ApiError::MalformedJson(
+                "the body is empty; send a JSON object".into(),
+            ));
         }
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;

@@ -142,7 +142,10 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     };
 
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match http_body_util::Limited::new(body, super::UPLOAD_BODY_LIMIT).collect().await {
+    let bytes: Bytes = match http_body_util::Limited::new(body, super::UPLOAD_BODY_LIMIT)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return ApiError::PayloadTooLarge {

@@ -62,7 +62,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, keys: HashMap<String, TenantId>, base_url: String, rate_limit: Option<u32>) -> Self {
+    pub fn new(
+        store: Store,
+        keys: HashMap<String, TenantId>,
+        base_url: String,
+        rate_limit: Option<u32>,
+    ) -> Self {
         let limiter = rate_limit.and_then(NonZeroU32::new).map(|n| RateLimit {
             per_second: n.get(),
             limiter: RateLimiter::keyed(Quota::per_second(n)),
@@ -160,13 +165,31 @@ pub fn router(state: AppState) -> axum::Router {
         .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))
         .split_for_parts();
     let api = api
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
-        .route_layer(axum::middleware::from_fn_with_state(JSON_BODY_LIMIT, middleware::limit_body));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            JSON_BODY_LIMIT,
+            middleware::limit_body,
+        ));
     let upload = upload
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
-        .route_layer(axum::middleware::from_fn_with_state(UPLOAD_BODY_LIMIT, middleware::limit_body));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            UPLOAD_BODY_LIMIT,
+            middleware::limit_body,
+        ));
     let document = Arc::new(openapi());
     axum::Router::new()
         .merge(api)

@@ -55,9 +55,19 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str, Vec<FieldError>) {
         use StatusCode as S;
         match self {
-            ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Missing or unknown API key", vec![]),
+            ApiError::Unauthorized(_) => (
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "Missing or unknown API key",
+                vec![],
+            ),
             ApiError::RouteNotFound(_) => (S::NOT_FOUND, "not-found", "Not found", vec![]),
-            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", vec![]),
+            ApiError::MethodNotAllowed(_) => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                vec![],
+            ),
             ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json", "Malformed JSON", vec![]),
             ApiError::UnsupportedMediaType(_) => (
                 S::UNSUPPORTED_MEDIA_TYPE,
@@ -65,16 +75,30 @@ impl ApiError {
                 "Unsupported media type",
                 vec![],
             ),
-            ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large", vec![]),
-            ApiError::BadRequest { errors, .. } => (S::BAD_REQUEST, "bad-request", "Bad request", errors.clone()),
+            ApiError::PayloadTooLarge { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                vec![],
+            ),
+            ApiError::BadRequest { errors, .. } => {
+                (S::BAD_REQUEST, "bad-request", "Bad request", errors.clone())
+            }
             ApiError::Unprocessable { errors, .. } => (
                 S::UNPROCESSABLE_ENTITY,
                 "validation-error",
                 "Invalid request",
                 errors.clone(),
             ),
-            ApiError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", vec![]),
-            ApiError::IdempotencyConflict(_) => (S::CONFLICT, "idempotency-conflict", "Idempotency key conflict", vec![]),
+            ApiError::RateLimited { .. } => {
+                (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", vec![])
+            }
+            ApiError::IdempotencyConflict(_) => (
+                S::CONFLICT,
+                "idempotency-conflict",
+                "Idempotency key conflict",
+                vec![],
+            ),
             ApiError::Sandbox(err) => match err {
                 SandboxError::NotFound { .. } => (S::NOT_FOUND, "not-found", "Not found", vec![]),
                 SandboxError::Validation(errors) => (
@@ -83,7 +107,9 @@ impl ApiError {
                     "Invalid request",
                     errors.0.clone(),
                 ),
-                SandboxError::Conflict { errors, .. } => (S::CONFLICT, "conflict", "Conflict", errors.clone()),
+                SandboxError::Conflict { errors, .. } => {
+                    (S::CONFLICT, "conflict", "Conflict", errors.clone())
+                }
                 SandboxError::Workflow(_) => (
                     S::CONFLICT,
                     "workflow-conflict",
@@ -93,9 +119,12 @@ impl ApiError {
                 SandboxError::Document(doc) => {
                     let field = vec![FieldError::new("file", doc.to_string())];
                     match doc {
-                        DocumentError::TooLarge { .. } => {
-                            (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large", field)
-                        }
+                        DocumentError::TooLarge { .. } => (
+                            S::PAYLOAD_TOO_LARGE,
+                            "payload-too-large",
+                            "Payload too large",
+                            field,
+                        ),
                         DocumentError::UnknownFormat => (
                             S::UNSUPPORTED_MEDIA_TYPE,
                             "unsupported-media-type",
@@ -130,9 +159,9 @@ impl IntoResponse for ApiError {
                 tracing::error!("internal error: {err}");
                 "the sandbox hit an internal error; its log has the details".to_string()
             }
-            ApiError::Sandbox(SandboxError::Document(DocumentError::TooLarge { .. })) => format!(
-                "the file is larger than {MAX_DOCUMENT_BYTES} bytes (10 MiB); upload a smaller file"
-            ),
+            ApiError::Sandbox(SandboxError::Document(DocumentError::TooLarge { .. })) => {
+                format!("the file is larger than {MAX_DOCUMENT_BYTES} bytes (10 MiB); upload a smaller file")
+            }
             other => other.to_string(),
         };
         let problem = Problem {

@@ -54,7 +54,9 @@ fn describe(stage: Stage) -> &'static str {
     match stage {
         Stage::AwaitingSdk => "Verification is waiting for you.",
         Stage::InReview => "Your verification was submitted and is under manual review.",
-        Stage::CollectingRequirements | Stage::AwaitingDecision => "Your verification was submitted. Nothing more to do here.",
+        Stage::CollectingRequirements | Stage::AwaitingDecision => {
+            "Your verification was submitted. Nothing more to do here."
+        }
         Stage::Approved => "Your verification was approved.",
         Stage::Denied => "Your verification was not approved.",
         Stage::Errored => "Verification failed with an error. Please contact support.",
@@ -80,7 +82,10 @@ fn render(token: &str, state: &SdkPageState) -> String {
     } else if state.stage == Stage::AwaitingSdk {
         format!("<h1>Link replaced</h1><p>{greeting} This link was replaced by a newer one.</p>")
     } else {
-        format!("<h1>Verify your identity</h1><p>{greeting} {}</p>", describe(state.stage))
+        format!(
+            "<h1>Verify your identity</h1><p>{greeting} {}</p>",
+            describe(state.stage)
+        )
     };
     page("Verify your identity", &body)
 }

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
 use super::problem::ApiError;
-use crate::api::types::{CreateWebhookRequest, Delivery, DeliveryList, Problem, WebhookEndpoint, WebhookEndpointList};
+use crate::api::types::{
+    CreateWebhookRequest, Delivery, DeliveryList, Problem, WebhookEndpoint, WebhookEndpointList,
+};
 use crate::sandbox::webhooks;
 
 /// Register an endpoint. The answer carries the signing secret; it is never shown again.

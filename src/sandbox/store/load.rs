@@ -32,17 +32,29 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
     let mut memory = Memory::default();
 
     let mut stmt = conn.prepare("SELECT id, default_strategy, clock_offset_ms FROM tenants")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
     for row in rows {
         let (id, default_strategy, offset) = row?;
-        memory
-            .tenants
-            .insert(TenantId(id), TenantState::new(strategy(&default_strategy)?, offset));
+        memory.tenants.insert(
+            TenantId(id),
+            TenantState::new(strategy(&default_strategy)?, offset),
+        );
     }
 
     let mut stmt = conn.prepare("SELECT seq, tenant_id, body, workflow FROM customers ORDER BY seq")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     for row in rows {
         let (seq, tenant, body, workflow) = row?;
@@ -85,7 +97,8 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         let (tenant, customer, id, doc_type, format, file_name, size, sha256, uploaded_at) = row?;
         let meta = DocumentMeta {
             id: uuid(&id)?,
-            document_type: DocumentType::parse(&doc_type).ok_or_else(|| corrupt("a document type", &doc_type))?,
+            document_type: DocumentType::parse(&doc_type)
+                .ok_or_else(|| corrupt("a document type", &doc_type))?,
             format: serde_json::from_value(serde_json::Value::String(format))
                 .map_err(|e| corrupt("a document format", e))?,
             file_name,
@@ -126,7 +139,9 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         };
         let tenant_id = TenantId(tenant);
         if let Some(token) = token {
-            memory.sdk_tokens.insert(token, (tenant_id.clone(), record.customer_id));
+            memory
+                .sdk_tokens
+                .insert(token, (tenant_id.clone(), record.customer_id));
         }
         if let Some(state) = memory.tenants.get_mut(&tenant_id) {
             state.onboardings.insert(record.id, record);

@@ -20,7 +20,9 @@ use crate::sandbox::work::Timing;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the database was written by a newer kycdash (schema {found}; this build knows up to {supported})")]
+    #[error(
+        "the database was written by a newer kycdash (schema {found}; this build knows up to {supported})"
+    )]
     NewerSchema { found: i64, supported: i64 },
     #[error("the database holds data this build cannot read ({0})")]
     Corrupt(String),
@@ -82,11 +84,15 @@ pub struct Db {
 
 impl Db {
     pub fn memory(&self) -> RwLockReadGuard<'_, Memory> {
-        self.memory.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.memory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn memory_mut(&self) -> RwLockWriteGuard<'_, Memory> {
-        self.memory.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.memory
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A copy of one tenant's state, to work on while the memory stays readable.
@@ -126,7 +132,10 @@ impl Store {
         }
         // A delivery in flight when the last process stopped may or may not have arrived:
         // at-least-once means sending it again.
-        conn.execute("UPDATE deliveries SET status = 'PENDING' WHERE status = 'IN_FLIGHT'", [])?;
+        conn.execute(
+            "UPDATE deliveries SET status = 'PENDING' WHERE status = 'IN_FLIGHT'",
+            [],
+        )?;
         let memory = load::memory(&conn)?;
 
         let memory = Arc::new(RwLock::new(memory));
@@ -148,7 +157,11 @@ impl Store {
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the store thread: {e}")))?;
-        Ok(Store { memory, jobs, signals })
+        Ok(Store {
+            memory,
+            jobs,
+            signals,
+        })
     }
 
     /// Runs `job` on the store thread and returns its answer.
@@ -168,7 +181,10 @@ impl Store {
 
     /// Reads the in-memory state.
     pub fn read<R>(&self, read: impl FnOnce(&Memory) -> R) -> R {
-        let memory = self.memory.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let memory = self
+            .memory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         read(&memory)
     }
 }

@@ -117,7 +117,10 @@ CREATE TABLE idempotency_keys (
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > VERSION {
-        return Err(StoreError::NewerSchema { found: version, supported: VERSION });
+        return Err(StoreError::NewerSchema {
+            found: version,
+            supported: VERSION,
+        });
     }
     if version < 1 {
         let tx = conn.transaction()?;
