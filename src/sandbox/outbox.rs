@@ -298,7 +298,10 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
         }
     };
     let slots = Arc::new(Semaphore::new(policy.concurrency.max(1)));
+    // Attempts in flight; aborted on shutdown (an interrupted delivery is sent again later).
+    let mut attempts = tokio::task::JoinSet::new();
     loop {
+        while attempts.try_join_next().is_some() {}
         let free = slots.available_permits();
         let jobs = if free > 0 {
             match store.run(move |db| claim_due(db, free)).await {
@@ -307,17 +310,17 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
                     tracing::error!("claiming deliveries failed: {err}");
                     Vec::new()
                 }
-                Err(_) => return,
+                Err(_) => break,
             }
         } else {
             Vec::new()
         };
         for job in jobs {
             let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+                break;
             };
             let (store, client) = (store.clone(), client.clone());
-            tokio::spawn(async move {
+            attempts.spawn(async move {
                 let outcome = attempt(&client, &job, policy.timeout).await;
                 let recorded = store
                     .run(move |db| record_attempt(db, &job, &outcome, &policy))
@@ -332,7 +335,7 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
         let wait = match store.run(next_due_in_ms).await {
             Ok(Ok(Some(ms))) => Duration::from_millis(ms.clamp(0, 3_600_000) as u64),
             Ok(_) => Duration::from_secs(3600),
-            Err(_) => return,
+            Err(_) => break,
         };
         // Due now but not claimed means every slot is busy: a finished attempt rings the bell.
         let wait = wait.max(Duration::from_millis(if slots.available_permits() == 0 {
@@ -341,11 +344,12 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
             0
         }));
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => break,
             _ = store.signals.deliveries.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    attempts.shutdown().await;
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("the database {path} is in use by another kycdash sandbox; stop it or pass another --db")]
+    InUse { path: String },
     #[error("cannot open the database at {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
 }
@@ -65,6 +67,18 @@ pub struct Signals {
 }
 
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// The thread that owns the connection.
+pub struct StoreThread(std::thread::JoinHandle<()>);
+
+impl StoreThread {
+    /// Waits until the thread has closed the database (every `Store` handle must be gone).
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the store thread panicked");
+        }
+    }
+}
 
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
@@ -104,7 +118,12 @@ impl Db {
 impl Store {
     /// Opens (or creates) the database, brings its schema up to date, registers the tenants,
     /// loads everything into memory and starts the store thread.
-    pub fn open(location: &DbLocation, tenants: &[TenantSeed], timing: Timing) -> Result<Store, StoreError> {
+    /// The returned thread handle ends once every `Store` handle is dropped.
+    pub fn open(
+        location: &DbLocation,
+        tenants: &[TenantSeed],
+        timing: Timing,
+    ) -> Result<(Store, StoreThread), StoreError> {
         let mut conn = match location {
             DbLocation::Memory => Connection::open_in_memory(),
             DbLocation::File(path) => Connection::open(path),
@@ -116,8 +135,19 @@ impl Store {
             },
             source,
         })?;
-        if let DbLocation::File(_) = location {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
+        if let DbLocation::File(path) = location {
+            // One sandbox per database: a second one would serve a stale copy in memory.
+            conn.busy_timeout(std::time::Duration::ZERO)?;
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|err| match err.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                        StoreError::InUse {
+                            path: path.display().to_string(),
+                        }
+                    }
+                    _ => err.into(),
+                })?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -147,7 +177,7 @@ impl Store {
             signals: signals.clone(),
             timing,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("kycdash-store".into())
             .spawn(move || {
                 while let Some(job) = queue.blocking_recv() {
@@ -157,11 +187,14 @@ impl Store {
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the store thread: {e}")))?;
-        Ok(Store {
-            memory,
-            jobs,
-            signals,
-        })
+        Ok((
+            Store {
+                memory,
+                jobs,
+                signals,
+            },
+            StoreThread(thread),
+        ))
     }
 
     /// Runs `job` on the store thread and returns its answer.
