@@ -129,6 +129,44 @@ fn memory() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// CPU seconds used so far by this process's threads, summed by thread name.
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses and may hold spaces; the numbers follow it.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        *by_name.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+    }
+    by_name
+}
+
+fn print_cpu(before: &std::collections::BTreeMap<String, f64>, wall: Duration) {
+    let after = cpu_by_thread();
+    let used: Vec<String> = after
+        .iter()
+        .map(|(name, secs)| (name, secs - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, secs)| *secs >= 0.05)
+        .map(|(name, secs)| format!("{name} {secs:.1} s"))
+        .collect();
+    println!(
+        "  CPU in {:.1} s of wall time: {}",
+        wall.as_secs_f64(),
+        used.join(", ")
+    );
+}
+
 fn profile(i: usize) -> Bytes {
     let body = json!({
         "externalId": format!("load-{i}"),
@@ -289,13 +327,17 @@ fn main() -> Result<(), Failure> {
     println!("sandbox on {}, database {where_}\n", running.base_url());
 
     generator.block_on(async move {
+        let (cpu, started) = (cpu_by_thread(), Instant::now());
         let ids = create_customers(addr, options).await?;
+        print_cpu(&cpu, started.elapsed());
         if ids.len() < options.customers {
             return Err::<(), Failure>("not enough customers were created".into());
         }
         println!("  memory after creating: {}\n", memory());
         let ids = Arc::new(ids[..options.customers].to_vec());
+        let (cpu, started) = (cpu_by_thread(), Instant::now());
         read_statuses(addr, ids, options).await?;
+        print_cpu(&cpu, started.elapsed());
         println!("  memory after reading: {}", memory());
         Ok(())
     })?;

@@ -11,7 +11,10 @@ use tokio::process::{Child, Command};
 
 fn kycdash() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kycdash"));
-    command.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     command
 }
 
@@ -39,7 +42,10 @@ async fn start(db: &std::path::Path) -> (Child, String) {
 
 async fn terminate(mut child: Child) {
     let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = tokio::time::timeout(support::PATIENCE, child.wait())
         .await
@@ -61,14 +67,19 @@ async fn the_sandbox_serves_stops_on_sigterm_and_keeps_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sandbox.db");
     let (child, url) = start(&db).await;
-    let customer = client(&url).create_customer(support::full_profile("Lovelace")).await;
+    let customer = client(&url)
+        .create_customer(support::full_profile("Lovelace"))
+        .await;
 
     // One sandbox per database.
     let second = kycdash()
         .args(["sandbox", "--listen", "127.0.0.1:0", "--db"])
         .arg(&db)
         .output();
-    let second = tokio::time::timeout(Duration::from_secs(30), second).await.unwrap().unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("in use by another kycdash sandbox"), "{stderr}");
@@ -83,10 +94,24 @@ async fn the_sandbox_serves_stops_on_sigterm_and_keeps_its_state() {
 #[tokio::test]
 async fn bad_options_are_explained() {
     for (args, expected) in [
-        (&["sandbox", "--api-key", "sk_x:SOMETHING"][..], "is not a strategy"),
+        (
+            &["sandbox", "--api-key", "sk_x:SOMETHING"][..],
+            "is not a strategy",
+        ),
         (&["sandbox", "--listen", "localhost"], "invalid socket address"),
         (&["sandbox", "--rate-limit", "0"], "--rate-limit"),
-        (&["sandbox", "--api-key", "sk_a", "--api-key", "sk_a", "--db", ":memory:"], "same key"),
+        (
+            &[
+                "sandbox",
+                "--api-key",
+                "sk_a",
+                "--api-key",
+                "sk_a",
+                "--db",
+                ":memory:",
+            ],
+            "same key",
+        ),
     ] {
         let output = kycdash().args(args).output().await.unwrap();
         assert!(!output.status.success(), "{args:?}");

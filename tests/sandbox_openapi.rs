@@ -63,6 +63,27 @@ async fn the_document_lists_every_route_and_its_references_resolve() {
         }
     }
 
+    // Every error answer is documented, as the problem+json the sandbox sends.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["400", "401", "429"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path} {status} is not documented as problem+json"
+                    );
+                }
+            }
+        }
+    }
+
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
     for name in [
         "Customer",

@@ -22,11 +22,22 @@ pub struct Page<T> {
 #[into_params(parameter_in = Query)]
 pub struct ListCustomersQuery {
     /// How many customers to return, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Only customers with this `externalId`.
     pub external_id: Option<String>,
+}
+
+/// The `Idempotency-Key` header every POST accepts: a retry with the same key and body gets
+/// the first answer again.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// 1 to 255 visible ASCII characters, unique per request you mean to make once.
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    pub idempotency_key: Option<String>,
 }
 
 /// The body of `POST /v1/compliance/kyc`.
@@ -110,12 +121,13 @@ pub struct DocumentList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhookRequest {
     /// An http(s) URL without credentials.
+    #[schema(max_length = 2048, example = "https://example.com/webhooks/kyc")]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Only these event types are delivered; all of them when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<crate::domain::EventType>>, min_items = 1)]
     pub event_types: Option<Vec<String>>,
 }
 
@@ -221,6 +233,7 @@ pub struct SimulateRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdvanceClockRequest {
     /// How far to move the tenant's clock, 1 to 31,536,000 (a year).
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub seconds: u64,
 }
 

@@ -35,11 +35,16 @@ pub struct Customer {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerProfile {
+    /// Your own id for the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub external_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Email, max_length = 200)]
     pub email: Option<String>,
+    /// An IPv4 or IPv6 address. Without one, a proof of address is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "203.0.113.7")]
     pub ip_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kyc: Option<Kyc>,
@@ -51,24 +56,31 @@ pub struct CustomerProfile {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Kyc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "Ada")]
     pub first_name: Option<String>,
+    /// In the sandbox, REVIEW, DENY, ERROR and EXPIRE steer the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "Lovelace")]
     pub last_name: Option<String>,
-    /// YYYY-MM-DD, a real date in the past.
+    /// YYYY-MM-DD, a real date in the past, not before 1900.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = Date, example = "1990-04-12")]
     pub birth_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub document_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main_address: Option<Address>,
     /// ISO 3166-1 alpha-2 country code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "US")]
+    #[schema(pattern = "^[A-Z]{2}$", example = "US")]
     pub nationality: Option<String>,
     /// SOC-2018 major group code, two digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "11")]
+    #[schema(
+        pattern = "^(11|13|15|17|19|21|23|25|27|29|31|33|35|37|39|41|43|45|47|49|51|53|55)$",
+        example = "11"
+    )]
     pub occupation: Option<String>,
 }
 
@@ -76,18 +88,23 @@ pub struct Kyc {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Address {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub street1: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub street2: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub city_county: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub state_region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub zip: Option<String>,
     /// ISO 3166-1 alpha-2 country code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "US")]
+    #[schema(pattern = "^[A-Z]{2}$", example = "US")]
     pub country_code: Option<String>,
 }
 
@@ -147,6 +164,18 @@ impl CustomerProfile {
                 "",
                 "expected a JSON object with the customer's fields",
             )]));
+        }
+        // serde would read a struct from an array too; the API takes objects only.
+        for (field, pointer) in [("kyc", "/kyc"), ("kyc.mainAddress", "/kyc/mainAddress")] {
+            if value
+                .pointer(pointer)
+                .is_some_and(|v| !v.is_object() && !v.is_null())
+            {
+                return Err(ValidationErrors(vec![FieldError::new(
+                    field,
+                    "expected a JSON object (or null to remove it)",
+                )]));
+            }
         }
         let profile: CustomerProfile = serde_path_to_error::deserialize(value).map_err(|err| {
             let field = err.path().to_string();
@@ -506,6 +535,11 @@ mod tests {
         assert!(err.0[0].message.contains("fristName"), "{}", err.0[0].message);
         let err = CustomerProfile::from_json(json!([1, 2]), TODAY).unwrap_err();
         assert_eq!(fields(err), [""]);
+        let err =
+            CustomerProfile::from_json(json!({"kyc": {"mainAddress": [null, null]}}), TODAY).unwrap_err();
+        assert_eq!(fields(err), ["kyc.mainAddress"]);
+        let err = CustomerProfile::from_json(json!({"kyc": ["Ada"]}), TODAY).unwrap_err();
+        assert_eq!(fields(err), ["kyc"]);
     }
 
     fn customer() -> Customer {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
 use super::problem::ApiError;
-use crate::api::types::{Document, DocumentList, KycStarted, Problem, StartKycRequest};
+use crate::api::types::{Document, DocumentList, IdempotencyKey, KycStarted, Problem, StartKycRequest};
 use crate::domain::{ComplianceStatus, DocumentType, FieldError, MAX_DOCUMENT_BYTES};
 use crate::sandbox::commands::{self, Upload};
 use crate::sandbox::error::SandboxError;
@@ -18,7 +18,7 @@ use crate::sandbox::error::SandboxError;
 #[utoipa::path(
     post, path = "/v1/compliance/kyc", tag = "compliance",
     request_body = StartKycRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = KycStarted), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, description = "KYC data missing (the fields are named), or KYC already started", body = Problem),
@@ -44,7 +44,7 @@ pub async fn start_kyc(
     post, path = "/v1/compliance/kyc/{onboardingId}/rerun", tag = "compliance",
     params(
         ("onboardingId" = String, Path, description = "The expired onboarding"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        IdempotencyKey,
     ),
     responses(
         (status = 201, body = KycStarted), (status = 401, body = Problem), (status = 404, body = Problem),
@@ -70,7 +70,7 @@ pub async fn rerun_kyc(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    #[schema(value_type = String, format = Uuid)]
+    #[schema(value_type = String, format = Uuid, rename = "customerId")]
     customer_id: String,
     #[schema(value_type = DocumentType, rename = "type")]
     document_type: String,
@@ -83,7 +83,7 @@ pub struct UploadForm {
 #[utoipa::path(
     post, path = "/v1/compliance/upload-doc", tag = "compliance",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = Document), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 413, description = "Over 10 MiB", body = Problem),

@@ -1,6 +1,7 @@
 //! `/v1/customers`: create, list (cursor pagination), read and merge-patch customers.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -10,7 +11,7 @@ use serde_json::Value;
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
 use super::problem::ApiError;
-use crate::api::types::{ListCustomersQuery, Page, Problem};
+use crate::api::types::{IdempotencyKey, ListCustomersQuery, Page, Problem};
 use crate::domain::{Customer, CustomerProfile, FieldError};
 use crate::sandbox::commands;
 use crate::sandbox::error::SandboxError;
@@ -22,7 +23,7 @@ const MAX_PAGE: usize = 100;
 #[utoipa::path(
     post, path = "/v1/customers", tag = "customers",
     request_body = CustomerProfile,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "Created", body = Customer),
         (status = 400, body = Problem), (status = 401, body = Problem),
@@ -57,8 +58,12 @@ pub async fn create_customer(
 pub async fn list_customers(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
-    Query(query): Query<ListCustomersQuery>,
+    query: Result<Query<ListCustomersQuery>, QueryRejection>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest {
+        detail: format!("the query string is not valid: {}", rejection.body_text()),
+        errors: vec![],
+    })?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<usize>() {

@@ -87,6 +87,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         }
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+        // Every body of this API is an object (serde would also read a struct from an array).
+        if !value.is_object() {
+            return Err(ApiError::invalid_field("", "expected a JSON object"));
+        }
         let value = serde_path_to_error::deserialize(value).map_err(|err| {
             let path = err.path().to_string();
             let field = if path == "." { String::new() } else { path };

@@ -133,13 +133,79 @@ fn upload_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(compliance::upload_document))
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of every route, as served at `/openapi.json`.
+pub fn openapi() -> serde_json::Value {
     let (_, api) = api_routes().split_for_parts();
     let (_, upload) = upload_routes().split_for_parts();
     let mut doc = api;
     doc.merge(upload);
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    document_errors(&mut doc);
     doc
+}
+
+/// What every operation can answer besides what its handler documents: the errors of the
+/// layers in front of it. Problems are `application/problem+json`.
+fn document_errors(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        })
+    };
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            let has_body = operation.get("requestBody").is_some();
+            let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let is_problem = content
+                    .get("application/json")
+                    .and_then(|c| c.pointer("/schema/$ref"))
+                    .is_some_and(|r| r == "#/components/schemas/Problem");
+                if is_problem && let Some(schema) = content.remove("application/json") {
+                    content.insert("application/problem+json".into(), schema);
+                }
+            }
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem(description));
+            };
+            add(
+                "400",
+                "Malformed request: JSON, query string, header or multipart body",
+            );
+            add("401", "Missing or unknown API key");
+            add("429", "Over the tenant's rate limit; see Retry-After");
+            add("500", "Internal error");
+            if path.contains('{') {
+                add("404", "No such resource for this API key");
+            }
+            if has_body || method == "post" {
+                add("413", "The body is over the size limit");
+                add("415", "The body is not of the expected content type");
+                add("422", "A field is invalid; `errors` names it");
+            }
+            if method == "post" {
+                add(
+                    "409",
+                    "Conflicts with the resource's state, or an Idempotency-Key reused for another request",
+                );
+            }
+        }
+    }
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
 use super::problem::ApiError;
-use crate::api::types::{AdvanceClockRequest, ClockState, Problem, SimulateRequest};
+use crate::api::types::{AdvanceClockRequest, ClockState, IdempotencyKey, Problem, SimulateRequest};
 use crate::domain::ComplianceStatus;
 use crate::sandbox::commands;
 
@@ -17,7 +17,7 @@ const MAX_ADVANCE_SECONDS: u64 = 365 * 24 * 3600;
 /// links expire, a review starts or ends, the provider decides, a verification error.
 #[utoipa::path(
     post, path = "/v1/sandbox/customers/{id}/simulate", tag = "sandbox",
-    params(("id" = String, Path, description = "The customer's id")),
+    params(("id" = String, Path, description = "The customer's id"), IdempotencyKey),
     request_body = SimulateRequest,
     responses(
         (status = 200, description = "The compliance status after the action", body = ComplianceStatus),
@@ -46,6 +46,7 @@ pub async fn simulate(
 #[utoipa::path(
     post, path = "/v1/sandbox/clock/advance", tag = "sandbox",
     request_body = AdvanceClockRequest,
+    params(IdempotencyKey),
     responses((status = 200, body = ClockState), (status = 401, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []))
 )]

@@ -8,7 +8,8 @@ use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
 use super::problem::ApiError;
 use crate::api::types::{
-    CreateWebhookRequest, Delivery, DeliveryList, Problem, WebhookEndpoint, WebhookEndpointList,
+    CreateWebhookRequest, Delivery, DeliveryList, IdempotencyKey, Problem, WebhookEndpoint,
+    WebhookEndpointList,
 };
 use crate::sandbox::webhooks;
 
@@ -16,7 +17,7 @@ use crate::sandbox::webhooks;
 #[utoipa::path(
     post, path = "/v1/webhooks", tag = "webhooks",
     request_body = CreateWebhookRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(IdempotencyKey),
     responses((status = 201, body = WebhookEndpoint), (status = 401, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []))
 )]
@@ -74,6 +75,7 @@ pub async fn delete_webhook(
 #[utoipa::path(
     get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id")),
+    description = "The log of a deleted endpoint stays readable.",
     responses((status = 200, body = DeliveryList), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
@@ -96,6 +98,7 @@ pub async fn list_deliveries(
     params(
         ("id" = String, Path, description = "The endpoint's id"),
         ("deliveryId" = String, Path, description = "The delivery to send again"),
+        IdempotencyKey,
     ),
     responses((status = 202, body = Delivery), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
