@@ -25,26 +25,9 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A customer whose profile passes every profile check (tests/fixtures/full_profile.json).
 pub fn full_profile() -> Value {
-    serde_json::json!({
-        "email": "ada@example.com",
-        "ipAddress": "203.0.113.7",
-        "kyc": {
-            "firstName": "Ada",
-            "lastName": "Lovelace",
-            "birthDate": "1990-04-12",
-            "documentNumber": "X1234567",
-            "mainAddress": {
-                "street1": "123 Main St",
-                "cityCounty": "New York",
-                "stateRegion": "NY",
-                "zip": "10001",
-                "countryCode": "US"
-            },
-            "nationality": "US",
-            "occupation": "11"
-        }
-    })
+    fixture("full_profile.json")
 }
 
 pub struct Scenario {

@@ -26,27 +26,15 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 pub const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
 
+/// A complete profile (tests/fixtures/full_profile.json) with this last name (the sandbox's
+/// magic names steer outcomes) and a unique externalId.
 pub fn full_profile(last_name: &str) -> Value {
-    json!({
-        "externalId": format!("ext-{}", Uuid::new_v4().simple()),
-        "email": "ada@example.com",
-        "ipAddress": "203.0.113.7",
-        "kyc": {
-            "firstName": "Ada",
-            "lastName": last_name,
-            "birthDate": "1990-04-12",
-            "documentNumber": "X1234567",
-            "mainAddress": {
-                "street1": "123 Main St",
-                "cityCounty": "New York",
-                "stateRegion": "NY",
-                "zip": "10001",
-                "countryCode": "US"
-            },
-            "nationality": "US",
-            "occupation": "11"
-        }
-    })
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/full_profile.json");
+    let text = std::fs::read_to_string(&path).expect("the fixture is readable");
+    let mut profile: Value = serde_json::from_str(&text).expect("the fixture is JSON");
+    profile["kyc"]["lastName"] = json!(last_name);
+    profile["externalId"] = json!(format!("ext-{}", Uuid::new_v4().simple()));
+    profile
 }
 
 pub struct Response {

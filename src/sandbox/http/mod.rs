@@ -222,40 +222,29 @@ async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
     ))
 }
 
+/// API routes behind their layers, outermost first: the body size check, authentication
+/// with the rate limit, idempotency; the extractors read at most `limit` bytes of body.
+fn protect(routes: OpenApiRouter<AppState>, limit: usize, state: &AppState) -> axum::Router<AppState> {
+    let (router, _) = routes.layer(DefaultBodyLimit::max(limit)).split_for_parts();
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limit,
+            middleware::limit_body,
+        ))
+}
+
 /// The whole router.
 pub fn router(state: AppState) -> axum::Router {
-    let (api, _) = api_routes()
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .split_for_parts();
-    let (upload, _) = upload_routes()
-        .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))
-        .split_for_parts();
-    let api = api
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::idempotency,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::authenticate,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            JSON_BODY_LIMIT,
-            middleware::limit_body,
-        ));
-    let upload = upload
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::idempotency,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::authenticate,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            UPLOAD_BODY_LIMIT,
-            middleware::limit_body,
-        ));
+    let api = protect(api_routes(), JSON_BODY_LIMIT, &state);
+    let upload = protect(upload_routes(), UPLOAD_BODY_LIMIT, &state);
     let document = Arc::new(openapi());
     axum::Router::new()
         .merge(api)
