@@ -524,3 +524,29 @@ async fn a_restart_with_the_same_database_keeps_everything() {
     assert_eq!(client.status(customer).await["onboardingStatus"], "EXPIRED");
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_strategy_override_brings_the_requirements_of_its_strategy() {
+    let h = Harness::start().await;
+    let customer = h.client.create_customer(full_profile("Lovelace")).await;
+    upload_all(&h, customer, &["SOURCE_OF_FUNDS", "W9"]).await;
+    let started = h
+        .client
+        .post(
+            "/v1/compliance/kyc",
+            json!({"customerId": customer, "strategy": "EXTERNAL_KYC"}),
+        )
+        .await;
+    started.assert_status(201);
+    assert_eq!(started.body["onboarding"]["strategy"], "EXTERNAL_KYC");
+    let status = h.client.status(customer).await;
+    assert_eq!(status["strategy"], "EXTERNAL_KYC");
+    assert_check(&status, "DOC_BIOMETRIC_REPORT", false, Some("UPLOAD_DOCUMENT"));
+    assert_eq!(status["nextAction"], "UPLOAD_DOCUMENT");
+    // Without the biometric report there is no decision to wait for.
+    assert_eq!(h.client.advance(60).await["timersFired"], 0);
+    assert_eq!(h.client.status(customer).await["onboardingStatus"], "PROCESSING");
+    upload_all(&h, customer, &["BIOMETRIC_REPORT"]).await;
+    assert_eq!(h.client.advance(2).await["timersFired"], 1);
+    assert_eq!(h.client.status(customer).await["isCompliant"], true);
+}

@@ -400,9 +400,24 @@ pub fn sdk_page_submit(db: &mut Db, token: &str, action: SdkPageAction) -> Resul
     Ok(stage)
 }
 
+/// How far ahead of real time a tenant's clock may run: a century is more than any flow needs
+/// and keeps every date far from the calendar's end.
+const MAX_CLOCK_OFFSET_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
 /// `POST /v1/sandbox/clock/advance`: moves the tenant's clock and fires the timers now due.
 pub fn advance_clock(db: &mut Db, tenant: &TenantId, seconds: u64) -> Result<ClockState, SandboxError> {
     let mut work = Work::begin(db, tenant)?;
+    let ahead = work.clock_offset_ms / 1000;
+    if ahead.saturating_add(seconds as i64) > MAX_CLOCK_OFFSET_SECONDS {
+        return Err(SandboxError::Validation(crate::domain::ValidationErrors(vec![
+            FieldError::new(
+                "seconds",
+                format!(
+                    "the clock is already {ahead} s ahead; it may run at most {MAX_CLOCK_OFFSET_SECONDS} s (100 years) ahead of real time"
+                ),
+            ),
+        ])));
+    }
     work.advance_clock(time::Duration::seconds(seconds as i64))?;
     let fired = fire_due_timers(&mut work)?;
     let state = ClockState {

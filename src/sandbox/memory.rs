@@ -53,7 +53,10 @@ impl TenantState {
     /// The tenant's clock: real time plus the offset `clock/advance` added, to the millisecond.
     pub fn now(&self) -> OffsetDateTime {
         let real = OffsetDateTime::now_utc();
-        let now = real + time::Duration::milliseconds(self.clock_offset_ms);
+        // The offset is capped far below the calendar's end; saturate rather than panic anyway.
+        let now = real
+            .checked_add(time::Duration::milliseconds(self.clock_offset_ms))
+            .unwrap_or(real);
         now.replace_nanosecond(now.millisecond() as u32 * 1_000_000)
             .unwrap_or(now)
     }

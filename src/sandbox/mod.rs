@@ -237,11 +237,18 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, StartError> 
 /// Fires timers (link expiry, decisions) as real time makes them due.
 async fn run_timers(store: Store, cancel: CancellationToken) {
     loop {
-        if store.run(commands::fire_timers_due_now).await.is_err() {
-            return;
-        }
+        let failed = match store.run(commands::fire_timers_due_now).await {
+            Err(StoreError::Closed) => return,
+            Err(err) => {
+                tracing::error!("firing timers failed: {err}");
+                true
+            }
+            Ok(_) => false,
+        };
         let next = store.read(|m| m.tenants.values().filter_map(|t| t.next_timer_real_ms()).min());
         let wait = match next {
+            // Try again in a moment rather than spin on a timer that cannot fire.
+            _ if failed => Duration::from_secs(1),
             Some(due) => Duration::from_millis(
                 (due - unix_ms(time::OffsetDateTime::now_utc())).clamp(0, 3_600_000) as u64,
             ),

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::SandboxError;
 use super::memory::{TenantId, unix_ms};
-use super::store::{Db, Store};
+use super::store::{Db, Store, StoreError};
 use super::work::rfc3339;
 
 /// How deliveries are attempted and retried.
@@ -79,15 +79,22 @@ impl Attempt {
     }
 }
 
-/// Claims up to `limit` due deliveries, marking them in flight.
-fn claim_due(db: &mut Db, limit: usize) -> Result<Vec<Job>, SandboxError> {
+/// Claims up to `limit` due deliveries, marking them in flight. A claim older than
+/// `stale_after` whose attempt was never recorded (the database failed just then) is released
+/// first, so one lost write cannot hold back a customer's deliveries for good.
+fn claim_due(db: &mut Db, limit: usize, stale_after: Duration) -> Result<Vec<Job>, SandboxError> {
     let tenants: Vec<(TenantId, i64)> = db
         .memory()
         .tenants
         .iter()
         .map(|(id, t)| (id.clone(), unix_ms(t.now())))
         .collect();
+    let real_now = unix_ms(time::OffsetDateTime::now_utc());
     let tx = db.conn.transaction()?;
+    tx.execute(
+        "UPDATE deliveries SET status = 'PENDING' WHERE status = 'IN_FLIGHT' AND claimed_ms < ?1",
+        [real_now - stale_after.as_millis() as i64],
+    )?;
     let mut jobs = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
@@ -121,9 +128,10 @@ fn claim_due(db: &mut Db, limit: usize) -> Result<Vec<Job>, SandboxError> {
                 jobs.push(job?);
             }
         }
-        let mut mark = tx.prepare_cached("UPDATE deliveries SET status = 'IN_FLIGHT' WHERE id = ?1")?;
+        let mut mark =
+            tx.prepare_cached("UPDATE deliveries SET status = 'IN_FLIGHT', claimed_ms = ?2 WHERE id = ?1")?;
         for job in &jobs {
-            mark.execute([&job.delivery_id])?;
+            mark.execute((&job.delivery_id, real_now))?;
         }
     }
     tx.commit()?;
@@ -303,14 +311,19 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
     loop {
         while attempts.try_join_next().is_some() {}
         let free = slots.available_permits();
+        let stale_after = policy.timeout * 2 + Duration::from_secs(60);
         let jobs = if free > 0 {
-            match store.run(move |db| claim_due(db, free)).await {
+            match store.run(move |db| claim_due(db, free, stale_after)).await {
                 Ok(Ok(jobs)) => jobs,
+                Err(StoreError::Closed) => break,
                 Ok(Err(err)) => {
                     tracing::error!("claiming deliveries failed: {err}");
                     Vec::new()
                 }
-                Err(_) => break,
+                Err(err) => {
+                    tracing::error!("claiming deliveries failed: {err}");
+                    Vec::new()
+                }
             }
         } else {
             Vec::new()
@@ -334,8 +347,10 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
         }
         let wait = match store.run(next_due_in_ms).await {
             Ok(Ok(Some(ms))) => Duration::from_millis(ms.clamp(0, 3_600_000) as u64),
-            Ok(_) => Duration::from_secs(3600),
-            Err(_) => break,
+            Ok(Ok(None)) => Duration::from_secs(3600),
+            Err(StoreError::Closed) => break,
+            // The store failed to answer: try again in a moment rather than spin or stop.
+            Ok(Err(_)) | Err(_) => Duration::from_secs(1),
         };
         // Due now but not claimed means every slot is busy: a finished attempt rings the bell.
         let wait = wait.max(Duration::from_millis(if slots.available_permits() == 0 {
@@ -349,6 +364,10 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    // Let attempts under way finish and be recorded, briefly; the rest are sent again after
+    // the next start (their deliveries are still in flight, which a start resets to pending).
+    let finishing = async { while attempts.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), finishing).await;
     attempts.shutdown().await;
 }
 

@@ -16,7 +16,7 @@ use super::memory::{
     CustomerRecord, EndpointRecord, Memory, OnboardingRecord, TenantId, Timer, TimerKind, unix_ms,
 };
 use super::store::{Db, Signals, StoreError};
-use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent};
+use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent, readiness};
 
 /// How long things take in the sandbox's simulated world.
 #[derive(Debug, Clone, Copy)]
@@ -187,7 +187,15 @@ impl<'c> Work<'c> {
         let default_strategy = self.default_strategy;
         let record = self.customer(customer_id)?;
         let before = record.workflow.stage();
-        let readiness = record.readiness(default_strategy);
+        // A new onboarding's own strategy decides its requirements (the request may override
+        // the tenant's), not the strategy in effect before it.
+        let strategy = match event {
+            WorkflowEvent::KycStarted { onboarding, .. } | WorkflowEvent::Restarted { onboarding, .. } => {
+                onboarding.strategy
+            }
+            _ => record.strategy(default_strategy),
+        };
+        let readiness = readiness(&record.customer, &record.documents_on_file(), strategy);
         let produced = record.workflow.handle(event, readiness)?;
         let view = record.workflow.view();
         for event in produced {

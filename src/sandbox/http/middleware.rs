@@ -87,21 +87,27 @@ impl InFlightKeys {
 }
 
 /// A claimed key, released when dropped (even if the handler panics).
-struct Claim<'a> {
-    keys: &'a InFlightKeys,
+struct Claim {
+    app: AppState,
     entry: (TenantId, String),
 }
 
-impl<'a> Claim<'a> {
-    fn new(keys: &'a InFlightKeys, tenant: &TenantId, key: &str) -> Option<Self> {
+impl Claim {
+    fn new(app: &AppState, tenant: &TenantId, key: &str) -> Option<Self> {
         let entry = (tenant.clone(), key.to_string());
-        keys.set().insert(entry.clone()).then_some(Claim { keys, entry })
+        app.idempotency_in_flight
+            .set()
+            .insert(entry.clone())
+            .then(|| Claim {
+                app: app.clone(),
+                entry,
+            })
     }
 }
 
-impl Drop for Claim<'_> {
+impl Drop for Claim {
     fn drop(&mut self) {
-        self.keys.set().remove(&self.entry);
+        self.app.idempotency_in_flight.set().remove(&self.entry);
     }
 }
 
@@ -141,6 +147,14 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
         return next.run(request).await;
     };
 
+    // Claim the key before looking it up, so two requests with one key never both run.
+    let Some(claim) = Claim::new(&app, &tenant, &key) else {
+        return ApiError::IdempotencyConflict(format!(
+            "a request with the Idempotency-Key \"{key}\" is still being processed; retry once it has answered"
+        ))
+        .into_response();
+    };
+
     let (parts, body) = request.into_parts();
     let bytes: Bytes = match http_body_util::Limited::new(body, super::UPLOAD_BODY_LIMIT)
         .collect()
@@ -154,13 +168,7 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
             .into_response();
         }
     };
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str());
-    hasher.update([0]);
-    hasher.update(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""));
-    hasher.update([0]);
-    hasher.update(&bytes);
-    let fingerprint = hex::encode(hasher.finalize());
+    let fingerprint = fingerprint(&parts, &bytes).await;
 
     let lookup = {
         let (tenant, key) = (tenant.clone(), key.clone());
@@ -197,47 +205,99 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
         Err(err) => return ApiError::from(err).into_response(),
     }
 
-    let Some(_claim) = Claim::new(&app.idempotency_in_flight, &tenant, &key) else {
-        return ApiError::IdempotencyConflict(format!(
-            "a request with the Idempotency-Key \"{key}\" is still being processed; retry once it has answered"
-        ))
-        .into_response();
-    };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let status = parts.status;
-    if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
-        let headers: Vec<(String, String)> = REPLAYED_HEADERS
-            .iter()
-            .filter_map(|name| {
-                let value = parts.headers.get(name)?.to_str().ok()?;
-                Some((name.to_string(), value.to_string()))
-            })
-            .collect();
-        let (tenant, key, body) = (tenant.clone(), key.clone(), body.to_vec());
-        let stored = app
-            .store
-            .run(move |db| {
-                db.conn.execute(
-                    "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    (
-                        &tenant.0,
-                        &key,
-                        &fingerprint,
-                        status.as_u16(),
-                        serde_json::to_string(&headers).unwrap_or_default(),
-                        &body,
-                    ),
-                )
-            })
-            .await;
-        if !matches!(stored, Ok(Ok(_))) {
-            tracing::error!("storing the answer to an Idempotency-Key failed");
+    // The request runs and its answer is stored in a task of its own: a client that hangs up
+    // midway must not leave a command done but its answer unrecorded, or its retry would run
+    // the command a second time.
+    let store = app.store.clone();
+    let task = tokio::spawn(async move {
+        let _claim = claim;
+        let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let status = parts.status;
+        if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            let headers: Vec<(String, String)> = REPLAYED_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    let value = parts.headers.get(name)?.to_str().ok()?;
+                    Some((name.to_string(), value.to_string()))
+                })
+                .collect();
+            let stored_body = body.to_vec();
+            let stored = store
+                .run(move |db| {
+                    db.conn.execute(
+                        "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        (
+                            &tenant.0,
+                            &key,
+                            &fingerprint,
+                            status.as_u16(),
+                            serde_json::to_string(&headers).unwrap_or_default(),
+                            &stored_body,
+                        ),
+                    )
+                })
+                .await;
+            if !matches!(stored, Ok(Ok(_))) {
+                tracing::error!("storing the answer to an Idempotency-Key failed");
+            }
         }
+        Response::from_parts(parts, Body::from(body))
+    });
+    match task.await {
+        Ok(response) => response,
+        Err(_) => ApiError::from(crate::sandbox::store::StoreError::JobPanicked).into_response(),
     }
-    Response::from_parts(parts, Body::from(body))
+}
+
+/// What makes two requests "the same" for an idempotency key: method, path and body. A
+/// multipart body is compared by its fields (name, file name, content hash), because every
+/// client draws a new boundary each time it builds the same form.
+async fn fingerprint(parts: &axum::http::request::Parts, body: &Bytes) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""));
+    hasher.update([0]);
+    match multipart_fields(parts, body).await {
+        Some(fields) => {
+            for field in fields {
+                hasher.update(field.as_bytes());
+                hasher.update([0]);
+            }
+        }
+        None => hasher.update(body),
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The fields of a multipart body as sorted `name\0file name\0content hash` lines, or `None`
+/// when the body is not multipart (or not readable as such).
+async fn multipart_fields(parts: &axum::http::request::Parts, body: &Bytes) -> Option<Vec<String>> {
+    use axum::extract::FromRequest;
+    let content_type = parts.headers.get(header::CONTENT_TYPE)?;
+    if !content_type.to_str().ok()?.starts_with("multipart/") {
+        return None;
+    }
+    let request = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body.clone()))
+        .ok()?;
+    let mut multipart = axum::extract::Multipart::from_request(request, &()).await.ok()?;
+    let mut fields = Vec::new();
+    while let Some(field) = multipart.next_field().await.ok()? {
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().unwrap_or("").to_string();
+        let content = field.bytes().await.ok()?;
+        fields.push(format!(
+            "{name}\0{file_name}\0{}",
+            hex::encode(Sha256::digest(&content))
+        ));
+    }
+    fields.sort();
+    Some(fields)
 }
 
 fn replay(stored: Stored) -> Response {

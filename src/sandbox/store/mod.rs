@@ -28,6 +28,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("a store job failed unexpectedly; its changes were rolled back")]
+    JobPanicked,
     #[error("the database {path} is in use by another kycdash sandbox; stop it or pass another --db")]
     InUse { path: String },
     #[error("cannot open the database at {path}: {source}")]
@@ -181,9 +183,7 @@ impl Store {
             .name("kycdash-store".into())
             .spawn(move || {
                 while let Some(job) = queue.blocking_recv() {
-                    if catch_unwind(AssertUnwindSafe(|| job(&mut db))).is_err() {
-                        tracing::error!("a store job panicked; its transaction was rolled back");
-                    }
+                    job(&mut db);
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the store thread: {e}")))?;
@@ -206,10 +206,13 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Box::new(move |db| {
-                let _ = reply.send(job(db));
+                // A panicking job rolls its transaction back (the transaction is dropped) and
+                // fails alone; the store goes on serving.
+                let result = catch_unwind(AssertUnwindSafe(|| job(db))).map_err(|_| StoreError::JobPanicked);
+                let _ = reply.send(result);
             }))
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Reads the in-memory state.

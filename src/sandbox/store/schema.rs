@@ -78,6 +78,7 @@ CREATE TABLE deliveries (
     customer_id     TEXT NOT NULL,
     status          TEXT NOT NULL,
     next_attempt_ms INTEGER,
+    claimed_ms      INTEGER,
     attempt_count   INTEGER NOT NULL DEFAULT 0,
     created_at      TEXT NOT NULL
 );
