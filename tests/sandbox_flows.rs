@@ -550,3 +550,116 @@ async fn a_strategy_override_brings_the_requirements_of_its_strategy() {
     assert_eq!(h.client.advance(2).await["timersFired"], 1);
     assert_eq!(h.client.status(customer).await["isCompliant"], true);
 }
+
+/// Everything a tenant can read, to compare two moments of a sandbox.
+async fn snapshot(client: &support::Client, endpoint: Uuid) -> Value {
+    let customers = client.get("/v1/customers?limit=100").await.body["data"].clone();
+    let mut per_customer = Vec::new();
+    for customer in customers.as_array().unwrap() {
+        let id: Uuid = customer["id"].as_str().unwrap().parse().unwrap();
+        per_customer.push(json!({
+            "customer": client.get(&format!("/v1/customers/{id}")).await.body,
+            "status": client.status(id).await,
+            "documents": client.get(&format!("/v1/compliance/documents/{id}")).await.body,
+        }));
+    }
+    json!({
+        "customers": customers,
+        "details": per_customer,
+        "webhooks": client.get("/v1/webhooks").await.body,
+        "deliveries": client.deliveries(endpoint).await,
+    })
+}
+
+#[tokio::test]
+async fn what_is_served_from_memory_is_what_the_database_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::config();
+    config.db = kycdash::sandbox::DbLocation::File(dir.path().join("sandbox.db"));
+    let h = Harness::start_with(config.clone(), support::KEY).await;
+
+    // Customers in every stage, with documents, patches, reruns and a review.
+    let bare = h
+        .client
+        .create_customer(json!({"email": "bare@example.com"}))
+        .await;
+    h.client
+        .patch(
+            &format!("/v1/customers/{bare}"),
+            json!({"kyc": {"firstName": "Bo"}}),
+        )
+        .await
+        .assert_status(200);
+    let ready = h.client.create_customer(full_profile("Lovelace")).await;
+    h.client.upload(ready, "W9", PDF).await.assert_status(201);
+    let approved = h.client.create_customer(full_profile("Lovelace")).await;
+    h.client.start_kyc(approved).await.assert_status(201);
+    h.client
+        .simulate(approved, "SDK_COMPLETE")
+        .await
+        .assert_status(200);
+    upload_all(&h, approved, &["SOURCE_OF_FUNDS", "W8BEN"]).await;
+    let reviewed = h.client.create_customer(full_profile("Review")).await;
+    h.client.start_kyc(reviewed).await.assert_status(201);
+    h.client
+        .simulate(reviewed, "SDK_COMPLETE")
+        .await
+        .assert_status(200);
+    let rerun = h.client.create_customer(full_profile("Expire")).await;
+    let first = h.client.start_kyc(rerun).await.body["onboarding"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.client
+        .post(&format!("/v1/compliance/kyc/{first}/rerun"), json!({}))
+        .await
+        .assert_status(201);
+    let errored = h.client.create_customer(full_profile("Error")).await;
+    h.client.start_kyc(errored).await.assert_status(201);
+    h.client
+        .simulate(errored, "SDK_COMPLETE")
+        .await
+        .assert_status(200);
+    h.client.advance(2).await;
+    assert_eq!(h.client.status(approved).await["onboardingStatus"], "APPROVED");
+    let expected_events = h.client.deliveries(h.endpoint).await.len();
+    h.receiver.take(expected_events).await;
+
+    let before = snapshot(&h.client, h.endpoint).await;
+    let endpoint = h.endpoint;
+    h.sandbox.shutdown().await;
+    let sandbox = kycdash::sandbox::start(config).await.unwrap();
+    let client = support::client(&sandbox, Some(support::KEY));
+    let after = snapshot(&client, endpoint).await;
+    assert_eq!(after, before);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn timers_fire_on_their_own_when_real_time_makes_them_due() {
+    let mut config = support::config();
+    config.timing.decision_delay = time::Duration::ZERO;
+    let h = Harness::start_with(config, support::KEY).await;
+    let customer = h.client.create_customer(full_profile("Lovelace")).await;
+    h.client.start_kyc(customer).await.assert_status(201);
+    h.client
+        .simulate(customer, "SDK_COMPLETE")
+        .await
+        .assert_status(200);
+    upload_all(&h, customer, &["SOURCE_OF_FUNDS", "W9"]).await;
+    // No clock advance: the timer task fires the due decision by itself.
+    let events = h
+        .expect_events(
+            customer,
+            &[
+                "CUSTOMER_CREATED",
+                "CUSTOMER_KYC_STARTED",
+                "CUSTOMER_KYC_SDK_FLOW_REQUIRED",
+                "CUSTOMER_KYC_SDK_FLOW_COMPLETED",
+                "CUSTOMER_KYC_FINISHED",
+            ],
+        )
+        .await;
+    assert_eq!(events[4].data().unwrap().status.unwrap().as_str(), "APPROVED");
+    assert_eq!(h.client.status(customer).await["isCompliant"], true);
+}

@@ -183,6 +183,7 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, StartError> 
     let mut seeds = Vec::new();
     for api_key in &api_keys {
         let tenant = api_key.tenant();
+        tracing::info!("API key {} ({})", redact(&api_key.key), api_key.strategy);
         if keys.insert(api_key.key.clone(), tenant.clone()).is_some() {
             return Err(StartError::DuplicateKey);
         }

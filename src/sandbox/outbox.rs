@@ -275,6 +275,17 @@ async fn attempt(client: &reqwest::Client, job: &Job, timeout: Duration) -> Atte
     }
 }
 
+/// A URL for a log line: a query string may carry a token, so it is left out.
+fn without_query(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => "(invalid URL)".into(),
+    }
+}
+
 fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "the receiver did not answer in time".into()
@@ -288,7 +299,10 @@ fn describe(err: &reqwest::Error) -> String {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        message
+        match err.url() {
+            Some(url) => message.replace(url.as_str(), &without_query(url.as_str())),
+            None => message,
+        }
     }
 }
 
@@ -335,6 +349,14 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
             let (store, client) = (store.clone(), client.clone());
             attempts.spawn(async move {
                 let outcome = attempt(&client, &job, policy.timeout).await;
+                if !outcome.succeeded() {
+                    let why = match (&outcome.response_status, &outcome.error) {
+                        (Some(status), _) => format!("answered {status}"),
+                        (None, Some(error)) => error.clone(),
+                        (None, None) => "failed".into(),
+                    };
+                    tracing::warn!(event = %job.event_id, to = %without_query(&job.url), "webhook delivery {why}; it will be retried");
+                }
                 let recorded = store
                     .run(move |db| record_attempt(db, &job, &outcome, &policy))
                     .await;
