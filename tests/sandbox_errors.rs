@@ -536,3 +536,54 @@ async fn no_input_produces_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_retried_upload_with_the_same_key_is_the_same_upload() {
+    let (_sandbox, client) = sandbox().await;
+    let customer = client.create_customer(full_profile("Lovelace")).await;
+    // Each attempt builds its form anew, so each has its own multipart boundary.
+    let upload = |content: &'static [u8]| {
+        let client = client.clone();
+        async move {
+            let form = reqwest::multipart::Form::new()
+                .text("customerId", customer.to_string())
+                .text("type", "W9")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(content).file_name("w9.pdf"),
+                );
+            let request = client
+                .http
+                .post(format!("{}/v1/compliance/upload-doc", client.base))
+                .bearer_auth(KEY)
+                .header("idempotency-key", "upload-w9")
+                .multipart(form);
+            support::into_response(request.send().await.unwrap()).await
+        }
+    };
+    let first = upload(PDF).await;
+    first.assert_status(201);
+    let again = upload(PDF).await;
+    again.assert_status(201);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    upload(PNG).await.assert_problem(409);
+    let documents = client.get(&format!("/v1/compliance/documents/{customer}")).await;
+    assert_eq!(documents.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_clock_runs_at_most_a_century_ahead() {
+    let (_sandbox, client) = sandbox().await;
+    for _ in 0..100 {
+        client.advance(31_536_000).await;
+    }
+    let response = client
+        .post("/v1/sandbox/clock/advance", json!({"seconds": 31_536_000}))
+        .await;
+    response.assert_problem(422);
+    assert_eq!(response.error_fields(), ["seconds"]);
+    // Everything still works on the far-future clock.
+    let customer = client.create_customer(full_profile("Lovelace")).await;
+    client.start_kyc(customer).await.assert_status(201);
+}
