@@ -51,8 +51,8 @@ pub struct Work<'c> {
     pub timing: Timing,
     touched: HashMap<Uuid, CustomerRecord>,
     onboardings: Vec<OnboardingRecord>,
-    tokens: Vec<String>,
-    token_owner: Vec<Uuid>,
+    /// New SDK link tokens and whose they are.
+    tokens: Vec<(String, Uuid)>,
     timers: HashMap<Uuid, Vec<Timer>>,
     endpoints_added: Vec<EndpointRecord>,
     endpoints_removed: Vec<Uuid>,
@@ -93,7 +93,6 @@ impl<'c> Work<'c> {
             touched: HashMap::new(),
             onboardings: Vec::new(),
             tokens: Vec::new(),
-            token_owner: Vec::new(),
             timers: HashMap::new(),
             endpoints_added: Vec::new(),
             endpoints_removed: Vec::new(),
@@ -173,8 +172,7 @@ impl<'c> Work<'c> {
             ),
         )?;
         if let Some(token) = sdk_token {
-            self.tokens.push(token);
-            self.token_owner.push(record.customer_id);
+            self.tokens.push((token, record.customer_id));
         }
         self.onboardings.push(record);
         Ok(())
@@ -406,7 +404,7 @@ impl<'c> Work<'c> {
 
         let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
         let memory = &mut *memory;
-        for (token, customer) in self.tokens.into_iter().zip(self.token_owner) {
+        for (token, customer) in self.tokens {
             memory.sdk_tokens.insert(token, (self.tenant.clone(), customer));
         }
         let Some(state) = memory.tenants.get_mut(&self.tenant) else {
