@@ -2,6 +2,8 @@
 //! reading deliveries with every attempt, and resending by hand.
 
 use ::uuid::Uuid;
+use std::collections::HashMap;
+
 use base64::Engine;
 use rusqlite::OptionalExtension;
 
@@ -143,43 +145,29 @@ pub fn list_deliveries(
          FROM deliveries d JOIN events e ON e.seq = d.event_seq
          WHERE d.endpoint_id = ?1 ORDER BY d.seq",
     )?;
-    let rows = stmt.query_map([endpoint_id.to_string()], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-            r.get::<_, String>(6)?,
-        ))
-    })?;
+    type DeliveryRow = (String, String, String, String, String, Option<i64>, String);
+    let rows = stmt.query_map([endpoint_id.to_string()], |r| DeliveryRow::try_from(r))?;
+    // All attempts of the endpoint in one query, grouped by delivery.
     let mut attempts_stmt = db.conn.prepare(
-        "SELECT attempted_at, response_status, error, duration_ms FROM delivery_attempts
-         WHERE delivery_id = ?1 ORDER BY seq",
+        "SELECT a.delivery_id, a.attempted_at, a.response_status, a.error, a.duration_ms
+         FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+         WHERE d.endpoint_id = ?1 ORDER BY a.seq",
     )?;
+    type AttemptRow = (String, String, Option<i64>, Option<String>, i64);
+    let mut attempts_of: HashMap<String, Vec<DeliveryAttempt>> = HashMap::new();
+    for row in attempts_stmt.query_map([endpoint_id.to_string()], |r| AttemptRow::try_from(r))? {
+        let (delivery_id, at, response_status, error, duration_ms) = row?;
+        attempts_of.entry(delivery_id).or_default().push(DeliveryAttempt {
+            attempted_at: timestamp(&at)?,
+            response_status: response_status.and_then(|s| u16::try_from(s).ok()),
+            error,
+            duration_ms: duration_ms.max(0) as u64,
+        });
+    }
     let mut data = Vec::new();
     for row in rows {
         let (id, event_id, event_type, customer_id, status, next_ms, created_at) = row?;
-        let attempts = attempts_stmt
-            .query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?
-            .map(|row| {
-                let (at, response_status, error, duration_ms) = row?;
-                Ok(DeliveryAttempt {
-                    attempted_at: timestamp(&at)?,
-                    response_status: response_status.and_then(|s| u16::try_from(s).ok()),
-                    error,
-                    duration_ms: duration_ms.max(0) as u64,
-                })
-            })
-            .collect::<Result<Vec<_>, SandboxError>>()?;
+        let attempts = attempts_of.remove(&id).unwrap_or_default();
         data.push(Delivery {
             id: load::uuid(&id)?,
             endpoint_id,
@@ -214,22 +202,32 @@ pub fn resend(
     if !endpoint_exists(db, tenant, endpoint_id, false)? {
         return Err(SandboxError::not_found("webhook endpoint", endpoint_id));
     }
-    let original: Option<(i64, String)> = db
+    let original: Option<(i64, String, String, String)> = db
         .conn
         .query_row(
-            "SELECT event_seq, customer_id FROM deliveries WHERE id = ?1 AND endpoint_id = ?2",
+            "SELECT d.event_seq, d.customer_id, e.id, e.event_type
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq
+             WHERE d.id = ?1 AND d.endpoint_id = ?2",
             (delivery_id.to_string(), endpoint_id.to_string()),
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| row.try_into(),
         )
         .optional()?;
-    let (event_seq, customer_id) =
+    let (event_seq, customer_id, event_id, event_type) =
         original.ok_or_else(|| SandboxError::not_found("delivery", delivery_id))?;
+    let customer_id = load::uuid(&customer_id)?;
     let mut work = Work::begin(db, tenant)?;
-    let id = work.queue_delivery(endpoint_id, event_seq, load::uuid(&customer_id)?)?;
+    let now = work.now;
+    let id = work.queue_delivery(endpoint_id, event_seq, customer_id)?;
     work.commit()?;
-    list_deliveries(db, tenant, endpoint_id)?
-        .data
-        .into_iter()
-        .find(|d| d.id == id)
-        .ok_or_else(|| SandboxError::not_found("delivery", id))
+    Ok(Delivery {
+        id,
+        endpoint_id,
+        event_id,
+        event_type,
+        customer_id,
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Some(now),
+        attempts: Vec::new(),
+        created_at: now,
+    })
 }

@@ -28,36 +28,33 @@ pub fn strategy(text: &str) -> Result<Strategy, StoreError> {
     Strategy::parse(text).ok_or_else(|| corrupt("a strategy", text))
 }
 
+/// Every row of a query, each read as a tuple of its columns.
+fn read<T>(conn: &Connection, sql: &str) -> Result<Vec<T>, StoreError>
+where
+    T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+{
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |row| T::try_from(row))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
     let mut memory = Memory::default();
 
-    let mut stmt = conn.prepare("SELECT id, default_strategy, clock_offset_ms FROM tenants")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (id, default_strategy, offset) = row?;
+    let rows =
+        read::<(String, String, i64)>(conn, "SELECT id, default_strategy, clock_offset_ms FROM tenants")?;
+    for (id, default_strategy, offset) in rows {
         memory.tenants.insert(
             TenantId(id),
             TenantState::new(strategy(&default_strategy)?, offset),
         );
     }
 
-    let mut stmt = conn.prepare("SELECT seq, tenant_id, body, workflow FROM customers ORDER BY seq")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (seq, tenant, body, workflow) = row?;
+    let rows = read::<(i64, String, String, String)>(
+        conn,
+        "SELECT seq, tenant_id, body, workflow FROM customers ORDER BY seq",
+    )?;
+    for (seq, tenant, body, workflow) in rows {
         let customer: Customer = serde_json::from_str(&body).map_err(|e| corrupt("a customer", e))?;
         let workflow: Workflow = serde_json::from_str(&workflow).map_err(|e| corrupt("a workflow", e))?;
         let tenant = memory
@@ -76,25 +73,22 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         );
     }
 
-    let mut stmt = conn.prepare(
+    let rows = read::<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        String,
+        String,
+    )>(
+        conn,
         "SELECT tenant_id, customer_id, id, type, format, file_name, size, sha256, uploaded_at
          FROM documents ORDER BY seq",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, i64>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, String>(8)?,
-        ))
-    })?;
-    for row in rows {
-        let (tenant, customer, id, doc_type, format, file_name, size, sha256, uploaded_at) = row?;
+    for (tenant, customer, id, doc_type, format, file_name, size, sha256, uploaded_at) in rows {
         let meta = DocumentMeta {
             id: uuid(&id)?,
             document_type: DocumentType::parse(&doc_type)
@@ -114,22 +108,19 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         record.documents.push(meta);
     }
 
-    let mut stmt = conn.prepare(
+    let rows = read::<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    )>(
+        conn,
         "SELECT tenant_id, id, customer_id, strategy, created_at, previous_id, sdk_token FROM onboardings",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-        ))
-    })?;
-    for row in rows {
-        let (tenant, id, customer_id, strat, created_at, previous_id, token) = row?;
+    for (tenant, id, customer_id, strat, created_at, previous_id, token) in rows {
         let record = OnboardingRecord {
             id: uuid(&id)?,
             customer_id: uuid(&customer_id)?,
@@ -148,23 +139,20 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         }
     }
 
-    let mut stmt = conn.prepare(
+    let rows = read::<(
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+    )>(
+        conn,
         "SELECT tenant_id, id, url, description, event_types, secret, created_at
          FROM webhook_endpoints WHERE deleted = 0",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-        ))
-    })?;
-    for row in rows {
-        let (tenant, id, url, description, event_types, secret, created_at) = row?;
+    for (tenant, id, url, description, event_types, secret, created_at) in rows {
         let event_types = event_types
             .map(|json| serde_json::from_str(&json).map_err(|e| corrupt("event types", e)))
             .transpose()?;
@@ -181,18 +169,11 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         }
     }
 
-    let mut stmt = conn.prepare("SELECT id, tenant_id, customer_id, kind, due_ms FROM timers")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })?;
-    for row in rows {
-        let (id, tenant, customer_id, kind, due_ms) = row?;
+    let rows = read::<(i64, String, String, String, i64)>(
+        conn,
+        "SELECT id, tenant_id, customer_id, kind, due_ms FROM timers",
+    )?;
+    for (id, tenant, customer_id, kind, due_ms) in rows {
         let timer = Timer {
             id,
             customer_id: uuid(&customer_id)?,
