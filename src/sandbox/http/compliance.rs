@@ -233,11 +233,8 @@ pub async fn list_documents(
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
 ) -> Result<Json<DocumentList>, ApiError> {
-    let id = path_id("customer", &customer_id)?;
-    app.store
-        .read(|m| m.tenants.get(&tenant)?.customer(id).map(|r| r.document_list()))
-        .map(|data| Json(DocumentList { data }))
-        .ok_or_else(|| SandboxError::not_found("customer", id).into())
+    let data = app.read_customer(&tenant, &customer_id, |record, _| record.document_list())?;
+    Ok(Json(DocumentList { data }))
 }
 
 /// The compliance status: every check, and the one next action.
@@ -252,12 +249,6 @@ pub async fn compliance_status(
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
 ) -> Result<Json<ComplianceStatus>, ApiError> {
-    let id = path_id("customer", &customer_id)?;
-    app.store
-        .read(|m| {
-            let state = m.tenants.get(&tenant)?;
-            state.customer(id).map(|r| r.status(state.default_strategy))
-        })
+    app.read_customer(&tenant, &customer_id, |record, strategy| record.status(strategy))
         .map(Json)
-        .ok_or_else(|| SandboxError::not_found("customer", id).into())
 }

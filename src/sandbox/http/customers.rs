@@ -14,7 +14,6 @@ use super::problem::ApiError;
 use crate::api::types::{IdempotencyKey, ListCustomersQuery, Page, Problem};
 use crate::domain::{Customer, CustomerProfile, FieldError};
 use crate::sandbox::commands;
-use crate::sandbox::error::SandboxError;
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
@@ -149,11 +148,8 @@ pub async fn get_customer(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> Result<Json<Customer>, ApiError> {
-    let id = path_id("customer", &id)?;
-    app.store
-        .read(|m| m.tenants.get(&tenant)?.customer(id).map(|r| r.customer.clone()))
+    app.read_customer(&tenant, &id, |record, _| record.customer.clone())
         .map(Json)
-        .ok_or_else(|| SandboxError::not_found("customer", id).into())
 }
 
 /// Update a customer with a JSON merge patch (RFC 7396; `kyc` merges deeply, `null` removes).

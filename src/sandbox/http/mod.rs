@@ -27,9 +27,10 @@ use utoipa_axum::routes;
 use self::extract::JSON_BODY_LIMIT;
 use self::middleware::InFlightKeys;
 use self::problem::ApiError;
-use super::memory::TenantId;
+use super::error::SandboxError;
+use super::memory::{CustomerRecord, TenantId};
 use super::store::Store;
-use crate::domain::MAX_DOCUMENT_BYTES;
+use crate::domain::{MAX_DOCUMENT_BYTES, Strategy};
 
 /// The largest upload body: a 10 MiB file and room for the form around it.
 pub const UPLOAD_BODY_LIMIT: usize = MAX_DOCUMENT_BYTES + 64 * 1024;
@@ -83,6 +84,25 @@ impl AppState {
 
     pub fn tenant_for_key(&self, key: &str) -> Option<TenantId> {
         self.keys.get(key).cloned()
+    }
+
+    /// Reads one of the tenant's customers (by the id in a path) from memory, with the
+    /// tenant's default strategy; 404 when there is no such customer.
+    pub fn read_customer<T>(
+        &self,
+        tenant: &TenantId,
+        raw_id: &str,
+        read: impl FnOnce(&CustomerRecord, Strategy) -> T,
+    ) -> Result<T, ApiError> {
+        let id = extract::path_id("customer", raw_id)?;
+        self.store
+            .read(|m| {
+                let state = m.tenants.get(tenant)?;
+                state
+                    .customer(id)
+                    .map(|record| read(record, state.default_strategy))
+            })
+            .ok_or_else(|| SandboxError::not_found("customer", id).into())
     }
 }
 
