@@ -355,6 +355,18 @@ impl Drop for Receiver {
     }
 }
 
+/// The webhooks of a customer created with KYC data and started on the standard path,
+/// followed by `more`.
+pub fn started_then<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut events = vec![
+        "CUSTOMER_CREATED",
+        "CUSTOMER_KYC_STARTED",
+        "CUSTOMER_KYC_SDK_FLOW_REQUIRED",
+    ];
+    events.extend_from_slice(more);
+    events
+}
+
 pub fn names(events: &[WebhookEvent]) -> Vec<String> {
     events.iter().map(|e| e.event_type_name().to_string()).collect()
 }
