@@ -72,14 +72,6 @@ impl OnboardingStatus {
             OnboardingStatus::DeniedCompliance => "DENIED_COMPLIANCE",
         }
     }
-
-    /// No further change can happen to an onboarding in this status.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            OnboardingStatus::Error | OnboardingStatus::Approved | OnboardingStatus::DeniedCompliance
-        )
-    }
 }
 
 impl fmt::Display for OnboardingStatus {
@@ -134,14 +126,6 @@ impl CheckType {
             CheckType::DocBiometricReport => "DOC_BIOMETRIC_REPORT",
             CheckType::DocProofOfAddress => "DOC_PROOF_OF_ADDRESS",
         }
-    }
-
-    /// Checks about the workflow itself rather than the customer's data and documents.
-    pub fn is_workflow_check(self) -> bool {
-        matches!(
-            self,
-            CheckType::KycStarted | CheckType::SdkVerificationCompleted | CheckType::KycStatus
-        )
     }
 }
 

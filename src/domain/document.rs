@@ -101,14 +101,6 @@ impl ContentFormat {
             None
         }
     }
-
-    pub fn mime_type(self) -> &'static str {
-        match self {
-            ContentFormat::Pdf => "application/pdf",
-            ContentFormat::Png => "image/png",
-            ContentFormat::Jpeg => "image/jpeg",
-        }
-    }
 }
 
 impl fmt::Display for ContentFormat {
