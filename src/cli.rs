@@ -19,6 +19,92 @@ pub struct Cli {
 pub enum Command {
     /// Serve the sandbox API on its own (for curl, your backend, your tests).
     Sandbox(SandboxArgs),
+    /// Run the sync engine without a screen and print NDJSON, one event a line, on stdout.
+    Watch(WatchArgs),
+    /// Say what a customer needs next, in plain words (or as JSON with --json).
+    Status(StatusArgs),
+}
+
+/// Where the API is and where kycdash keeps its files. Flags win over the environment, which
+/// wins over the profile; with none of them, the embedded sandbox runs in the data directory.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// The API's base URL (without /v1).
+    #[arg(long, env = "KYCDASH_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// The API key (never printed in full).
+    #[arg(long, env = "KYCDASH_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// A profile of config.toml.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// The config file (default: config.toml in the XDG config directory).
+    #[arg(long, env = "KYCDASH_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Where the cache, the embedded sandbox, the inbox and the log live (default: the XDG
+    /// data directory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// How the engine syncs.
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// The watched folder whose files become uploads (default: <data-dir>/inbox).
+    #[arg(long, value_name = "DIR")]
+    pub inbox: Option<PathBuf>,
+
+    /// Where the webhook receiver listens (path /webhooks).
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<SocketAddr>,
+
+    /// The URL the API delivers webhooks to, when it is not the listener's own (a tunnel).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+
+    /// The signing secret of an endpoint you registered yourself; without it kycdash
+    /// registers its own.
+    #[arg(long, value_name = "SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Requests per second to the API; 0 for no cap (default: 20, none for the sandbox).
+    #[arg(long, value_name = "N")]
+    pub max_rps: Option<u32>,
+
+    /// Status requests in flight at once (default 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Discover, sweep once, print what changed since the cache last knew, and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The customer's id or externalId.
+    #[arg(value_name = "CUSTOMER")]
+    pub customer: String,
+
+    /// Print the status and the advice as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]

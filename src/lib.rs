@@ -5,3 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod domain;
 pub mod sandbox;
+pub mod sqlite;
+pub mod sync;
+pub mod config;
+pub mod headless;

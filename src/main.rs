@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use kycdash::cli::{Cli, Command, SandboxArgs};
+use kycdash::headless::{self, Failure, shutdown_signal};
 use kycdash::sandbox::{self, DbLocation, SandboxConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
         let mut help = Cli::command();
         let _ = help.print_help();
         println!(
-            "\nThe dashboard is not built yet. `kycdash sandbox` serves the sandbox API; \
+            "\nThe dashboard is not built yet. `kycdash watch` runs the sync engine headless and `kycdash sandbox` serves the sandbox API; \
              see README.md for a walk through the flows with curl."
         );
         return ExitCode::SUCCESS;
@@ -33,13 +34,15 @@ fn main() -> ExitCode {
         }
     };
     let result = match command {
-        Command::Sandbox(args) => runtime.block_on(serve_sandbox(args)),
+        Command::Sandbox(args) => runtime.block_on(serve_sandbox(args)).map_err(Failure::fatal),
+        Command::Watch(args) => runtime.block_on(headless::watch(args)),
+        Command::Status(args) => runtime.block_on(headless::status(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
 }
@@ -75,26 +78,4 @@ async fn serve_sandbox(args: SandboxArgs) -> Result<(), String> {
     running.serve_until(shutdown_signal()).await;
     tracing::info!("the sandbox stopped");
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
 }

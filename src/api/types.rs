@@ -250,16 +250,24 @@ pub struct ClockState {
     pub timers_fired: u32,
 }
 
-/// An RFC 9457 problem: every error the API returns.
+/// An RFC 9457 problem: every error the API returns. Every member is optional on the wire
+/// (RFC 9457 §3), so a client reads whatever a server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default = "about_blank")]
     pub problem_type: String,
+    #[serde(default)]
     pub title: String,
+    #[serde(default)]
     pub status: u16,
+    #[serde(default)]
     pub detail: String,
     /// The invalid fields, on validation errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+fn about_blank() -> String {
+    "about:blank".to_string()
 }

@@ -2,12 +2,14 @@
 //! the onboarding workflow. Nothing here touches the network, the disk or the clock; time is
 //! always passed in, so every rule is testable with plain values.
 
+pub mod advice;
 pub mod compliance;
 pub mod customer;
 pub mod document;
 pub mod event;
 pub mod workflow;
 
+pub use advice::{Advice, advise, fatca_form};
 pub use compliance::{
     Check, CheckType, ComplianceStatus, NextAction, OnboardingStatus, Strategy, Summary, evaluate, readiness,
     requirements_met,
@@ -17,5 +19,5 @@ pub use document::{ContentFormat, DocumentError, DocumentType, DocumentsOnFile, 
 pub use event::{EventBody, EventData, EventType, WebhookEvent};
 pub use workflow::{
     OnboardingRef, ProducedEvent, Readiness, SdkLink, Stage, Workflow, WorkflowError, WorkflowEvent,
-    WorkflowView,
+    WorkflowView, observed_event,
 };

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::compliance::{OnboardingStatus, Strategy};
+use super::compliance::{CheckType, ComplianceStatus, OnboardingStatus, Strategy};
 use super::event::{EventData, EventType};
 
 /// The onboarding a workflow is on: state-local to every state after KYC starts.
@@ -152,6 +152,11 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// The stage a compliance status proves (see [`WorkflowView::from_status`]).
+    pub fn from_status(status: &ComplianceStatus) -> Stage {
+        WorkflowView::from_status(status).stage
+    }
+
     pub const ALL: [Stage; 10] = [
         Stage::NeedsProfile,
         Stage::ReadyToStart,
@@ -224,7 +229,10 @@ impl fmt::Display for Stage {
 }
 
 /// Everything the compliance evaluator and the UI need to know of a workflow, as plain data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// This, never statig's own serialization, is what gets stored: renaming a state or upgrading
+/// statig cannot break saved data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkflowView {
     pub stage: Stage,
     pub onboarding: Option<OnboardingRef>,
@@ -237,6 +245,53 @@ pub struct WorkflowView {
 impl WorkflowView {
     pub fn strategy(&self) -> Option<Strategy> {
         self.onboarding.map(|o| o.strategy)
+    }
+
+    /// Where a compliance status proves the workflow is: the inverse of `evaluate` (the
+    /// onboarding status, the SDK check, and whether KYC_STATUS is the only failed
+    /// requirement). An observer's snapshot always wins over what it had inferred.
+    ///
+    /// A status that reports an onboarding status without its id (the guide's own example
+    /// does) gets the nil id: the onboarding exists, the server did not say which.
+    pub fn from_status(status: &ComplianceStatus) -> WorkflowView {
+        let passed = |t: CheckType| status.check(t).is_some_and(|c| c.passed);
+        let sdk_check = status.check(CheckType::SdkVerificationCompleted);
+        // The SDK check is required exactly on the standard path.
+        let strategy = match sdk_check {
+            Some(check) if !check.required => Strategy::ExternalKyc,
+            Some(_) => Strategy::CfKyc,
+            None => status.strategy,
+        };
+        let sdk_passed = sdk_check.is_some_and(|c| c.passed);
+        let stage = match status.onboarding_status {
+            None if passed(CheckType::KycDataPresent) => Stage::ReadyToStart,
+            None => Stage::NeedsProfile,
+            Some(OnboardingStatus::PendingReview) => Stage::InReview,
+            Some(OnboardingStatus::Expired) => Stage::Expired,
+            Some(OnboardingStatus::Error) => Stage::Errored,
+            Some(OnboardingStatus::Approved) => Stage::Approved,
+            Some(OnboardingStatus::DeniedCompliance) => Stage::Denied,
+            Some(OnboardingStatus::Processing) if strategy.uses_sdk() && !sdk_passed => Stage::AwaitingSdk,
+            Some(OnboardingStatus::Processing) if status.summary.required_failed == [CheckType::KycStatus] => {
+                Stage::AwaitingDecision
+            }
+            Some(OnboardingStatus::Processing) => Stage::CollectingRequirements,
+        };
+        let onboarding = stage.onboarding_status().map(|_| OnboardingRef {
+            id: status.onboarding_id.unwrap_or(Uuid::nil()),
+            strategy,
+        });
+        let identity_verified = match stage {
+            Stage::CollectingRequirements | Stage::AwaitingDecision | Stage::Approved => true,
+            Stage::Denied => sdk_passed,
+            _ => false,
+        };
+        WorkflowView {
+            stage,
+            onboarding,
+            sdk: if stage == Stage::AwaitingSdk { status.sdk.clone() } else { None },
+            identity_verified,
+        }
     }
 }
 
@@ -750,6 +805,85 @@ impl Workflow {
     pub fn onboarding(&self) -> Option<OnboardingRef> {
         self.view().onboarding
     }
+
+    /// Rebuilds a workflow from stored plain data. Stages after KYC starts need an onboarding;
+    /// a view without one gets the nil id (an onboarding the data did not name).
+    pub fn restore(customer_id: Uuid, view: &WorkflowView) -> Self {
+        let onboarding = view.onboarding.unwrap_or(OnboardingRef {
+            id: Uuid::nil(),
+            strategy: Strategy::CfKyc,
+        });
+        let state = match view.stage {
+            Stage::NeedsProfile => MachineState::needs_profile(),
+            Stage::ReadyToStart => MachineState::ready_to_start(),
+            Stage::AwaitingSdk => MachineState::awaiting_sdk(onboarding, view.sdk.clone()),
+            Stage::InReview => MachineState::in_review(onboarding),
+            Stage::CollectingRequirements => MachineState::collecting_requirements(onboarding),
+            Stage::AwaitingDecision => MachineState::awaiting_decision(onboarding),
+            Stage::Expired => MachineState::expired(onboarding),
+            Stage::Errored => MachineState::errored(onboarding),
+            Stage::Approved => MachineState::approved(onboarding),
+            Stage::Denied => MachineState::denied(onboarding, view.identity_verified),
+        };
+        let mut uninitialized = OnboardingMachine { customer_id }.uninitialized_state_machine();
+        *uninitialized.state_mut() = state;
+        // No state has entry actions, so initializing a restored machine produces nothing.
+        let machine = uninitialized.init_with_context(&mut WorkflowContext::default());
+        Self { machine }
+    }
+
+    /// Moves the workflow to whatever a status snapshot proves, from any state: what an
+    /// observer sees always wins over what it had inferred from webhooks.
+    pub fn observe(&mut self, snapshot: &WorkflowView) {
+        if self.view() != *snapshot {
+            *self = Self::restore(self.customer_id(), snapshot);
+        }
+    }
+}
+
+/// What a webhook means for an observer's copy of the workflow in `stage`: the event to
+/// submit, if any. Nothing is refused here; an event that is not legal from `stage` is simply
+/// not applied, and the status pull every webhook triggers reconciles. `strategy` is what the
+/// observer last knew (webhooks do not carry it).
+pub fn observed_event(stage: Stage, event: &super::event::WebhookEvent, strategy: Strategy) -> Option<WorkflowEvent> {
+    let data = event.data()?;
+    let status = data.status;
+    let onboarding = data.onboarding_id.map(|id| OnboardingRef { id, strategy });
+    Some(match event.event_type()? {
+        EventType::CustomerCreated | EventType::CustomerUpdated => WorkflowEvent::ProfileChanged,
+        EventType::CustomerKycStarted => WorkflowEvent::KycStarted {
+            onboarding: onboarding?,
+            sdk: None,
+        },
+        // The links are issued with the start (or the rerun) that the machine already took.
+        EventType::CustomerKycSdkFlowRequired => return None,
+        EventType::CustomerKycSdkFlowCompleted if status == Some(OnboardingStatus::PendingReview) => {
+            WorkflowEvent::SentToReview
+        }
+        EventType::CustomerKycSdkFlowCompleted => WorkflowEvent::SdkCompleted,
+        EventType::CustomerKycFinished => {
+            let approved = match status? {
+                OnboardingStatus::Approved => true,
+                OnboardingStatus::DeniedCompliance => false,
+                _ => return None,
+            };
+            match (stage, approved) {
+                (Stage::InReview, true) => WorkflowEvent::ReviewApproved,
+                (Stage::InReview, false) => WorkflowEvent::ReviewDenied,
+                (_, true) => WorkflowEvent::DecisionApproved,
+                (_, false) => WorkflowEvent::DecisionDenied,
+            }
+        }
+        EventType::CustomerKycRestarted => WorkflowEvent::Restarted {
+            onboarding: OnboardingRef {
+                id: data.onboarding_id?,
+                strategy: Strategy::CfKyc,
+            },
+            sdk: None,
+        },
+        EventType::CustomerKycSdkExpired => WorkflowEvent::SdkExpired,
+        EventType::CustomerKycError => WorkflowEvent::VerificationError,
+    })
 }
 
 impl Serialize for Workflow {

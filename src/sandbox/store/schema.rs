@@ -6,9 +6,6 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
-/// The schema version this build writes (`PRAGMA user_version`).
-pub const VERSION: i64 = 1;
-
 const V1: &str = r#"
 CREATE TABLE tenants (
     id               TEXT PRIMARY KEY,
@@ -116,18 +113,8 @@ CREATE TABLE idempotency_keys (
 
 /// Brings a database to the current schema, refusing one written by a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > VERSION {
-        return Err(StoreError::NewerSchema {
-            found: version,
-            supported: VERSION,
-        });
-    }
-    if version < 1 {
-        let tx = conn.transaction()?;
-        tx.execute_batch(V1)?;
-        tx.pragma_update(None, "user_version", VERSION)?;
-        tx.commit()?;
-    }
-    Ok(())
+    crate::sqlite::migrate(conn, &[V1]).map_err(|err| match err {
+        crate::sqlite::MigrateError::Newer { found, supported } => StoreError::NewerSchema { found, supported },
+        crate::sqlite::MigrateError::Sqlite(err) => err.into(),
+    })
 }

@@ -1,0 +1,613 @@
+//! A typed client of the API (SPEC §2): Bearer auth, timeouts, a request-rate cap, and retries
+//! with exponential backoff and jitter for requests that are safe to repeat (GETs, and POSTs
+//! carrying an `Idempotency-Key` generated once per logical action). `Retry-After` is honoured
+//! and pauses every request of the client, not only the one that got it. Problem details keep
+//! the server's `detail` and field errors.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::types::{
+    AdvanceClockRequest, ClockState, CreateWebhookRequest, DeliveryList, Document, DocumentList, KycStarted,
+    Page, Problem, SimulateAction, SimulateRequest, StartKycRequest, WebhookEndpoint, WebhookEndpointList,
+};
+use crate::domain::{ComplianceStatus, Customer, CustomerProfile, DocumentType, FieldError, Strategy};
+
+/// The largest page the API serves.
+pub const PAGE_LIMIT: u32 = 100;
+
+/// How a client reaches the API.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The API base URL, without the `/v1`.
+    pub base_url: String,
+    pub api_key: String,
+    /// One attempt's timeout.
+    pub timeout: Duration,
+    /// Requests per second across the client; `None` for no cap.
+    pub max_rps: Option<u32>,
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &crate::sandbox::redact(&self.api_key))
+            .field("timeout", &self.timeout)
+            .field("max_rps", &self.max_rps)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            api_key: api_key.into(),
+            timeout: Duration::from_secs(10),
+            max_rps: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Retries of transient failures: transport errors, 5xx and 429.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub const NONE: RetryPolicy = RetryPolicy {
+        attempts: 1,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+
+    /// The wait before retry number `retry` (0-based): exponential with full jitter in its
+    /// upper half, so many clients that failed together do not retry together.
+    pub fn delay(&self, retry: u32) -> Duration {
+        backoff(self.base_delay, self.max_delay, retry)
+    }
+}
+
+/// Exponential backoff with jitter: between half and all of `base · 2^attempt`, capped.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let half = exp / 2;
+    let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+    half + Duration::from_millis(jitter)
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with an error status (and, usually, a problem body).
+    #[error("{}", describe_problem(*status, problem))]
+    Status {
+        status: u16,
+        problem: Problem,
+        /// From `Retry-After`, on 429 and 503.
+        retry_after: Option<Duration>,
+    },
+    /// No answer: the connection failed or timed out.
+    #[error("cannot reach the API: {0}")]
+    Transport(String),
+    /// An answer this client cannot read.
+    #[error("the API's answer could not be read: {0}")]
+    Decode(String),
+}
+
+fn describe_problem(status: u16, problem: &Problem) -> String {
+    let mut text = format!("HTTP {status}");
+    if !problem.title.is_empty() {
+        text.push_str(&format!(" {}", problem.title));
+    }
+    if !problem.detail.is_empty() {
+        text.push_str(&format!(": {}", problem.detail));
+    }
+    if !problem.errors.is_empty() {
+        let fields: Vec<String> = problem
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        text.push_str(&format!(" ({})", fields.join("; ")));
+    }
+    text
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The API key was refused: nothing will work until the configuration changes.
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(401)
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// Worth trying again later: no answer, a 5xx, or 429.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Transport(_) => true,
+            ApiError::Status { status, .. } => *status >= 500 || *status == 429,
+            ApiError::Decode(_) => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The field errors of a 422.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            ApiError::Status { problem, .. } => &problem.errors,
+            _ => &[],
+        }
+    }
+}
+
+/// The API client. Cheap to clone; clones share the connection pool, the rate cap and any
+/// `Retry-After` pause.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base_url: Arc<str>,
+    auth: HeaderValue,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    paused_until: Arc<Mutex<Option<Instant>>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("base_url", &self.base_url).finish()
+    }
+}
+
+/// A request, described so that it can be built again for each attempt.
+struct Call<'a> {
+    method: Method,
+    path: String,
+    json: Option<Value>,
+    query: &'a [(&'a str, String)],
+    idempotency_key: Option<String>,
+    multipart: Option<Upload<'a>>,
+}
+
+struct Upload<'a> {
+    customer_id: Uuid,
+    document_type: DocumentType,
+    file_name: &'a str,
+    content: &'a [u8],
+}
+
+impl ApiClient {
+    pub fn new(config: &ClientConfig) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key))
+            .map_err(|_| ApiError::Transport("the API key contains characters a header cannot carry".into()))?;
+        auth.set_sensitive(true);
+        let limiter = config
+            .max_rps
+            .and_then(NonZeroU32::new)
+            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        Ok(Self {
+            http,
+            base_url: config.base_url.trim_end_matches('/').into(),
+            auth,
+            limiter,
+            paused_until: Arc::default(),
+            retry: config.retry,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    // ---- customers ------------------------------------------------------------------------
+
+    pub async fn create_customer(&self, profile: &CustomerProfile) -> Result<Customer, ApiError> {
+        self.post("/v1/customers", to_value(profile)?).await
+    }
+
+    pub async fn list_customers(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Customer>, ApiError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_string()));
+        }
+        self.send(Call::get("/v1/customers".into(), &query)).await
+    }
+
+    /// Every customer, page by page, oldest first.
+    pub async fn all_customers(&self) -> Result<Vec<Customer>, ApiError> {
+        let mut customers = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_customers(PAGE_LIMIT, cursor.as_deref()).await?;
+            customers.extend(page.data);
+            match page.next_cursor {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(customers),
+            }
+        }
+    }
+
+    pub async fn customer(&self, id: Uuid) -> Result<Customer, ApiError> {
+        self.send(Call::get(format!("/v1/customers/{id}"), &[])).await
+    }
+
+    /// The customer with this `externalId`, if any.
+    pub async fn customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, ApiError> {
+        let query = [("externalId", external_id.to_string()), ("limit", "1".to_string())];
+        let page: Page<Customer> = self.send(Call::get("/v1/customers".into(), &query)).await?;
+        Ok(page.data.into_iter().next())
+    }
+
+    /// A JSON merge patch (RFC 7396) of the customer.
+    pub async fn patch_customer(&self, id: Uuid, patch: &Value) -> Result<Customer, ApiError> {
+        let call = Call {
+            method: Method::PATCH,
+            path: format!("/v1/customers/{id}"),
+            json: Some(patch.clone()),
+            query: &[],
+            // A merge patch sets values: applying it twice gives the same customer.
+            idempotency_key: None,
+            multipart: None,
+        };
+        self.send(call).await
+    }
+
+    // ---- compliance -----------------------------------------------------------------------
+
+    pub async fn start_kyc(&self, customer_id: Uuid, strategy: Option<Strategy>) -> Result<KycStarted, ApiError> {
+        let body = StartKycRequest { customer_id, strategy };
+        self.post("/v1/compliance/kyc", to_value(&body)?).await
+    }
+
+    pub async fn rerun_kyc(&self, onboarding_id: Uuid) -> Result<KycStarted, ApiError> {
+        self.post(&format!("/v1/compliance/kyc/{onboarding_id}/rerun"), Value::Null)
+            .await
+    }
+
+    /// Uploads a document. `idempotency_key` names the logical upload; the same key after a
+    /// crash or a lost answer cannot upload twice.
+    pub async fn upload_document(
+        &self,
+        customer_id: Uuid,
+        document_type: DocumentType,
+        file_name: &str,
+        content: &[u8],
+        idempotency_key: Option<String>,
+    ) -> Result<Document, ApiError> {
+        let call = Call {
+            method: Method::POST,
+            path: "/v1/compliance/upload-doc".into(),
+            json: None,
+            query: &[],
+            idempotency_key: Some(idempotency_key.unwrap_or_else(new_key)),
+            multipart: Some(Upload {
+                customer_id,
+                document_type,
+                file_name,
+                content,
+            }),
+        };
+        self.send(call).await
+    }
+
+    pub async fn documents(&self, customer_id: Uuid) -> Result<DocumentList, ApiError> {
+        self.send(Call::get(format!("/v1/compliance/documents/{customer_id}"), &[]))
+            .await
+    }
+
+    pub async fn status(&self, customer_id: Uuid) -> Result<ComplianceStatus, ApiError> {
+        self.send(Call::get(format!("/v1/compliance/status/{customer_id}"), &[]))
+            .await
+    }
+
+    // ---- webhooks -------------------------------------------------------------------------
+
+    pub async fn create_webhook(&self, url: &str, description: Option<&str>) -> Result<WebhookEndpoint, ApiError> {
+        let body = CreateWebhookRequest {
+            url: url.to_string(),
+            description: description.map(str::to_string),
+            event_types: None,
+        };
+        self.post("/v1/webhooks", to_value(&body)?).await
+    }
+
+    pub async fn webhooks(&self) -> Result<WebhookEndpointList, ApiError> {
+        self.send(Call::get("/v1/webhooks".into(), &[])).await
+    }
+
+    pub async fn delete_webhook(&self, id: Uuid) -> Result<(), ApiError> {
+        let call = Call {
+            method: Method::DELETE,
+            path: format!("/v1/webhooks/{id}"),
+            json: None,
+            query: &[],
+            idempotency_key: None,
+            multipart: None,
+        };
+        self.send_raw(call).await.map(|_| ())
+    }
+
+    pub async fn deliveries(&self, endpoint_id: Uuid) -> Result<DeliveryList, ApiError> {
+        self.send(Call::get(format!("/v1/webhooks/{endpoint_id}/deliveries"), &[]))
+            .await
+    }
+
+    pub async fn resend(&self, endpoint_id: Uuid, delivery_id: Uuid) -> Result<Value, ApiError> {
+        self.post(
+            &format!("/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend"),
+            Value::Null,
+        )
+        .await
+    }
+
+    // ---- sandbox --------------------------------------------------------------------------
+
+    pub async fn simulate(&self, customer_id: Uuid, action: SimulateAction) -> Result<Value, ApiError> {
+        let body = SimulateRequest { action };
+        self.post(&format!("/v1/sandbox/customers/{customer_id}/simulate"), to_value(&body)?)
+            .await
+    }
+
+    pub async fn advance_clock(&self, seconds: u64) -> Result<ClockState, ApiError> {
+        self.post("/v1/sandbox/clock/advance", to_value(&AdvanceClockRequest { seconds })?)
+            .await
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    /// A POST with a new idempotency key, reused by its retries.
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, ApiError> {
+        let call = Call {
+            method: Method::POST,
+            path: path.to_string(),
+            json: (!body.is_null()).then_some(body),
+            query: &[],
+            idempotency_key: Some(new_key()),
+            multipart: None,
+        };
+        self.send(call).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ApiError> {
+        let bytes = self.send_raw(call).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
+    /// Sends with retries; returns the body of a 2xx answer.
+    async fn send_raw(&self, call: Call<'_>) -> Result<bytes::Bytes, ApiError> {
+        // Only what cannot be applied twice by a repeat is not retried: a POST without a key.
+        let retriable = call.method != Method::POST || call.idempotency_key.is_some();
+        let attempts = if retriable { self.retry.attempts.max(1) } else { 1 };
+        let mut attempt = 0;
+        loop {
+            let result = self.attempt(&call).await;
+            attempt += 1;
+            match result {
+                Err(err) if err.is_transient() && attempt < attempts => {
+                    let wait = err
+                        .retry_after()
+                        .unwrap_or_else(|| self.retry.delay(attempt - 1))
+                        .min(self.retry.max_delay.max(Duration::from_secs(1)));
+                    tracing::debug!("{} {}: {err}; retrying in {wait:?}", call.method, call.path);
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt(&self, call: &Call<'_>) -> Result<bytes::Bytes, ApiError> {
+        self.wait_for_turn().await;
+        let response = self.build(call)?.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        if let Some(wait) = retry_after.filter(|_| status == StatusCode::TOO_MANY_REQUESTS) {
+            self.pause_for(wait);
+        }
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(ApiError::Status {
+            status: status.as_u16(),
+            problem: parse_problem(status, &body),
+            retry_after,
+        })
+    }
+
+    fn build(&self, call: &Call<'_>) -> Result<RequestBuilder, ApiError> {
+        let url = format!("{}{}", self.base_url, call.path);
+        let mut request = self
+            .http
+            .request(call.method.clone(), url)
+            .header(AUTHORIZATION, self.auth.clone());
+        if !call.query.is_empty() {
+            request = request.query(call.query);
+        }
+        if let Some(key) = &call.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(json) = &call.json {
+            request = request.json(json);
+        }
+        if let Some(upload) = &call.multipart {
+            let part = reqwest::multipart::Part::bytes(upload.content.to_vec())
+                .file_name(upload.file_name.to_string())
+                .mime_str("application/octet-stream")
+                .map_err(|e| ApiError::Transport(e.to_string()))?;
+            let form = reqwest::multipart::Form::new()
+                .text("customerId", upload.customer_id.to_string())
+                .text("type", upload.document_type.as_str())
+                .part("file", part);
+            request = request.multipart(form);
+        }
+        Ok(request)
+    }
+
+    /// Waits out a `Retry-After` pause, then for the rate cap.
+    async fn wait_for_turn(&self) {
+        loop {
+            let until = self.paused_until.lock().map(|p| *p).unwrap_or(None);
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until.into()).await,
+                _ => break,
+            }
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+    }
+
+    fn pause_for(&self, wait: Duration) {
+        if let Ok(mut paused) = self.paused_until.lock() {
+            let until = Instant::now() + wait;
+            if paused.is_none_or(|p| p < until) {
+                *paused = Some(until);
+            }
+        }
+    }
+}
+
+impl<'a> Call<'a> {
+    fn get(path: String, query: &'a [(&'a str, String)]) -> Self {
+        Call {
+            method: Method::GET,
+            path,
+            json: None,
+            query,
+            idempotency_key: None,
+            multipart: None,
+        }
+    }
+}
+
+fn new_key() -> String {
+    format!("kycdash-{}", Uuid::new_v4())
+}
+
+fn to_value<T: Serialize>(body: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(body).map_err(|e| ApiError::Decode(format!("cannot encode the request: {e}")))
+}
+
+fn transport_error(err: reqwest::Error) -> ApiError {
+    let what = if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    // reqwest's Display names the URL, never the headers, so the key cannot leak here.
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        detail.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    ApiError::Transport(format!("{what} ({detail})"))
+}
+
+/// A problem body, or what can be said of an error answer that has none.
+fn parse_problem(status: StatusCode, body: &[u8]) -> Problem {
+    serde_json::from_slice::<Problem>(body).unwrap_or_else(|_| Problem {
+        problem_type: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("error").to_string(),
+        status: status.as_u16(),
+        detail: String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string(),
+        errors: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_its_cap() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for attempt in 0..20 {
+            let wait = backoff(base, max, attempt);
+            let full = base.saturating_mul(1 << attempt.min(16)).min(max);
+            assert!(wait >= full / 2 && wait <= full, "attempt {attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn problems_keep_detail_and_fields_and_tolerate_missing_members() {
+        let body = br#"{"status": 422, "detail": "bad", "errors": [{"field": "kyc.birthDate", "message": "not a date"}]}"#;
+        let problem = parse_problem(StatusCode::UNPROCESSABLE_ENTITY, body);
+        assert_eq!(problem.detail, "bad");
+        assert_eq!(problem.errors[0].field, "kyc.birthDate");
+        let err = ApiError::Status {
+            status: 422,
+            problem,
+            retry_after: None,
+        };
+        assert!(err.to_string().contains("kyc.birthDate: not a date"), "{err}");
+        let html = parse_problem(StatusCode::BAD_GATEWAY, b"<html>upstream down</html>");
+        assert_eq!(html.status, 502);
+        assert!(html.detail.contains("upstream down"));
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let config = ClientConfig::new("http://127.0.0.1:1", "sk_live_supersecretvalue");
+        assert!(!format!("{config:?}").contains("supersecretvalue"));
+        let client = ApiClient::new(&config).unwrap();
+        assert!(!format!("{client:?}").contains("supersecretvalue"));
+    }
+}

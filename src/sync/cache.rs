@@ -1,0 +1,472 @@
+//! The engine's SQLite cache (SPEC §7): customers, the latest status of each and when it was
+//! fetched, each customer's workflow as plain data, every webhook event received (one row per
+//! event id), uploads by SHA-256, customer and type, the timeline, and a few settings (the
+//! registered webhook endpoint). One writer thread owns the connection and commits whatever
+//! has queued up in one transaction, so a burst of webhooks or a sweep costs a handful of
+//! commits, not one per row.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::domain::{ComplianceStatus, Customer, WorkflowView};
+
+const V1: &str = r#"
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE customers (
+    id          TEXT PRIMARY KEY,
+    external_id TEXT,
+    body        TEXT NOT NULL
+);
+CREATE INDEX customers_by_external_id ON customers(external_id);
+CREATE TABLE statuses (
+    customer_id   TEXT PRIMARY KEY,
+    body          TEXT NOT NULL,
+    fetched_at_ms INTEGER NOT NULL
+);
+CREATE TABLE workflows (
+    customer_id TEXT PRIMARY KEY,
+    view        TEXT NOT NULL,
+    since_ms    INTEGER NOT NULL
+);
+CREATE TABLE webhook_events (
+    id             TEXT PRIMARY KEY,
+    event_type     TEXT NOT NULL,
+    customer_id    TEXT,
+    body           TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL
+);
+CREATE TABLE uploads (
+    sha256        TEXT NOT NULL,
+    customer_id   TEXT NOT NULL,
+    document_type TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    document_id   TEXT,
+    at_ms         INTEGER NOT NULL,
+    PRIMARY KEY (sha256, customer_id, document_type)
+);
+CREATE TABLE timeline (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    text        TEXT NOT NULL
+);
+CREATE INDEX timeline_by_customer ON timeline(customer_id, id);
+"#;
+
+const MIGRATIONS: [&str; 1] = [V1];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot open the cache {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the cache {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: crate::sqlite::MigrateError,
+    },
+    #[error("the cache: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the cache holds a row this build cannot read ({0})")]
+    Corrupt(String),
+    #[error("the cache writer has stopped")]
+    Closed,
+}
+
+/// A customer as the cache last knew them.
+#[derive(Debug, Clone)]
+pub struct CachedCustomer {
+    pub customer: Customer,
+    pub status: Option<(ComplianceStatus, OffsetDateTime)>,
+    pub workflow: Option<(WorkflowView, OffsetDateTime)>,
+}
+
+/// Everything the engine loads at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub customers: Vec<CachedCustomer>,
+    pub event_ids: HashSet<String>,
+    /// (sha256, customer id, document type)
+    pub uploads: HashSet<(String, Uuid, String)>,
+    pub settings: HashMap<String, String>,
+}
+
+/// One row to write.
+#[derive(Debug)]
+pub enum Write {
+    Customer(Customer),
+    Status {
+        customer_id: Uuid,
+        body: String,
+        fetched_at: OffsetDateTime,
+    },
+    Workflow {
+        customer_id: Uuid,
+        view: WorkflowView,
+        since: OffsetDateTime,
+    },
+    Event {
+        id: String,
+        event_type: String,
+        customer_id: Option<Uuid>,
+        body: String,
+        received_at: OffsetDateTime,
+    },
+    Upload {
+        sha256: String,
+        customer_id: Uuid,
+        document_type: String,
+        path: String,
+        document_id: Option<Uuid>,
+        at: OffsetDateTime,
+    },
+    Timeline {
+        customer_id: Uuid,
+        at: OffsetDateTime,
+        kind: &'static str,
+        text: String,
+    },
+    Setting {
+        key: String,
+        value: Option<String>,
+    },
+    /// Everything queued before it is committed once this is answered.
+    Flush(oneshot::Sender<()>),
+    /// Forget every row of the API the cache was filled from (another API or key now).
+    Clear,
+}
+
+/// Opens the cache and its connection's settings; applies migrations.
+pub fn open(path: &Path) -> Result<Connection, CacheError> {
+    let mut conn = Connection::open(path).map_err(|source| CacheError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    crate::sqlite::migrate(&mut conn, &MIGRATIONS).map_err(|source| CacheError::Migrate {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(conn)
+}
+
+/// Reads everything the engine keeps in memory.
+pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
+    let mut snapshot = Snapshot::default();
+    let mut statuses: HashMap<String, (String, i64)> = HashMap::new();
+    {
+        let mut stmt = conn.prepare("SELECT customer_id, body, fetched_at_ms FROM statuses")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (id, body, at) = row?;
+            statuses.insert(id, (body, at));
+        }
+    }
+    let mut workflows: HashMap<String, (String, i64)> = HashMap::new();
+    {
+        let mut stmt = conn.prepare("SELECT customer_id, view, since_ms FROM workflows")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (id, view, since) = row?;
+            workflows.insert(id, (view, since));
+        }
+    }
+    let mut stmt = conn.prepare("SELECT id, body FROM customers ORDER BY rowid")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (id, body) = row?;
+        let customer: Customer =
+            serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))?;
+        let status = match statuses.remove(&id) {
+            Some((body, at)) => Some((
+                serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("status of {id}: {e}")))?,
+                from_ms(at)?,
+            )),
+            None => None,
+        };
+        let workflow = match workflows.remove(&id) {
+            Some((view, since)) => Some((
+                serde_json::from_str(&view).map_err(|e| CacheError::Corrupt(format!("workflow of {id}: {e}")))?,
+                from_ms(since)?,
+            )),
+            None => None,
+        };
+        snapshot.customers.push(CachedCustomer {
+            customer,
+            status,
+            workflow,
+        });
+    }
+    let mut stmt = conn.prepare("SELECT id FROM webhook_events")?;
+    for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        snapshot.event_ids.insert(id?);
+    }
+    let mut stmt = conn.prepare("SELECT sha256, customer_id, document_type FROM uploads")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })?;
+    for row in rows {
+        let (sha, customer, document_type) = row?;
+        let customer = customer
+            .parse()
+            .map_err(|_| CacheError::Corrupt(format!("upload of customer {customer}")))?;
+        snapshot.uploads.insert((sha, customer, document_type));
+    }
+    let mut stmt = conn.prepare("SELECT key, value FROM settings")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (key, value) = row?;
+        snapshot.settings.insert(key, value);
+    }
+    Ok(snapshot)
+}
+
+/// A customer's timeline, oldest first, at most `limit` entries (the newest ones).
+pub fn timeline(conn: &Connection, customer_id: Uuid, limit: u32) -> Result<Vec<(OffsetDateTime, String, String)>, CacheError> {
+    let mut stmt = conn.prepare(
+        "SELECT at_ms, kind, text FROM (SELECT id, at_ms, kind, text FROM timeline WHERE customer_id = ?1
+         ORDER BY id DESC LIMIT ?2) ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![customer_id.to_string(), limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (at, kind, text) = row?;
+        out.push((from_ms(at)?, kind, text));
+    }
+    Ok(out)
+}
+
+/// Reads one setting.
+pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, CacheError> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// The handle the engine queues writes on.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Write>,
+}
+
+impl Writer {
+    pub fn write(&self, write: Write) -> Result<(), CacheError> {
+        self.queue.send(write).map_err(|_| CacheError::Closed)
+    }
+
+    /// Resolves once everything queued so far is committed.
+    pub async fn flush(&self) -> Result<(), CacheError> {
+        let (tx, rx) = oneshot::channel();
+        self.write(Write::Flush(tx))?;
+        rx.await.map_err(|_| CacheError::Closed)
+    }
+}
+
+/// Starts the writer thread on `conn`. It stops once every [`Writer`] is dropped, after
+/// committing what was queued.
+pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
+    let (queue, rx) = mpsc::channel::<Write>();
+    let thread = std::thread::Builder::new()
+        .name("kycdash-cache".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                // Whatever else has queued up meanwhile goes into the same transaction.
+                while batch.len() < 50_000 {
+                    match rx.try_recv() {
+                        Ok(write) => batch.push(write),
+                        Err(_) => break,
+                    }
+                }
+                let mut acks = Vec::new();
+                if let Err(err) = commit(&mut conn, batch, &mut acks) {
+                    tracing::error!("writing to the cache failed: {err}");
+                }
+                // Acknowledged even on failure: a waiter must not hang, and the engine
+                // already logged what could not be kept.
+                for ack in acks {
+                    let _ = ack.send(());
+                }
+            }
+        })
+        .expect("spawning a thread only fails when the system is out of resources");
+    (Writer { queue }, thread)
+}
+
+fn commit(conn: &mut Connection, batch: Vec<Write>, acks: &mut Vec<oneshot::Sender<()>>) -> Result<(), CacheError> {
+    let tx = conn.transaction()?;
+    for write in batch {
+        match write {
+            Write::Customer(customer) => {
+                let body = serde_json::to_string(&customer).map_err(|e| CacheError::Corrupt(e.to_string()))?;
+                tx.prepare_cached(
+                    "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, body = excluded.body",
+                )?
+                .execute(params![customer.id.to_string(), customer.external_id, body])?;
+            }
+            Write::Status {
+                customer_id,
+                body,
+                fetched_at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO statuses (customer_id, body, fetched_at_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET body = excluded.body, fetched_at_ms = excluded.fetched_at_ms",
+                )?
+                .execute(params![customer_id.to_string(), body, to_ms(fetched_at)])?;
+            }
+            Write::Workflow {
+                customer_id,
+                view,
+                since,
+            } => {
+                let view = serde_json::to_string(&view).map_err(|e| CacheError::Corrupt(e.to_string()))?;
+                tx.prepare_cached(
+                    "INSERT INTO workflows (customer_id, view, since_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET view = excluded.view, since_ms = excluded.since_ms",
+                )?
+                .execute(params![customer_id.to_string(), view, to_ms(since)])?;
+            }
+            Write::Event {
+                id,
+                event_type,
+                customer_id,
+                body,
+                received_at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO webhook_events (id, event_type, customer_id, body, received_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    id,
+                    event_type,
+                    customer_id.map(|c| c.to_string()),
+                    body,
+                    to_ms(received_at)
+                ])?;
+            }
+            Write::Upload {
+                sha256,
+                customer_id,
+                document_type,
+                path,
+                document_id,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO uploads (sha256, customer_id, document_type, path, document_id, at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    sha256,
+                    customer_id.to_string(),
+                    document_type,
+                    path,
+                    document_id.map(|d| d.to_string()),
+                    to_ms(at)
+                ])?;
+            }
+            Write::Timeline {
+                customer_id,
+                at,
+                kind,
+                text,
+            } => {
+                tx.prepare_cached("INSERT INTO timeline (customer_id, at_ms, kind, text) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![customer_id.to_string(), to_ms(at), kind, text])?;
+            }
+            Write::Setting { key, value: Some(value) } => {
+                tx.prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![key, value])?;
+            }
+            Write::Setting { key, value: None } => {
+                tx.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+            }
+            Write::Clear => {
+                tx.execute_batch(
+                    "DELETE FROM customers; DELETE FROM statuses; DELETE FROM workflows;
+                     DELETE FROM webhook_events; DELETE FROM uploads; DELETE FROM timeline; DELETE FROM settings;",
+                )?;
+            }
+            Write::Flush(ack) => acks.push(ack),
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn to_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(ms: i64) -> Result<OffsetDateTime, CacheError> {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map_err(|_| CacheError::Corrupt(format!("time {ms} is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerProfile, Stage};
+
+    #[tokio::test]
+    async fn rows_written_in_batches_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let (writer, thread) = spawn_writer(open(&path).unwrap());
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let customer = Customer::new(Uuid::new_v4(), CustomerProfile::default(), now);
+        writer.write(Write::Customer(customer.clone())).unwrap();
+        let view = WorkflowView {
+            stage: Stage::ReadyToStart,
+            onboarding: None,
+            sdk: None,
+            identity_verified: false,
+        };
+        writer
+            .write(Write::Workflow {
+                customer_id: customer.id,
+                view: view.clone(),
+                since: now,
+            })
+            .unwrap();
+        for _ in 0..2 {
+            writer
+                .write(Write::Event {
+                    id: "evt_1".into(),
+                    event_type: "CUSTOMER_CREATED".into(),
+                    customer_id: Some(customer.id),
+                    body: "{}".into(),
+                    received_at: now,
+                })
+                .unwrap();
+        }
+        writer.flush().await.unwrap();
+        drop(writer);
+        thread.join().unwrap();
+
+        let snapshot = load(&open(&path).unwrap()).unwrap();
+        assert_eq!(snapshot.customers.len(), 1);
+        assert_eq!(snapshot.customers[0].customer, customer);
+        assert_eq!(snapshot.customers[0].workflow, Some((view, now)));
+        assert_eq!(snapshot.event_ids, HashSet::from(["evt_1".to_string()]));
+    }
+}

@@ -1,0 +1,1217 @@
+//! The sync engine: one task owns the model (customers, their latest status, the tracker) and
+//! is the only thing that decides what changed. The poller's results, the receiver's verified
+//! webhooks and the inbox's uploads arrive as [`Observation`]s; what changed leaves as
+//! [`EngineEvent`]s on one stream; rows to keep go to the cache writer, which batches them.
+//! Users (the headless watcher, the dashboard) act through an [`EngineHandle`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::cache::{self, Write, Writer};
+use super::inbox::{Inbox, InboxTiming, UploadResult, Uploaded};
+use super::receiver::{self, Ack, RejectReason};
+use super::tracker::Tracker;
+use crate::api::{ApiClient, ApiError, ClientConfig};
+use crate::domain::{ComplianceStatus, Customer, DocumentType, NextAction, OnboardingStatus, Stage, WebhookEvent};
+
+/// Where the engine keeps its files and how it reaches the API.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub api: ClientConfig,
+    /// The API is the embedded sandbox.
+    pub sandbox: bool,
+    pub data_dir: PathBuf,
+    /// `None`: no inbox.
+    pub inbox: Option<PathBuf>,
+    /// `None`: no receiver; polling alone.
+    pub receiver: Option<ReceiverConfig>,
+    /// Status requests in flight at once.
+    pub concurrency: usize,
+    /// Discovery and one sweep, then stop.
+    pub once: bool,
+    pub timing: EngineTiming,
+}
+
+#[derive(Clone)]
+pub struct ReceiverConfig {
+    pub listen: SocketAddr,
+    /// The URL the API should deliver to; the listener's own when `None`.
+    pub public_url: Option<String>,
+    /// A secret of an endpoint registered elsewhere; the engine registers its own when `None`.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ReceiverConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverConfig")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("secret", &self.secret.as_deref().map(crate::sandbox::redact))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EngineTiming {
+    /// How often customers are listed and every open onboarding is polled.
+    pub sweep_every: Duration,
+    /// Poll interval of customers the provider or the end user is about to move.
+    pub poll_active: Duration,
+    /// Poll interval of customers waiting on the integrator.
+    pub poll_idle: Duration,
+    /// Intervals are multiplied by this while webhooks arrive.
+    pub stretch_while_webhooks: u32,
+    /// Alert when a link expires within this.
+    pub expiring_within: Duration,
+    /// Alert when a decision takes longer than this.
+    pub stuck_after: Duration,
+    pub inbox: InboxTiming,
+}
+
+impl Default for EngineTiming {
+    fn default() -> Self {
+        Self {
+            sweep_every: Duration::from_secs(300),
+            poll_active: Duration::from_secs(30),
+            poll_idle: Duration::from_secs(120),
+            stretch_while_webhooks: 4,
+            expiring_within: Duration::from_secs(300),
+            stuck_after: Duration::from_secs(24 * 3600),
+            inbox: InboxTiming::default(),
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("another kycdash is using the data directory {0} (it holds {0}/kycdash.lock); stop it or pass --data-dir")]
+    Locked(PathBuf),
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error("cannot listen for webhooks on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the API refused the API key (HTTP 401); check --api-key, KYCDASH_API_KEY or the profile")]
+    Unauthorized,
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// Something that happened, for whoever watches: NDJSON lines in `watch`, the dashboard's
+/// model. Field names are those of SPEC §7.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum EngineEvent {
+    Started {
+        api_url: String,
+        sandbox: bool,
+        webhook_url: Option<String>,
+        inbox: Option<String>,
+        data_dir: String,
+    },
+    StageChanged {
+        customer_id: Uuid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        external_id: Option<String>,
+        from: Option<Stage>,
+        to: Stage,
+        onboarding_status: Option<OnboardingStatus>,
+        next_action: Option<NextAction>,
+        is_compliant: bool,
+    },
+    Webhook {
+        event_id: String,
+        event_type: String,
+        customer_id: Option<Uuid>,
+        duplicate: bool,
+    },
+    WebhookRejected {
+        reason: RejectReason,
+        detail: String,
+    },
+    Upload {
+        path: String,
+        customer_id: Option<Uuid>,
+        document_type: Option<DocumentType>,
+        result: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    PollError {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer_id: Option<Uuid>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        error: String,
+        retry_in_seconds: u64,
+    },
+    Alert {
+        customer_id: Uuid,
+        alert: AlertKind,
+        detail: String,
+    },
+    Sweep {
+        customers: usize,
+        changed: usize,
+        duration_ms: u64,
+    },
+    /// The engine cannot go on (the API refused the key); `stopped` follows.
+    Fatal {
+        error: String,
+    },
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    SdkLinkExpiring,
+    StuckWaiting,
+    VerificationError,
+    Drift,
+}
+
+/// What producers (poller, receiver, inbox) tell the engine.
+#[derive(Debug)]
+pub enum Observation {
+    Discovered {
+        customers: Vec<Customer>,
+    },
+    DiscoveryFailed(ApiError),
+    Snapshot {
+        customer_id: Uuid,
+        customer: Option<Customer>,
+        status: ComplianceStatus,
+        sweep: bool,
+    },
+    PollFailed {
+        customer_id: Uuid,
+        error: ApiError,
+        sweep: bool,
+    },
+    Webhook {
+        event: WebhookEvent,
+        raw: String,
+        ack: oneshot::Sender<Ack>,
+    },
+    Rejected {
+        reason: RejectReason,
+        detail: String,
+    },
+    Upload {
+        path: String,
+        customer_id: Option<Uuid>,
+        document_type: Option<DocumentType>,
+        sha256: Option<String>,
+        result: UploadResult,
+    },
+    Fatal(String),
+}
+
+/// What users ask of the engine.
+enum Command {
+    /// Poll one customer now (or, with `None`, sweep everyone).
+    Refresh(Option<Uuid>),
+    Pause(bool),
+    Stop,
+}
+
+/// How users act on the engine. API actions go through the engine's own client and end in a
+/// refresh of the customer they touched, so their effect shows up as events like any other.
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    client: ApiClient,
+    uploaded: Uploaded,
+    sandbox: bool,
+}
+
+impl EngineHandle {
+    pub fn refresh(&self, customer_id: Option<Uuid>) {
+        let _ = self.commands.send(Command::Refresh(customer_id));
+    }
+
+    pub fn pause(&self, paused: bool) {
+        let _ = self.commands.send(Command::Pause(paused));
+    }
+
+    /// Asks the engine to stop; the event stream ends with `stopped`.
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    pub fn is_sandbox(&self) -> bool {
+        self.sandbox
+    }
+
+    pub async fn create_customer(&self, profile: &crate::domain::CustomerProfile) -> Result<Customer, ApiError> {
+        let customer = self.client.create_customer(profile).await?;
+        self.refresh(Some(customer.id));
+        Ok(customer)
+    }
+
+    pub async fn patch_customer(&self, id: Uuid, patch: &serde_json::Value) -> Result<Customer, ApiError> {
+        let customer = self.client.patch_customer(id, patch).await?;
+        self.refresh(Some(id));
+        Ok(customer)
+    }
+
+    pub async fn start_kyc(&self, id: Uuid) -> Result<crate::api::types::KycStarted, ApiError> {
+        let started = self.client.start_kyc(id, None).await?;
+        self.refresh(Some(id));
+        Ok(started)
+    }
+
+    pub async fn rerun_kyc(&self, customer_id: Uuid, onboarding_id: Uuid) -> Result<crate::api::types::KycStarted, ApiError> {
+        let started = self.client.rerun_kyc(onboarding_id).await?;
+        self.refresh(Some(customer_id));
+        Ok(started)
+    }
+
+    /// Uploads a document under the same rule as the inbox: the same content for the same
+    /// customer and type is not uploaded twice. Returns whether it was a duplicate.
+    pub async fn upload(
+        &self,
+        customer_id: Uuid,
+        document_type: DocumentType,
+        file_name: &str,
+        content: &[u8],
+    ) -> Result<bool, ApiError> {
+        let sha = hex::encode(Sha256::digest(content));
+        let key = (sha.clone(), customer_id, document_type.as_str().to_string());
+        if self.uploaded.lock().map(|s| s.contains(&key)).unwrap_or(false) {
+            return Ok(true);
+        }
+        let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", document_type.as_str());
+        self.client
+            .upload_document(customer_id, document_type, file_name, content, Some(idempotency_key))
+            .await?;
+        if let Ok(mut set) = self.uploaded.lock() {
+            set.insert(key);
+        }
+        self.refresh(Some(customer_id));
+        Ok(false)
+    }
+
+    pub async fn simulate(&self, customer_id: Uuid, action: crate::api::types::SimulateAction) -> Result<(), ApiError> {
+        self.client.simulate(customer_id, action).await?;
+        self.refresh(Some(customer_id));
+        Ok(())
+    }
+
+    pub async fn advance_clock(&self, seconds: u64) -> Result<crate::api::types::ClockState, ApiError> {
+        let clock = self.client.advance_clock(seconds).await?;
+        self.refresh(None);
+        Ok(clock)
+    }
+
+    /// The client, for reads the engine does not model (documents, delivery logs).
+    pub fn client(&self) -> &ApiClient {
+        &self.client
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    pub handle: EngineHandle,
+    pub events: mpsc::UnboundedReceiver<EngineEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Waits for the engine to stop (after [`EngineHandle::stop`], a fatal error, or `--once`).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+
+    /// Splits into the handle, the events and the task.
+    pub fn into_parts(self) -> (EngineHandle, mpsc::UnboundedReceiver<EngineEvent>, JoinHandle<()>) {
+        (self.handle, self.events, self.task)
+    }
+}
+
+const LOCK_FILE: &str = "kycdash.lock";
+const ENDPOINT_ID: &str = "webhook.endpoint_id";
+const ENDPOINT_URL: &str = "webhook.url";
+const ENDPOINT_SECRET: &str = "webhook.secret";
+const API_IDENTITY: &str = "api.identity";
+
+/// Starts the engine on a data directory whose lock the caller holds: loads the cache, binds
+/// the receiver and registers it, then runs.
+pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, EngineError> {
+    let data_dir = config.data_dir.clone();
+    let client = ApiClient::new(&config.api)?;
+
+    let conn = cache::open(&data_dir.join("cache.db"))?;
+    let mut snapshot = cache::load(&conn)?;
+    let (writer, writer_thread) = cache::spawn_writer(conn);
+    // A cache filled from another API or key would mix two accounts: start it afresh.
+    let identity = api_identity(&config.api);
+    if snapshot.settings.get(API_IDENTITY).is_some_and(|known| *known != identity) {
+        tracing::info!("the cache was filled from another API or key; starting it afresh");
+        writer.write(Write::Clear)?;
+        snapshot = cache::Snapshot::default();
+    }
+    writer.write(Write::Setting {
+        key: API_IDENTITY.into(),
+        value: Some(identity),
+    })?;
+
+    let (observations_tx, observations) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let uploaded: Uploaded = Arc::new(Mutex::new(snapshot.uploads.clone()));
+
+    let mut webhook_url = None;
+    let mut receiver_task = None;
+    if let Some(receiver_config) = &config.receiver {
+        let bound = receiver::bind(receiver_config.listen)
+            .await
+            .map_err(|source| EngineError::Listen {
+                addr: receiver_config.listen,
+                source,
+            })?;
+        let url = receiver_config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
+        let secret = match &receiver_config.secret {
+            Some(secret) => secret.clone(),
+            None => register(&client, &url, &snapshot.settings, &writer).await?,
+        };
+        let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
+        receiver_task = Some(receiver::serve(bound, verifier, observations_tx.clone(), cancel.clone()));
+        webhook_url = Some(url);
+    }
+
+    let mut inbox_task = None;
+    if let Some(dir) = &config.inbox {
+        std::fs::create_dir_all(dir).map_err(|source| EngineError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        if !config.once {
+            let inbox = Inbox {
+                dir: dir.clone(),
+                client: client.clone(),
+                uploaded: uploaded.clone(),
+                engine: observations_tx.clone(),
+                timing: config.timing.inbox,
+            };
+            inbox_task = Some(tokio::spawn(inbox.run(cancel.clone())));
+        }
+    }
+
+    let _ = events_tx.send(EngineEvent::Started {
+        api_url: client.base_url().to_string(),
+        sandbox: config.sandbox,
+        webhook_url,
+        inbox: config.inbox.as_ref().map(|p| p.display().to_string()),
+        data_dir: data_dir.display().to_string(),
+    });
+
+    let mut model = Model::new(&config, client.clone(), writer, events_tx, observations_tx);
+    model.restore(snapshot);
+    let handle = EngineHandle {
+        commands: commands_tx,
+        client,
+        uploaded,
+        sandbox: config.sandbox,
+    };
+    let task = tokio::spawn(async move {
+        model.run(observations, commands).await;
+        cancel.cancel();
+        for task in [receiver_task, inbox_task].into_iter().flatten() {
+            let _ = task.await;
+        }
+        model.finish(writer_thread).await;
+        drop(lock);
+    });
+    Ok(Engine { handle, events, task })
+}
+
+/// The exclusive hold of a data directory: one engine per directory.
+#[derive(Debug)]
+pub struct DataDirLock(#[allow(dead_code)] File);
+
+/// Takes a data directory's lock (a file in it, released when the process ends, however it
+/// ends). The directory must exist.
+pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<DataDirLock, EngineError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| EngineError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(DataDirLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked(data_dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::DataDir { path, source }),
+    }
+}
+
+/// Which account the cache holds: a hash, so the key itself is never stored.
+fn api_identity(api: &ClientConfig) -> String {
+    let digest = Sha256::digest(format!("{}\n{}", api.base_url, api.api_key).as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// Reuses the endpoint registered last time while it still exists at the same URL; otherwise
+/// registers a new one (and removes the old one, which nobody listens on any more).
+async fn register(
+    client: &ApiClient,
+    url: &str,
+    settings: &HashMap<String, String>,
+    writer: &Writer,
+) -> Result<String, EngineError> {
+    let known_id = settings.get(ENDPOINT_ID).and_then(|id| id.parse::<Uuid>().ok());
+    let known_secret = settings.get(ENDPOINT_SECRET);
+    let endpoints = client.webhooks().await.map_err(unauthorized)?;
+    if let (Some(id), Some(secret)) = (known_id, known_secret) {
+        if endpoints.data.iter().any(|e| e.id == id && e.url == url) {
+            return Ok(secret.clone());
+        }
+        if endpoints.data.iter().any(|e| e.id == id) {
+            if let Err(err) = client.delete_webhook(id).await {
+                tracing::warn!("cannot remove the old webhook endpoint {id}: {err}");
+            }
+        }
+    }
+    let endpoint = client
+        .create_webhook(url, Some("kycdash"))
+        .await
+        .map_err(unauthorized)?;
+    let secret = endpoint
+        .secret
+        .ok_or_else(|| EngineError::Config("the API created a webhook endpoint but returned no secret".into()))?;
+    for (key, value) in [
+        (ENDPOINT_ID, endpoint.id.to_string()),
+        (ENDPOINT_URL, url.to_string()),
+        (ENDPOINT_SECRET, secret.clone()),
+    ] {
+        writer.write(Write::Setting {
+            key: key.into(),
+            value: Some(value),
+        })?;
+    }
+    writer.flush().await?;
+    Ok(secret)
+}
+
+fn unauthorized(err: ApiError) -> EngineError {
+    if err.is_unauthorized() {
+        EngineError::Unauthorized
+    } else {
+        EngineError::Api(err)
+    }
+}
+
+/// A customer as the engine knows them.
+struct Entry {
+    customer: Customer,
+    status: Option<ComplianceStatus>,
+}
+
+struct SweepProgress {
+    started: Instant,
+    pending: usize,
+    customers: usize,
+    changed: usize,
+}
+
+/// The engine task's state.
+struct Model {
+    client: ApiClient,
+    writer: Writer,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    observations: mpsc::UnboundedSender<Observation>,
+    permits: Arc<Semaphore>,
+    timing: EngineTiming,
+    once: bool,
+    customers: HashMap<Uuid, Entry>,
+    tracker: Tracker,
+    seen_events: HashSet<String>,
+    /// Next poll of each customer, with lazy deletion: an entry counts only if it matches
+    /// `due`.
+    schedule: BinaryHeap<Reverse<(Instant, Uuid)>>,
+    due: HashMap<Uuid, Instant>,
+    in_flight: HashSet<Uuid>,
+    /// Polled again as soon as the poll in flight returns (a webhook arrived meanwhile).
+    poll_again: HashSet<Uuid>,
+    failures: HashMap<Uuid, u32>,
+    alerted: HashSet<(Uuid, AlertKind)>,
+    sweep: Option<SweepProgress>,
+    next_sweep: Instant,
+    last_webhook: Option<Instant>,
+    paused: bool,
+    stopping: bool,
+}
+
+impl Model {
+    fn new(
+        config: &EngineConfig,
+        client: ApiClient,
+        writer: Writer,
+        events: mpsc::UnboundedSender<EngineEvent>,
+        observations: mpsc::UnboundedSender<Observation>,
+    ) -> Self {
+        Self {
+            client,
+            writer,
+            events,
+            observations,
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            timing: config.timing,
+            once: config.once,
+            customers: HashMap::new(),
+            tracker: Tracker::default(),
+            seen_events: HashSet::new(),
+            schedule: BinaryHeap::new(),
+            due: HashMap::new(),
+            in_flight: HashSet::new(),
+            poll_again: HashSet::new(),
+            failures: HashMap::new(),
+            alerted: HashSet::new(),
+            sweep: None,
+            next_sweep: Instant::now(),
+            last_webhook: None,
+            paused: false,
+            stopping: false,
+        }
+    }
+
+    fn restore(&mut self, snapshot: cache::Snapshot) {
+        self.seen_events = snapshot.event_ids;
+        for cached in snapshot.customers {
+            let id = cached.customer.id;
+            if let Some((view, since)) = &cached.workflow {
+                self.tracker.restore(id, view, *since);
+            }
+            self.customers.insert(
+                id,
+                Entry {
+                    customer: cached.customer,
+                    status: cached.status.map(|(status, _)| status),
+                },
+            );
+        }
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
+    }
+
+    async fn run(
+        &mut self,
+        mut observations: mpsc::UnboundedReceiver<Observation>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let mut batch = Vec::with_capacity(256);
+        while !self.stopping {
+            let wake = self.next_wake();
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => self.stopping = true,
+                },
+                count = observations.recv_many(&mut batch, 1024) => {
+                    if count == 0 {
+                        self.stopping = true;
+                    }
+                    for observation in batch.drain(..) {
+                        self.observe(observation);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => self.tick(),
+            }
+        }
+    }
+
+    async fn finish(self, writer_thread: std::thread::JoinHandle<()>) {
+        if let Err(err) = self.writer.flush().await {
+            tracing::error!("the last writes to the cache were lost: {err}");
+        }
+        self.emit(EngineEvent::Stopped);
+        drop(self.writer);
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    }
+
+    fn next_wake(&mut self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut wake = if self.sweep.is_none() { self.next_sweep } else { far };
+        // Drop stale heap entries so the earliest one is real.
+        while let Some(Reverse((at, id))) = self.schedule.peek().copied() {
+            if self.due.get(&id) == Some(&at) {
+                if !self.paused {
+                    wake = wake.min(at);
+                }
+                break;
+            }
+            self.schedule.pop();
+        }
+        // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
+        wake.min(Instant::now() + Duration::from_secs(60))
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Refresh(Some(id)) => self.poll_now(id, false),
+            Command::Refresh(None) => self.next_sweep = Instant::now(),
+            Command::Pause(paused) => self.paused = paused,
+            Command::Stop => self.stopping = true,
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if self.sweep.is_none() && self.next_sweep <= now && !self.paused {
+            self.start_sweep();
+        }
+        if !self.paused {
+            while let Some(Reverse((at, id))) = self.schedule.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.schedule.pop();
+                if self.due.get(&id) == Some(&at) {
+                    self.due.remove(&id);
+                    self.spawn_poll(id, false, false);
+                }
+            }
+        }
+        self.check_countdowns();
+    }
+
+    fn start_sweep(&mut self) {
+        self.sweep = Some(SweepProgress {
+            started: Instant::now(),
+            pending: usize::MAX,
+            customers: 0,
+            changed: 0,
+        });
+        let client = self.client.clone();
+        let observations = self.observations.clone();
+        tokio::spawn(async move {
+            let observation = match client.all_customers().await {
+                Ok(customers) => Observation::Discovered { customers },
+                Err(err) => Observation::DiscoveryFailed(err),
+            };
+            let _ = observations.send(observation);
+        });
+    }
+
+    fn observe(&mut self, observation: Observation) {
+        match observation {
+            Observation::Discovered { customers } => self.discovered(customers),
+            Observation::DiscoveryFailed(error) => {
+                if error.is_unauthorized() {
+                    return self.fatal(error.to_string());
+                }
+                let retry = self.retry_delay(&error, 3);
+                self.emit(EngineEvent::PollError {
+                    customer_id: None,
+                    status: error.status(),
+                    error: format!("listing customers failed: {error}"),
+                    retry_in_seconds: retry.as_secs(),
+                });
+                self.sweep = None;
+                self.next_sweep = Instant::now() + retry;
+            }
+            Observation::Snapshot {
+                customer_id,
+                customer,
+                status,
+                sweep,
+            } => {
+                self.polled(customer_id, sweep);
+                self.failures.remove(&customer_id);
+                self.snapshot(customer_id, customer, status);
+                self.sweep_step(sweep);
+            }
+            Observation::PollFailed {
+                customer_id,
+                error,
+                sweep,
+            } => {
+                self.polled(customer_id, sweep);
+                if error.is_unauthorized() {
+                    return self.fatal(error.to_string());
+                }
+                let failures = self.failures.entry(customer_id).or_insert(0);
+                *failures += 1;
+                let failures = *failures;
+                let retry = self.retry_delay(&error, failures);
+                self.emit(EngineEvent::PollError {
+                    customer_id: Some(customer_id),
+                    status: error.status(),
+                    error: error.to_string(),
+                    retry_in_seconds: retry.as_secs(),
+                });
+                self.schedule_poll(customer_id, retry);
+                self.sweep_step(sweep);
+            }
+            Observation::Webhook { event, raw, ack } => self.webhook(event, raw, ack),
+            Observation::Rejected { reason, detail } => {
+                self.emit(EngineEvent::WebhookRejected { reason, detail });
+            }
+            Observation::Upload {
+                path,
+                customer_id,
+                document_type,
+                sha256,
+                result,
+            } => self.upload(path, customer_id, document_type, sha256, result),
+            Observation::Fatal(error) => self.fatal(error),
+        }
+    }
+
+    fn fatal(&mut self, error: String) {
+        if !self.stopping {
+            self.emit(EngineEvent::Fatal { error });
+            self.stopping = true;
+        }
+    }
+
+    /// Backoff for a failed request: the server's `Retry-After`, or exponential with jitter.
+    fn retry_delay(&self, error: &ApiError, failures: u32) -> Duration {
+        error.retry_after().unwrap_or_else(|| {
+            crate::api::client::backoff(
+                Duration::from_secs(2),
+                Duration::from_secs(300),
+                failures.saturating_sub(1),
+            )
+        })
+    }
+
+    fn discovered(&mut self, customers: Vec<Customer>) {
+        let total = customers.len();
+        let mut to_poll = Vec::new();
+        for customer in customers {
+            let id = customer.id;
+            let known = self.customers.get(&id);
+            if known.is_none_or(|entry| entry.customer != customer) {
+                self.writer_write(Write::Customer(customer.clone()));
+            }
+            let needs_status = match (known, self.tracker.stage(id)) {
+                (Some(entry), Some(stage)) => {
+                    !stage.is_terminal() || entry.status.is_none() || entry.customer.updated_at != customer.updated_at
+                }
+                _ => true,
+            };
+            match self.customers.get_mut(&id) {
+                Some(entry) => entry.customer = customer,
+                None => {
+                    self.customers.insert(
+                        id,
+                        Entry {
+                            customer,
+                            status: None,
+                        },
+                    );
+                }
+            }
+            if needs_status {
+                to_poll.push(id);
+            }
+        }
+        if let Some(sweep) = &mut self.sweep {
+            sweep.customers = total;
+            sweep.pending = to_poll.len();
+        }
+        for id in to_poll {
+            self.spawn_poll(id, false, true);
+        }
+        self.sweep_step(false);
+    }
+
+    fn sweep_step(&mut self, polled_for_sweep: bool) {
+        let Some(sweep) = &mut self.sweep else { return };
+        if polled_for_sweep {
+            sweep.pending = sweep.pending.saturating_sub(1);
+        }
+        if sweep.pending != 0 {
+            return;
+        }
+        let (customers, changed, duration) = (sweep.customers, sweep.changed, sweep.started.elapsed());
+        self.sweep = None;
+        self.next_sweep = Instant::now() + self.timing.sweep_every;
+        self.emit(EngineEvent::Sweep {
+            customers,
+            changed,
+            duration_ms: duration.as_millis() as u64,
+        });
+        if self.once {
+            self.stopping = true;
+        }
+    }
+
+    fn polled(&mut self, customer_id: Uuid, sweep: bool) {
+        if !sweep {
+            self.in_flight.remove(&customer_id);
+        }
+        if self.poll_again.remove(&customer_id) {
+            self.spawn_poll(customer_id, false, false);
+        }
+    }
+
+    /// Polls a customer now, unless a poll is already in flight (then right after it).
+    fn poll_now(&mut self, id: Uuid, fetch_customer: bool) {
+        if self.in_flight.contains(&id) {
+            self.poll_again.insert(id);
+            return;
+        }
+        self.due.remove(&id);
+        self.spawn_poll(id, fetch_customer, false);
+    }
+
+    fn spawn_poll(&mut self, id: Uuid, fetch_customer: bool, sweep: bool) {
+        if !sweep {
+            self.in_flight.insert(id);
+        }
+        let fetch_customer = fetch_customer || !self.customers.contains_key(&id);
+        let client = self.client.clone();
+        let observations = self.observations.clone();
+        let permits = self.permits.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let customer = if fetch_customer {
+                match client.customer(id).await {
+                    Ok(customer) => Some(customer),
+                    Err(error) => {
+                        let _ = observations.send(Observation::PollFailed {
+                            customer_id: id,
+                            error,
+                            sweep,
+                        });
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let observation = match client.status(id).await {
+                Ok(status) => Observation::Snapshot {
+                    customer_id: id,
+                    customer,
+                    status,
+                    sweep,
+                },
+                Err(error) => Observation::PollFailed {
+                    customer_id: id,
+                    error,
+                    sweep,
+                },
+            };
+            let _ = observations.send(observation);
+        });
+    }
+
+    fn schedule_poll(&mut self, id: Uuid, after: Duration) {
+        let at = Instant::now() + after;
+        if self.due.get(&id).is_some_and(|known| *known <= at) {
+            return;
+        }
+        self.due.insert(id, at);
+        self.schedule.push(Reverse((at, id)));
+    }
+
+    /// How long until a customer in `stage` is polled again; `None` for final stages.
+    fn poll_interval(&self, stage: Stage) -> Option<Duration> {
+        let base = match stage {
+            Stage::Approved | Stage::Denied | Stage::Errored => return None,
+            Stage::AwaitingSdk | Stage::AwaitingDecision => self.timing.poll_active,
+            _ => self.timing.poll_idle,
+        };
+        let webhooks_healthy = self
+            .last_webhook
+            .is_some_and(|at| at.elapsed() < self.timing.sweep_every);
+        Some(if webhooks_healthy {
+            base * self.timing.stretch_while_webhooks.max(1)
+        } else {
+            base
+        })
+    }
+
+    fn writer_write(&self, write: Write) {
+        if let Err(err) = self.writer.write(write) {
+            tracing::error!("cannot queue a write to the cache: {err}");
+        }
+    }
+
+    fn snapshot(&mut self, id: Uuid, customer: Option<Customer>, status: ComplianceStatus) {
+        let now = OffsetDateTime::now_utc();
+        if let Some(customer) = customer {
+            if self.customers.get(&id).is_none_or(|e| e.customer != customer) {
+                self.writer_write(Write::Customer(customer.clone()));
+            }
+            match self.customers.get_mut(&id) {
+                Some(entry) => entry.customer = customer,
+                None => {
+                    self.customers.insert(id, Entry { customer, status: None });
+                }
+            }
+        }
+        let Some(entry) = self.customers.get_mut(&id) else {
+            return;
+        };
+        let reconciled = self.tracker.on_snapshot(id, &status, now);
+        let status_changed = entry.status.as_ref() != Some(&status);
+        if status_changed {
+            match serde_json::to_string(&status) {
+                Ok(body) => self.writer.write(Write::Status {
+                    customer_id: id,
+                    body,
+                    fetched_at: now,
+                }),
+                Err(err) => Err(cache::CacheError::Corrupt(err.to_string())),
+            }
+            .unwrap_or_else(|err| tracing::error!("cannot queue a status for the cache: {err}"));
+        }
+        let external_id = entry.customer.external_id.clone();
+        let (onboarding_status, next_action, is_compliant) =
+            (status.onboarding_status, status.next_action, status.is_compliant);
+        let sdk_expires = status.sdk.as_ref().map(|s| s.expires_at);
+        entry.status = Some(status);
+
+        if let Some(drift) = reconciled.drift {
+            self.emit(EngineEvent::Alert {
+                customer_id: id,
+                alert: AlertKind::Drift,
+                detail: format!(
+                    "the webhooks said {} but the status says {}: an event was missed, late or out of order",
+                    drift.claimed, drift.seen
+                ),
+            });
+        }
+        if reconciled.changed() {
+            self.writer_write(Write::Workflow {
+                customer_id: id,
+                view: reconciled.view.clone(),
+                since: reconciled.since,
+            });
+            self.writer_write(Write::Timeline {
+                customer_id: id,
+                at: now,
+                kind: "stage",
+                text: match reconciled.from {
+                    Some(from) => format!("{from} → {}", reconciled.to),
+                    None => format!("first seen: {}", reconciled.to),
+                },
+            });
+            self.alerted.retain(|(customer, _)| *customer != id);
+            if let Some(sweep) = &mut self.sweep {
+                sweep.changed += 1;
+            }
+            self.emit(EngineEvent::StageChanged {
+                customer_id: id,
+                external_id,
+                from: reconciled.from,
+                to: reconciled.to,
+                onboarding_status,
+                next_action,
+                is_compliant,
+            });
+            if reconciled.to == Stage::Errored && reconciled.from.is_some() {
+                self.alert(
+                    id,
+                    AlertKind::VerificationError,
+                    "identity verification failed; the onboarding is final: contact the provider's support".into(),
+                );
+            }
+        }
+        self.countdowns_of(id, reconciled.to, reconciled.since, sdk_expires);
+        if let Some(after) = self.poll_interval(reconciled.to) {
+            self.schedule_poll(id, after);
+        } else {
+            self.due.remove(&id);
+        }
+    }
+
+    fn alert(&mut self, id: Uuid, alert: AlertKind, detail: String) {
+        if self.alerted.insert((id, alert)) {
+            self.writer_write(Write::Timeline {
+                customer_id: id,
+                at: OffsetDateTime::now_utc(),
+                kind: "alert",
+                text: detail.clone(),
+            });
+            self.emit(EngineEvent::Alert {
+                customer_id: id,
+                alert,
+                detail,
+            });
+        }
+    }
+
+    fn check_countdowns(&mut self) {
+        let candidates: Vec<(Uuid, Stage, OffsetDateTime, Option<OffsetDateTime>)> = self
+            .customers
+            .iter()
+            .filter_map(|(id, entry)| {
+                let stage = self.tracker.stage(*id)?;
+                matches!(stage, Stage::AwaitingSdk | Stage::AwaitingDecision).then(|| {
+                    let expires = entry.status.as_ref().and_then(|s| s.sdk.as_ref()).map(|s| s.expires_at);
+                    (*id, stage, self.tracker.since(*id).unwrap_or(OffsetDateTime::now_utc()), expires)
+                })
+            })
+            .collect();
+        for (id, stage, since, expires) in candidates {
+            self.countdowns_of(id, stage, since, expires);
+        }
+    }
+
+    /// Link expiring soon; a decision taking too long.
+    fn countdowns_of(&mut self, id: Uuid, stage: Stage, since: OffsetDateTime, sdk_expires: Option<OffsetDateTime>) {
+        let now = OffsetDateTime::now_utc();
+        match (stage, sdk_expires) {
+            (Stage::AwaitingSdk, Some(expires)) => {
+                let left = expires - now;
+                if left.is_positive() && left <= self.timing.expiring_within {
+                    self.alert(
+                        id,
+                        AlertKind::SdkLinkExpiring,
+                        format!(
+                            "the SDK link expires in {} s ({}); remind the customer to finish",
+                            left.whole_seconds(),
+                            crate::sync::rfc3339(expires)
+                        ),
+                    );
+                }
+            }
+            (Stage::AwaitingDecision, _) => {
+                let waiting = now - since;
+                if waiting >= self.timing.stuck_after {
+                    self.alert(
+                        id,
+                        AlertKind::StuckWaiting,
+                        format!(
+                            "waiting for the provider's decision for {} h (since {})",
+                            waiting.whole_hours(),
+                            crate::sync::rfc3339(since)
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn webhook(&mut self, event: WebhookEvent, raw: String, ack: oneshot::Sender<Ack>) {
+        let customer_id = event.customer_id();
+        let duplicate = !self.seen_events.insert(event.id.clone());
+        self.emit(EngineEvent::Webhook {
+            event_id: event.id.clone(),
+            event_type: event.event_type_name().to_string(),
+            customer_id,
+            duplicate,
+        });
+        if duplicate {
+            let _ = ack.send(Ack::Duplicate);
+            return;
+        }
+        self.last_webhook = Some(Instant::now());
+        let now = OffsetDateTime::now_utc();
+        self.writer_write(Write::Event {
+            id: event.id.clone(),
+            event_type: event.event_type_name().to_string(),
+            customer_id,
+            body: raw,
+            received_at: now,
+        });
+        // The sender hears 200 only once the event is committed.
+        let (committed, on_commit) = oneshot::channel();
+        self.writer_write(Write::Flush(committed));
+        tokio::spawn(async move {
+            if on_commit.await.is_ok() {
+                let _ = ack.send(Ack::Recorded);
+            }
+        });
+        let Some(customer_id) = customer_id else { return };
+        self.writer_write(Write::Timeline {
+            customer_id,
+            at: now,
+            kind: "webhook",
+            text: event.event_type_name().to_string(),
+        });
+        self.tracker.on_webhook(&event);
+        // Push says something changed; pull says what to do.
+        let profile_changed = matches!(
+            event.event_type(),
+            Some(crate::domain::EventType::CustomerCreated | crate::domain::EventType::CustomerUpdated)
+        );
+        self.poll_now(customer_id, profile_changed);
+    }
+
+    fn upload(
+        &mut self,
+        path: String,
+        customer_id: Option<Uuid>,
+        document_type: Option<DocumentType>,
+        sha256: Option<String>,
+        result: UploadResult,
+    ) {
+        let now = OffsetDateTime::now_utc();
+        let (result, error) = match result {
+            UploadResult::Uploaded => ("uploaded", None),
+            UploadResult::Duplicate => ("duplicate", None),
+            UploadResult::Failed(why) => ("failed", Some(why)),
+        };
+        if let (Some(id), Some(document_type), Some(sha256)) = (customer_id, document_type, &sha256) {
+            if result == "uploaded" {
+                self.writer_write(Write::Upload {
+                    sha256: sha256.clone(),
+                    customer_id: id,
+                    document_type: document_type.as_str().to_string(),
+                    path: path.clone(),
+                    document_id: None,
+                    at: now,
+                });
+            }
+        }
+        if let Some(id) = customer_id {
+            self.writer_write(Write::Timeline {
+                customer_id: id,
+                at: now,
+                kind: "upload",
+                text: format!(
+                    "{} {path}: {result}{}",
+                    document_type.map(|t| t.as_str()).unwrap_or("document"),
+                    error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+            });
+            if result == "uploaded" {
+                self.poll_now(id, false);
+            }
+        }
+        self.emit(EngineEvent::Upload {
+            path,
+            customer_id,
+            document_type,
+            result,
+            error,
+        });
+    }
+}

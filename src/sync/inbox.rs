@@ -1,0 +1,451 @@
+//! The inbox (SPEC §7): a watched folder where dropped files become document uploads.
+//!
+//! A file named `<customer>/<TYPE>.<ext>` or `<customer>__<TYPE>[__note].<ext>` (customer = id
+//! or externalId, TYPE any case) is uploaded once its size and modification time have held
+//! still for a moment, then moved under `.processed/`, or under `.failed/` with
+//! `<name>.error.txt` beside it saying what was wrong. Transient failures stay in place and
+//! are retried. Hidden and temporary files are ignored; nothing is deleted or overwritten. A
+//! file already uploaded (same SHA-256, customer and type) is not uploaded again. Files there
+//! at start are processed; a periodic rescan catches whatever the watcher missed.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify_debouncer_full::notify::RecursiveMode;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::engine::Observation;
+use crate::api::{ApiClient, ApiError};
+use crate::domain::{DocumentType, MAX_DOCUMENT_BYTES};
+
+pub const PROCESSED: &str = ".processed";
+pub const FAILED: &str = ".failed";
+
+/// Uploads already made: (SHA-256, customer, type). Shared by the inbox and the engine's own
+/// upload action, so the same rule holds for both.
+pub type Uploaded = Arc<Mutex<HashSet<(String, Uuid, String)>>>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct InboxTiming {
+    /// How long a file's size and modification time must hold still.
+    pub stable_for: Duration,
+    /// How often the folder is rescanned even without a watcher event.
+    pub rescan_every: Duration,
+}
+
+impl Default for InboxTiming {
+    fn default() -> Self {
+        Self {
+            stable_for: Duration::from_secs(2),
+            rescan_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Who a file is for and what it is, from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drop {
+    pub customer: String,
+    pub document_type: DocumentType,
+}
+
+/// Reads a file's path relative to the inbox. `Ok(None)` for files to ignore (hidden,
+/// temporary, or under `.processed`/`.failed`); `Err` says how to name it instead.
+pub fn parse_name(relative: &Path) -> Result<Option<Drop>, String> {
+    let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
+    if parts.len() != relative.iter().count() {
+        return Err("the file name is not valid UTF-8".into());
+    }
+    let Some(file) = parts.last().copied() else {
+        return Ok(None);
+    };
+    if parts.iter().any(|p| p.starts_with('.')) || is_temporary(file) {
+        return Ok(None);
+    }
+    let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+    let hint = "name it <customer>__<TYPE>.<ext> or put it in <customer>/<TYPE>.<ext>, where customer is \
+                the id or externalId and TYPE is one of SOURCE_OF_FUNDS, W9, W8BEN, BIOMETRIC_REPORT, \
+                PROOF_OF_ADDRESS";
+    let (customer, type_name) = match parts.as_slice() {
+        [_] => {
+            let mut pieces = stem.split("__");
+            match (pieces.next(), pieces.next()) {
+                (Some(customer), Some(type_name)) => (customer, type_name),
+                _ => return Err(format!("\"{file}\" does not say whose document it is: {hint}")),
+            }
+        }
+        [customer, _] => (*customer, stem),
+        _ => return Err(format!("\"{}\" is nested too deep: {hint}", relative.display())),
+    };
+    if customer.trim().is_empty() {
+        return Err(format!("\"{}\" names no customer: {hint}", relative.display()));
+    }
+    let document_type = DocumentType::parse(type_name)
+        .ok_or_else(|| format!("\"{type_name}\" is not a document type: {hint}"))?;
+    Ok(Some(Drop {
+        customer: customer.to_string(),
+        document_type,
+    }))
+}
+
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with('~')
+        || [".part", ".tmp", ".crdownload", ".swp"]
+            .iter()
+            .any(|ext| name.to_ascii_lowercase().ends_with(ext))
+}
+
+/// The outcome of one file, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadResult {
+    Uploaded,
+    Duplicate,
+    Failed(String),
+}
+
+/// The inbox task.
+pub struct Inbox {
+    pub dir: PathBuf,
+    pub client: ApiClient,
+    pub uploaded: Uploaded,
+    pub engine: mpsc::UnboundedSender<Observation>,
+    pub timing: InboxTiming,
+}
+
+/// What the inbox remembers of a file it is watching settle.
+struct Watched {
+    size: u64,
+    modified: Option<SystemTime>,
+    still_since: Instant,
+    /// A transient failure: not before this.
+    retry_at: Option<Instant>,
+    failures: u32,
+}
+
+impl Inbox {
+    pub async fn run(self, cancel: CancellationToken) {
+        if let Err(err) = std::fs::create_dir_all(&self.dir) {
+            tracing::error!("cannot create the inbox {}: {err}", self.dir.display());
+            return;
+        }
+        let (tx, mut wakeups) = mpsc::unbounded_channel::<()>();
+        let debouncer = notify_debouncer_full::new_debouncer(Duration::from_millis(200), None, move |_| {
+            let _ = tx.send(());
+        });
+        let _debouncer = match debouncer {
+            Ok(mut debouncer) => match debouncer.watch(&self.dir, RecursiveMode::Recursive) {
+                Ok(()) => Some(debouncer),
+                Err(err) => {
+                    tracing::warn!("cannot watch {} ({err}); rescanning instead", self.dir.display());
+                    None
+                }
+            },
+            Err(err) => {
+                tracing::warn!("no file watcher ({err}); rescanning the inbox instead");
+                None
+            }
+        };
+        let mut watched: HashMap<PathBuf, Watched> = HashMap::new();
+        // Poll often enough to notice a file settling, and rescan on every tick.
+        let tick = self.timing.stable_for.min(self.timing.rescan_every) / 2;
+        loop {
+            self.scan(&mut watched, &cancel).await;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = wakeups.recv() => {}
+                _ = tokio::time::sleep(tick.max(Duration::from_millis(50))) => {}
+            }
+        }
+    }
+
+    async fn scan(&self, watched: &mut HashMap<PathBuf, Watched>, cancel: &CancellationToken) {
+        let files = list_files(&self.dir);
+        let present: HashSet<&PathBuf> = files.iter().collect();
+        watched.retain(|path, _| present.contains(path));
+        let now = Instant::now();
+        for path in &files {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let Ok(meta) = std::fs::metadata(path) else { continue };
+            let (size, modified) = (meta.len(), meta.modified().ok());
+            let entry = watched.entry(path.clone()).or_insert(Watched {
+                size,
+                modified,
+                still_since: now,
+                retry_at: None,
+                failures: 0,
+            });
+            if entry.size != size || entry.modified != modified {
+                entry.size = size;
+                entry.modified = modified;
+                entry.still_since = now;
+                continue;
+            }
+            if now.duration_since(entry.still_since) < self.timing.stable_for
+                || entry.retry_at.is_some_and(|at| at > now)
+            {
+                continue;
+            }
+            match self.process(path).await {
+                Processed::Done => {
+                    watched.remove(path);
+                }
+                Processed::RetryLater(err) => {
+                    entry.failures += 1;
+                    let wait = crate::api::client::backoff(
+                        Duration::from_secs(1),
+                        Duration::from_secs(60),
+                        entry.failures.min(10),
+                    );
+                    tracing::warn!("{}: {err}; trying again in {}s", path.display(), wait.as_secs());
+                    entry.retry_at = Some(Instant::now() + wait);
+                }
+            }
+        }
+    }
+
+    async fn process(&self, path: &Path) -> Processed {
+        let relative = path.strip_prefix(&self.dir).unwrap_or(path).to_path_buf();
+        let shown = path.display().to_string();
+        let drop = match parse_name(&relative) {
+            Ok(Some(drop)) => drop,
+            Ok(None) => return Processed::Done,
+            Err(why) => return self.fail(path, &relative, None, None, why),
+        };
+        let content = match read_limited(path) {
+            Ok(content) => content,
+            Err(why) => return self.fail(path, &relative, None, Some(drop.document_type), why),
+        };
+        if let Err(err) = drop.document_type.check_content(&content) {
+            return self.fail(path, &relative, None, Some(drop.document_type), err.to_string());
+        }
+        let customer_id = match self.resolve(&drop.customer).await {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                let why = format!(
+                    "no customer has the id or externalId \"{}\"; check the name, or create the customer first",
+                    drop.customer
+                );
+                return self.fail(path, &relative, None, Some(drop.document_type), why);
+            }
+            Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
+            Err(err) => return self.fail(path, &relative, None, Some(drop.document_type), err.to_string()),
+        };
+        let sha = hex::encode(Sha256::digest(&content));
+        let key = (sha.clone(), customer_id, drop.document_type.as_str().to_string());
+        let already = self.uploaded.lock().map(|set| set.contains(&key)).unwrap_or(false);
+        let result = if already {
+            UploadResult::Duplicate
+        } else {
+            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
+            // The key names the logical upload: after a crash or a lost answer, the same file
+            // for the same customer and type gets the first answer again, not a second upload.
+            let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", drop.document_type.as_str());
+            match self
+                .client
+                .upload_document(customer_id, drop.document_type, file_name, &content, Some(idempotency_key))
+                .await
+            {
+                Ok(_) => {
+                    if let Ok(mut set) = self.uploaded.lock() {
+                        set.insert(key);
+                    }
+                    UploadResult::Uploaded
+                }
+                Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
+                Err(err) if err.is_unauthorized() => {
+                    let _ = self.engine.send(Observation::Fatal(err.to_string()));
+                    return Processed::RetryLater(err.to_string());
+                }
+                Err(err) => return self.fail(path, &relative, Some(customer_id), Some(drop.document_type), explain(&err)),
+            }
+        };
+        let moved = move_under(&self.dir, PROCESSED, &relative);
+        let _ = self.engine.send(Observation::Upload {
+            path: shown,
+            customer_id: Some(customer_id),
+            document_type: Some(drop.document_type),
+            sha256: Some(sha),
+            result,
+        });
+        if let Err(err) = moved {
+            tracing::error!("{}: uploaded, but cannot move it to {PROCESSED}: {err}", path.display());
+        }
+        Processed::Done
+    }
+
+    async fn resolve(&self, customer: &str) -> Result<Option<Uuid>, ApiError> {
+        if let Ok(id) = customer.parse::<Uuid>() {
+            return match self.client.customer(id).await {
+                Ok(c) => Ok(Some(c.id)),
+                Err(err) if err.is_not_found() => Ok(None),
+                Err(err) => Err(err),
+            };
+        }
+        Ok(self.client.customer_by_external_id(customer).await?.map(|c| c.id))
+    }
+
+    fn fail(
+        &self,
+        path: &Path,
+        relative: &Path,
+        customer_id: Option<Uuid>,
+        document_type: Option<DocumentType>,
+        why: String,
+    ) -> Processed {
+        match move_under(&self.dir, FAILED, relative) {
+            Ok(moved) => {
+                let mut note = moved.into_os_string();
+                note.push(".error.txt");
+                let text = format!(
+                    "{}\n\nThe file was not uploaded. Fix what is said above and drop the file into the inbox again.\n",
+                    why
+                );
+                if let Err(err) = std::fs::write(&note, text) {
+                    tracing::error!("cannot write {}: {err}", PathBuf::from(note).display());
+                }
+            }
+            Err(err) => tracing::error!("{}: {why}; and cannot move it to {FAILED}: {err}", path.display()),
+        }
+        let _ = self.engine.send(Observation::Upload {
+            path: path.display().to_string(),
+            customer_id,
+            document_type,
+            sha256: None,
+            result: UploadResult::Failed(why),
+        });
+        Processed::Done
+    }
+}
+
+enum Processed {
+    Done,
+    RetryLater(String),
+}
+
+fn explain(err: &ApiError) -> String {
+    match err.status() {
+        Some(404) => format!("the API does not know this customer ({err})"),
+        _ => format!("the API refused the upload: {err}"),
+    }
+}
+
+/// Reads a file, refusing more than the API accepts without reading it all.
+fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    if meta.len() > MAX_DOCUMENT_BYTES as u64 {
+        return Err(format!(
+            "the file is {} bytes; the limit is {MAX_DOCUMENT_BYTES} bytes (10 MiB)",
+            meta.len()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))
+}
+
+/// Every candidate file: at the top level, and one level down (`<customer>/<TYPE>.<ext>`).
+fn list_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_file() {
+            files.push(entry.path());
+        } else if kind.is_dir() {
+            if let Ok(inner) = std::fs::read_dir(entry.path()) {
+                files.extend(
+                    inner
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Moves `relative` under `dir/folder/`, keeping its sub-folder, never overwriting: a name
+/// already taken gets ` (1)`, ` (2)`, … before its extension. Returns where it went.
+fn move_under(dir: &Path, folder: &str, relative: &Path) -> std::io::Result<PathBuf> {
+    let target = dir.join(folder).join(relative);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let target = free_name(&target);
+    std::fs::rename(dir.join(relative), &target)?;
+    Ok(target)
+}
+
+fn free_name(path: &Path) -> PathBuf {
+    if !path.exists() {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    (1..)
+        .map(|n| path.with_file_name(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_say_whose_document_it_is() {
+        let id = "0b8f4bb8-8fa7-4d7c-9a3c-1d1f0f6f2e11";
+        let parse = |p: &str| parse_name(Path::new(p));
+        assert_eq!(
+            parse(&format!("{id}__w9.pdf")).unwrap(),
+            Some(Drop {
+                customer: id.into(),
+                document_type: DocumentType::W9
+            })
+        );
+        assert_eq!(
+            parse("ada-1__SOURCE_OF_FUNDS__march statement.pdf").unwrap(),
+            Some(Drop {
+                customer: "ada-1".into(),
+                document_type: DocumentType::SourceOfFunds
+            })
+        );
+        assert_eq!(
+            parse("ada-1/proof_of_address.png").unwrap().unwrap().document_type,
+            DocumentType::ProofOfAddress
+        );
+        for ignored in [".hidden.pdf", "a__W9.pdf.part", "a__W9.tmp", "a__W9.pdf~", "a__W9.crdownload"] {
+            assert_eq!(parse(ignored).unwrap(), None, "{ignored}");
+        }
+        assert!(parse("statement.pdf").unwrap_err().contains("does not say whose"));
+        assert!(parse("ada__PASSPORT.pdf").unwrap_err().contains("\"PASSPORT\" is not a document type"));
+        assert!(parse("a/b/W9.pdf").is_err());
+    }
+
+    #[test]
+    fn taken_names_get_a_suffix_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..3 {
+            std::fs::write(dir.path().join("a__W9.pdf"), format!("round {round}")).unwrap();
+            move_under(dir.path(), PROCESSED, Path::new("a__W9.pdf")).unwrap();
+        }
+        let processed = dir.path().join(PROCESSED);
+        for (name, round) in [("a__W9.pdf", 0), ("a__W9 (1).pdf", 1), ("a__W9 (2).pdf", 2)] {
+            assert_eq!(std::fs::read_to_string(processed.join(name)).unwrap(), format!("round {round}"));
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The webhook receiver (SPEC §7): `POST /webhooks`, verified per Standard Webhooks. It only
+//! observes: a verified event goes to the engine, which records it durably before the
+//! receiver answers 200, so a crash can make the sender repeat an event but never lose one.
+//!
+//! | what arrived | answer | `reason` |
+//! |---|---|---|
+//! | no `webhook-id`/`-timestamp`/`-signature` | 401 | `missing_headers` |
+//! | a timestamp more than 5 minutes off | 401 | `stale_timestamp` |
+//! | a signature that does not match | 401 | `bad_signature` |
+//! | a body over the limit | 413 | `too_large` |
+//! | a signed body that is not an event | 400 | `malformed` |
+//! | an event id seen before | 200, nothing applied | — |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use standardwebhooks::{Webhook, WebhookError};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Observation;
+use crate::domain::WebhookEvent;
+
+/// The largest body the receiver reads.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Why a delivery was refused, as `webhook_rejected` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    BadSignature,
+    StaleTimestamp,
+    MissingHeaders,
+    Malformed,
+    TooLarge,
+}
+
+/// What the engine answers for a verified event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    Recorded,
+    Duplicate,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    webhook: std::sync::Arc<Webhook>,
+    engine: mpsc::UnboundedSender<Observation>,
+}
+
+/// A bound receiver, not yet serving.
+pub struct Bound {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+}
+
+pub async fn bind(listen: SocketAddr) -> std::io::Result<Bound> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    Ok(Bound { listener, addr })
+}
+
+/// Checks a signing secret before anything is served with it.
+pub fn verifier(secret: &str) -> Result<Webhook, String> {
+    Webhook::new(secret).map_err(|_| "the webhook secret is not a valid whsec_… secret".to_string())
+}
+
+/// Serves until `cancel`.
+pub fn serve(
+    bound: Bound,
+    webhook: Webhook,
+    engine: mpsc::UnboundedSender<Observation>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let state = Receiver {
+        webhook: std::sync::Arc::new(webhook),
+        engine,
+    };
+    let router = Router::new().route("/webhooks", post(receive)).with_state(state);
+    tokio::spawn(async move {
+        let served = axum::serve(bound.listener, router)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!("the webhook receiver stopped: {err}");
+        }
+    })
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
+    let reject = |status: StatusCode, reason: RejectReason, detail: String| {
+        let _ = receiver.engine.send(Observation::Rejected {
+            reason,
+            detail: detail.clone(),
+        });
+        (status, detail).into_response()
+    };
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(_) => {
+            return reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RejectReason::TooLarge,
+                format!("the body is over the receiver's limit of {BODY_LIMIT} bytes"),
+            );
+        }
+    };
+    let missing: Vec<&str> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .into_iter()
+        .filter(|name| !headers.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            RejectReason::MissingHeaders,
+            format!("missing {}: is this a Standard Webhooks sender?", missing.join(", ")),
+        );
+    }
+    if let Err(err) = receiver.webhook.verify(&body, &headers) {
+        let (reason, detail) = match err {
+            WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => (
+                RejectReason::StaleTimestamp,
+                "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks".to_string(),
+            ),
+            WebhookError::InvalidTimestamp => (
+                RejectReason::MissingHeaders,
+                "webhook-timestamp is not a Unix time in seconds".to_string(),
+            ),
+            _ => (
+                RejectReason::BadSignature,
+                "the signature does not match: the sender signs with another secret".to_string(),
+            ),
+        };
+        return reject(StatusCode::UNAUTHORIZED, reason, detail);
+    }
+    let event: WebhookEvent = match serde_json::from_slice(&body) {
+        Ok(event) => event,
+        Err(err) => {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                RejectReason::Malformed,
+                format!("the body is not a webhook event: {err}"),
+            );
+        }
+    };
+    let (ack, answer) = oneshot::channel();
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    if receiver
+        .engine
+        .send(Observation::Webhook { event, raw, ack })
+        .is_err()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match tokio::time::timeout(Duration::from_secs(30), answer).await {
+        Ok(Ok(Ack::Recorded)) => (StatusCode::OK, "recorded").into_response(),
+        Ok(Ok(Ack::Duplicate)) => (StatusCode::OK, "duplicate: already recorded").into_response(),
+        // Not recorded: the sender must try again.
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "not recorded; try again").into_response(),
+    }
+}
