@@ -42,7 +42,11 @@ pub enum ConfigError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("there is no profile \"{name}\" in {path} (profiles: {known})")]
-    NoSuchProfile { name: String, path: PathBuf, known: String },
+    NoSuchProfile {
+        name: String,
+        path: PathBuf,
+        known: String,
+    },
 }
 
 /// Where `config.toml` lives by default.
@@ -74,7 +78,12 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
             });
         }
     }
-    if config.profiles.values().any(|p| p.api_key.is_some() || p.webhook_secret.is_some()) && readable_by_others(path) {
+    if config
+        .profiles
+        .values()
+        .any(|p| p.api_key.is_some() || p.webhook_secret.is_some())
+        && readable_by_others(path)
+    {
         tracing::warn!(
             "{} holds an API key and other users can read it; run chmod 600 {}",
             path.display(),
@@ -138,7 +147,10 @@ mod tests {
         assert_eq!(profile.max_rps, Some(5));
         assert!(profile.read_only);
         let err = config.profile(Some("prod"), &path).unwrap_err().to_string();
-        assert!(err.contains("no profile \"prod\"") && err.contains("staging"), "{err}");
+        assert!(
+            err.contains("no profile \"prod\"") && err.contains("staging"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::cli::{ConnectArgs, StatusArgs, SyncArgs, WatchArgs};
 use crate::config::{self, Profile};
 use crate::domain::{ComplianceStatus, Customer, advise};
 use crate::sandbox::{self, DbLocation, RunningSandbox, SandboxConfig};
-use crate::sync::engine::{self, DataDirLock, EngineConfig, EngineError, EngineEvent, EngineTiming, ReceiverConfig};
+use crate::sync::engine::{
+    self, DataDirLock, EngineConfig, EngineError, EngineEvent, EngineTiming, ReceiverConfig,
+};
 
 /// How a mode ends badly: the exit code (2 usage or configuration, 1 fatal) and one line.
 #[derive(Debug)]
@@ -42,7 +44,9 @@ impl Failure {
 impl From<EngineError> for Failure {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::Locked(_) | EngineError::Config(_) | EngineError::Listen { .. } => Failure::usage(err.to_string()),
+            EngineError::Locked(_) | EngineError::Config(_) | EngineError::Listen { .. } => {
+                Failure::usage(err.to_string())
+            }
             _ => Failure::fatal(err.to_string()),
         }
     }
@@ -59,6 +63,8 @@ pub struct Connection {
     pub data_dir: PathBuf,
     pub profile: Option<(String, Profile)>,
     pub lock: Option<DataDirLock>,
+    /// The file that tells `kycdash status` where this process's sandbox is.
+    sandbox_url_file: Option<PathBuf>,
 }
 
 impl Connection {
@@ -66,15 +72,19 @@ impl Connection {
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
         }
-        if self.lock.is_some() {
-            let _ = std::fs::remove_file(self.data_dir.join(SANDBOX_URL_FILE));
+        if let Some(file) = self.sandbox_url_file {
+            let _ = std::fs::remove_file(file);
         }
     }
 }
 
 /// The data directory: the flag, the profile's, or the XDG one.
 fn data_dir(args: &ConnectArgs, profile: Option<&Profile>) -> Result<PathBuf, Failure> {
-    if let Some(dir) = args.data_dir.clone().or_else(|| profile.and_then(|p| p.data_dir.clone())) {
+    if let Some(dir) = args
+        .data_dir
+        .clone()
+        .or_else(|| profile.and_then(|p| p.data_dir.clone()))
+    {
         return Ok(dir);
     }
     directories::ProjectDirs::from("dev", "kycdash", "kycdash")
@@ -96,21 +106,34 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
         .map_err(|e| Failure::usage(e.to_string()))?;
     let profile_settings = profile.as_ref().map(|(_, p)| p);
     let data_dir = data_dir(args, profile_settings)?;
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| Failure::usage(format!("cannot create the data directory {}: {e}", data_dir.display())))?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        Failure::usage(format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
     let held = if lock {
         Some(engine::lock_data_dir(&data_dir)?)
     } else {
         None
     };
 
-    let api_url = args.api_url.clone().or_else(|| profile_settings.and_then(|p| p.api_url.clone()));
-    let api_key = args.api_key.clone().or_else(|| profile_settings.and_then(|p| p.api_key.clone()));
+    let api_url = args
+        .api_url
+        .clone()
+        .or_else(|| profile_settings.and_then(|p| p.api_url.clone()));
+    let api_key = args
+        .api_key
+        .clone()
+        .or_else(|| profile_settings.and_then(|p| p.api_key.clone()));
+    let mut sandbox_url_file = None;
     let (api_url, api_key, sandbox) = match (api_url, api_key) {
         (Some(url), Some(key)) => {
             let url = url.trim_end_matches('/').to_string();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Failure::usage(format!("--api-url must be an http(s) URL, not \"{url}\"")));
+                return Err(Failure::usage(format!(
+                    "--api-url must be an http(s) URL, not \"{url}\""
+                )));
             }
             (url, key, None)
         }
@@ -132,14 +155,25 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
                 }
                 _ => {
                     let running = start_sandbox(&data_dir).await?;
-                    (running.base_url().to_string(), sandbox::DEFAULT_API_KEY.to_string(), Some(running))
+                    (
+                        running.base_url().to_string(),
+                        sandbox::DEFAULT_API_KEY.to_string(),
+                        Some(running),
+                    )
                 }
             }
         }
         (None, None) => {
             let running = start_sandbox(&data_dir).await?;
-            let _ = std::fs::write(data_dir.join(SANDBOX_URL_FILE), running.base_url());
-            (running.base_url().to_string(), sandbox::DEFAULT_API_KEY.to_string(), Some(running))
+            let file = data_dir.join(SANDBOX_URL_FILE);
+            if std::fs::write(&file, running.base_url()).is_ok() {
+                sandbox_url_file = Some(file);
+            }
+            (
+                running.base_url().to_string(),
+                sandbox::DEFAULT_API_KEY.to_string(),
+                Some(running),
+            )
         }
     };
     Ok(Connection {
@@ -148,6 +182,7 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
         data_dir,
         profile,
         lock: held,
+        sandbox_url_file,
     })
 }
 
@@ -193,7 +228,10 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
         // `--once` sweeps and exits: nothing could deliver to a receiver in time.
         receiver: (!once).then(|| ReceiverConfig {
             listen,
-            public_url: sync.webhook_url.clone().or_else(|| profile.and_then(|p| p.webhook_url.clone())),
+            public_url: sync
+                .webhook_url
+                .clone()
+                .or_else(|| profile.and_then(|p| p.webhook_url.clone())),
             secret: sync
                 .webhook_secret
                 .clone()
@@ -211,9 +249,8 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
 
 /// One NDJSON line: `at`, then the event's own fields (`kind` first).
 pub fn ndjson_line(event: &EngineEvent, at: OffsetDateTime) -> String {
-    let body = serde_json::to_string(event).unwrap_or_else(|err| {
-        format!(r#"{{"kind":"error","error":"cannot encode an event: {err}"}}"#)
-    });
+    let body = serde_json::to_string(event)
+        .unwrap_or_else(|err| format!(r#"{{"kind":"error","error":"cannot encode an event: {err}"}}"#));
     let at = crate::sync::rfc3339(at);
     match body.strip_prefix('{') {
         Some(rest) => format!(r#"{{"at":"{at}",{rest}"#),
@@ -317,7 +354,11 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
     }
     if !advice.fields_to_patch.is_empty() {
         println!();
-        println!("PATCH /v1/customers/{} with: {}", customer.id, advice.fields_to_patch.join(", "));
+        println!(
+            "PATCH /v1/customers/{} with: {}",
+            customer.id,
+            advice.fields_to_patch.join(", ")
+        );
     }
     if !advice.documents_to_upload.is_empty() {
         println!();
@@ -326,7 +367,11 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
     }
     if let Some(sdk) = &advice.sdk {
         println!();
-        println!("SDK link: {} (expires {})", sdk.link, crate::sync::rfc3339(sdk.expires_at));
+        println!(
+            "SDK link: {} (expires {})",
+            sdk.link,
+            crate::sync::rfc3339(sdk.expires_at)
+        );
     }
     Ok(())
 }
@@ -335,7 +380,9 @@ async fn status_of(api: &ClientConfig, customer: &str) -> Result<(Customer, Comp
     let client = ApiClient::new(api).map_err(|e| Failure::usage(e.to_string()))?;
     let api_failure = |err: ApiError| {
         if err.is_unauthorized() {
-            Failure::fatal("the API refused the API key (HTTP 401); check --api-key, KYCDASH_API_KEY or the profile")
+            Failure::fatal(
+                "the API refused the API key (HTTP 401); check --api-key, KYCDASH_API_KEY or the profile",
+            )
         } else {
             Failure::fatal(err.to_string())
         }
@@ -346,10 +393,15 @@ async fn status_of(api: &ClientConfig, customer: &str) -> Result<(Customer, Comp
             Err(err) if err.is_not_found() => None,
             Err(err) => return Err(api_failure(err)),
         },
-        Err(_) => client.customer_by_external_id(customer).await.map_err(api_failure)?,
+        Err(_) => client
+            .customer_by_external_id(customer)
+            .await
+            .map_err(api_failure)?,
     };
     let Some(found) = found else {
-        return Err(Failure::fatal(format!("no customer has the id or externalId \"{customer}\"")));
+        return Err(Failure::fatal(format!(
+            "no customer has the id or externalId \"{customer}\""
+        )));
     };
     let status = client.status(found.id).await.map_err(api_failure)?;
     Ok((found, status))

@@ -3,9 +3,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod headless;
 pub mod sandbox;
 pub mod sqlite;
 pub mod sync;
-pub mod config;
-pub mod headless;

@@ -21,8 +21,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
+    // `status` prints an answer: only problems belong beside it.
+    let default_level = if matches!(command, Command::Status(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

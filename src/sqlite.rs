@@ -6,7 +6,9 @@ use rusqlite::Connection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("the database was written by a newer kycdash (schema {found}; this build knows up to {supported})")]
+    #[error(
+        "the database was written by a newer kycdash (schema {found}; this build knows up to {supported})"
+    )]
     Newer { found: i64, supported: i64 },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
@@ -49,6 +51,15 @@ mod tests {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, 2);
         let err = migrate(&mut conn, &M[..1]).unwrap_err();
-        assert!(matches!(err, MigrateError::Newer { found: 2, supported: 1 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                MigrateError::Newer {
+                    found: 2,
+                    supported: 1
+                }
+            ),
+            "{err}"
+        );
     }
 }

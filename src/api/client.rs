@@ -197,7 +197,9 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("base_url", &self.base_url).finish()
+        f.debug_struct("ApiClient")
+            .field("base_url", &self.base_url)
+            .finish()
     }
 }
 
@@ -226,8 +228,9 @@ impl ApiClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ApiError::Transport(e.to_string()))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key))
-            .map_err(|_| ApiError::Transport("the API key contains characters a header cannot carry".into()))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key)).map_err(|_| {
+            ApiError::Transport("the API key contains characters a header cannot carry".into())
+        })?;
         auth.set_sensitive(true);
         let limiter = config
             .max_rps
@@ -281,7 +284,10 @@ impl ApiClient {
 
     /// The customer with this `externalId`, if any.
     pub async fn customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, ApiError> {
-        let query = [("externalId", external_id.to_string()), ("limit", "1".to_string())];
+        let query = [
+            ("externalId", external_id.to_string()),
+            ("limit", "1".to_string()),
+        ];
         let page: Page<Customer> = self.send(Call::get("/v1/customers".into(), &query)).await?;
         Ok(page.data.into_iter().next())
     }
@@ -302,8 +308,15 @@ impl ApiClient {
 
     // ---- compliance -----------------------------------------------------------------------
 
-    pub async fn start_kyc(&self, customer_id: Uuid, strategy: Option<Strategy>) -> Result<KycStarted, ApiError> {
-        let body = StartKycRequest { customer_id, strategy };
+    pub async fn start_kyc(
+        &self,
+        customer_id: Uuid,
+        strategy: Option<Strategy>,
+    ) -> Result<KycStarted, ApiError> {
+        let body = StartKycRequest {
+            customer_id,
+            strategy,
+        };
         self.post("/v1/compliance/kyc", to_value(&body)?).await
     }
 
@@ -350,7 +363,11 @@ impl ApiClient {
 
     // ---- webhooks -------------------------------------------------------------------------
 
-    pub async fn create_webhook(&self, url: &str, description: Option<&str>) -> Result<WebhookEndpoint, ApiError> {
+    pub async fn create_webhook(
+        &self,
+        url: &str,
+        description: Option<&str>,
+    ) -> Result<WebhookEndpoint, ApiError> {
         let body = CreateWebhookRequest {
             url: url.to_string(),
             description: description.map(str::to_string),
@@ -392,13 +409,19 @@ impl ApiClient {
 
     pub async fn simulate(&self, customer_id: Uuid, action: SimulateAction) -> Result<Value, ApiError> {
         let body = SimulateRequest { action };
-        self.post(&format!("/v1/sandbox/customers/{customer_id}/simulate"), to_value(&body)?)
-            .await
+        self.post(
+            &format!("/v1/sandbox/customers/{customer_id}/simulate"),
+            to_value(&body)?,
+        )
+        .await
     }
 
     pub async fn advance_clock(&self, seconds: u64) -> Result<ClockState, ApiError> {
-        self.post("/v1/sandbox/clock/advance", to_value(&AdvanceClockRequest { seconds })?)
-            .await
+        self.post(
+            "/v1/sandbox/clock/advance",
+            to_value(&AdvanceClockRequest { seconds })?,
+        )
+        .await
     }
 
     // ---- plumbing -------------------------------------------------------------------------
@@ -566,7 +589,9 @@ fn parse_problem(status: StatusCode, body: &[u8]) -> Problem {
         problem_type: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("error").to_string(),
         status: status.as_u16(),
-        detail: String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string(),
+        detail: String::from_utf8_lossy(&body[..body.len().min(200)])
+            .trim()
+            .to_string(),
         errors: Vec::new(),
     })
 }

@@ -32,10 +32,19 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
     if failed(CheckType::RegistrationAddress) {
         let address = kyc.and_then(|k| k.main_address.as_ref());
         for (path, value) in [
-            ("kyc.mainAddress.street1", address.and_then(|a| a.street1.as_ref())),
-            ("kyc.mainAddress.cityCounty", address.and_then(|a| a.city_county.as_ref())),
+            (
+                "kyc.mainAddress.street1",
+                address.and_then(|a| a.street1.as_ref()),
+            ),
+            (
+                "kyc.mainAddress.cityCounty",
+                address.and_then(|a| a.city_county.as_ref()),
+            ),
             ("kyc.mainAddress.zip", address.and_then(|a| a.zip.as_ref())),
-            ("kyc.mainAddress.countryCode", address.and_then(|a| a.country_code.as_ref())),
+            (
+                "kyc.mainAddress.countryCode",
+                address.and_then(|a| a.country_code.as_ref()),
+            ),
         ] {
             if !set(value) {
                 fields_to_patch.push(path);
@@ -68,9 +77,11 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
         None => "Compliant: every required check passes; nothing to do.".to_string(),
         Some(NextAction::ContactSupport) => match status.onboarding_status {
             Some(OnboardingStatus::DeniedCompliance) => {
-                "Denied by compliance; the decision is final. Contact the provider's support to appeal.".to_string()
+                "Denied by compliance; the decision is final. Contact the provider's support to appeal."
+                    .to_string()
             }
-            _ => "Identity verification failed; the onboarding is final. Contact the provider's support.".to_string(),
+            _ => "Identity verification failed; the onboarding is final. Contact the provider's support."
+                .to_string(),
         },
         Some(NextAction::RerunKyc) => {
             "The SDK link expired before the customer finished. Rerun KYC to issue a new link.".to_string()
@@ -91,7 +102,12 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
         },
         Some(NextAction::UploadDocument) => format!(
             "Upload {}.",
-            list(documents_to_upload.iter().map(|d| d.as_str().to_string()).collect())
+            list(
+                documents_to_upload
+                    .iter()
+                    .map(|d| d.as_str().to_string())
+                    .collect()
+            )
         ),
         Some(NextAction::Wait) if status.onboarding_status == Some(OnboardingStatus::PendingReview) => {
             "In manual review: the provider's reviewers decide; nothing to do meanwhile.".to_string()

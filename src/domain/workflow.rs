@@ -272,7 +272,9 @@ impl WorkflowView {
             Some(OnboardingStatus::Approved) => Stage::Approved,
             Some(OnboardingStatus::DeniedCompliance) => Stage::Denied,
             Some(OnboardingStatus::Processing) if strategy.uses_sdk() && !sdk_passed => Stage::AwaitingSdk,
-            Some(OnboardingStatus::Processing) if status.summary.required_failed == [CheckType::KycStatus] => {
+            Some(OnboardingStatus::Processing)
+                if status.summary.required_failed == [CheckType::KycStatus] =>
+            {
                 Stage::AwaitingDecision
             }
             Some(OnboardingStatus::Processing) => Stage::CollectingRequirements,
@@ -289,7 +291,11 @@ impl WorkflowView {
         WorkflowView {
             stage,
             onboarding,
-            sdk: if stage == Stage::AwaitingSdk { status.sdk.clone() } else { None },
+            sdk: if stage == Stage::AwaitingSdk {
+                status.sdk.clone()
+            } else {
+                None
+            },
             identity_verified,
         }
     }
@@ -845,7 +851,11 @@ impl Workflow {
 /// submit, if any. Nothing is refused here; an event that is not legal from `stage` is simply
 /// not applied, and the status pull every webhook triggers reconciles. `strategy` is what the
 /// observer last knew (webhooks do not carry it).
-pub fn observed_event(stage: Stage, event: &super::event::WebhookEvent, strategy: Strategy) -> Option<WorkflowEvent> {
+pub fn observed_event(
+    stage: Stage,
+    event: &super::event::WebhookEvent,
+    strategy: Strategy,
+) -> Option<WorkflowEvent> {
     let data = event.data()?;
     let status = data.status;
     let onboarding = data.onboarding_id.map(|id| OnboardingRef { id, strategy });

@@ -168,7 +168,9 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     let mut statuses: HashMap<String, (String, i64)> = HashMap::new();
     {
         let mut stmt = conn.prepare("SELECT customer_id, body, fetched_at_ms FROM statuses")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })?;
         for row in rows {
             let (id, body, at) = row?;
             statuses.insert(id, (body, at));
@@ -177,7 +179,9 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     let mut workflows: HashMap<String, (String, i64)> = HashMap::new();
     {
         let mut stmt = conn.prepare("SELECT customer_id, view, since_ms FROM workflows")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })?;
         for row in rows {
             let (id, view, since) = row?;
             workflows.insert(id, (view, since));
@@ -191,14 +195,16 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
             serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))?;
         let status = match statuses.remove(&id) {
             Some((body, at)) => Some((
-                serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("status of {id}: {e}")))?,
+                serde_json::from_str(&body)
+                    .map_err(|e| CacheError::Corrupt(format!("status of {id}: {e}")))?,
                 from_ms(at)?,
             )),
             None => None,
         };
         let workflow = match workflows.remove(&id) {
             Some((view, since)) => Some((
-                serde_json::from_str(&view).map_err(|e| CacheError::Corrupt(format!("workflow of {id}: {e}")))?,
+                serde_json::from_str(&view)
+                    .map_err(|e| CacheError::Corrupt(format!("workflow of {id}: {e}")))?,
                 from_ms(since)?,
             )),
             None => None,
@@ -215,7 +221,11 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     }
     let mut stmt = conn.prepare("SELECT sha256, customer_id, document_type FROM uploads")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     for row in rows {
         let (sha, customer, document_type) = row?;
@@ -233,13 +243,21 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
 }
 
 /// A customer's timeline, oldest first, at most `limit` entries (the newest ones).
-pub fn timeline(conn: &Connection, customer_id: Uuid, limit: u32) -> Result<Vec<(OffsetDateTime, String, String)>, CacheError> {
+pub fn timeline(
+    conn: &Connection,
+    customer_id: Uuid,
+    limit: u32,
+) -> Result<Vec<(OffsetDateTime, String, String)>, CacheError> {
     let mut stmt = conn.prepare(
         "SELECT at_ms, kind, text FROM (SELECT id, at_ms, kind, text FROM timeline WHERE customer_id = ?1
          ORDER BY id DESC LIMIT ?2) ORDER BY id",
     )?;
     let rows = stmt.query_map(params![customer_id.to_string(), limit], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -306,12 +324,17 @@ pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
     (Writer { queue }, thread)
 }
 
-fn commit(conn: &mut Connection, batch: Vec<Write>, acks: &mut Vec<oneshot::Sender<()>>) -> Result<(), CacheError> {
+fn commit(
+    conn: &mut Connection,
+    batch: Vec<Write>,
+    acks: &mut Vec<oneshot::Sender<()>>,
+) -> Result<(), CacheError> {
     let tx = conn.transaction()?;
     for write in batch {
         match write {
             Write::Customer(customer) => {
-                let body = serde_json::to_string(&customer).map_err(|e| CacheError::Corrupt(e.to_string()))?;
+                let body =
+                    serde_json::to_string(&customer).map_err(|e| CacheError::Corrupt(e.to_string()))?;
                 tx.prepare_cached(
                     "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)
                      ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, body = excluded.body",
@@ -387,10 +410,15 @@ fn commit(conn: &mut Connection, batch: Vec<Write>, acks: &mut Vec<oneshot::Send
                 kind,
                 text,
             } => {
-                tx.prepare_cached("INSERT INTO timeline (customer_id, at_ms, kind, text) VALUES (?1, ?2, ?3, ?4)")?
-                    .execute(params![customer_id.to_string(), to_ms(at), kind, text])?;
+                tx.prepare_cached(
+                    "INSERT INTO timeline (customer_id, at_ms, kind, text) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![customer_id.to_string(), to_ms(at), kind, text])?;
             }
-            Write::Setting { key, value: Some(value) } => {
+            Write::Setting {
+                key,
+                value: Some(value),
+            } => {
                 tx.prepare_cached(
                     "INSERT INTO settings (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value",

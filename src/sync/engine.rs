@@ -25,7 +25,9 @@ use super::inbox::{Inbox, InboxTiming, UploadResult, Uploaded};
 use super::receiver::{self, Ack, RejectReason};
 use super::tracker::Tracker;
 use crate::api::{ApiClient, ApiError, ClientConfig};
-use crate::domain::{ComplianceStatus, Customer, DocumentType, NextAction, OnboardingStatus, Stage, WebhookEvent};
+use crate::domain::{
+    ComplianceStatus, Customer, DocumentType, NextAction, OnboardingStatus, Stage, WebhookEvent,
+};
 
 /// Where the engine keeps its files and how it reaches the API.
 #[derive(Debug, Clone)]
@@ -98,14 +100,19 @@ impl Default for EngineTiming {
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("another kycdash is using the data directory {0} (it holds {0}/kycdash.lock); stop it or pass --data-dir")]
+    #[error(
+        "another kycdash is using the data directory {0} (it holds {0}/kycdash.lock); stop it or pass --data-dir"
+    )]
     Locked(PathBuf),
     #[error("cannot use the data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
     #[error("cannot listen for webhooks on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the API refused the API key (HTTP 401); check --api-key, KYCDASH_API_KEY or the profile")]
     Unauthorized,
     #[error("{0}")]
@@ -261,7 +268,10 @@ impl EngineHandle {
         self.sandbox
     }
 
-    pub async fn create_customer(&self, profile: &crate::domain::CustomerProfile) -> Result<Customer, ApiError> {
+    pub async fn create_customer(
+        &self,
+        profile: &crate::domain::CustomerProfile,
+    ) -> Result<Customer, ApiError> {
         let customer = self.client.create_customer(profile).await?;
         self.refresh(Some(customer.id));
         Ok(customer)
@@ -279,7 +289,11 @@ impl EngineHandle {
         Ok(started)
     }
 
-    pub async fn rerun_kyc(&self, customer_id: Uuid, onboarding_id: Uuid) -> Result<crate::api::types::KycStarted, ApiError> {
+    pub async fn rerun_kyc(
+        &self,
+        customer_id: Uuid,
+        onboarding_id: Uuid,
+    ) -> Result<crate::api::types::KycStarted, ApiError> {
         let started = self.client.rerun_kyc(onboarding_id).await?;
         self.refresh(Some(customer_id));
         Ok(started)
@@ -301,7 +315,13 @@ impl EngineHandle {
         }
         let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", document_type.as_str());
         self.client
-            .upload_document(customer_id, document_type, file_name, content, Some(idempotency_key))
+            .upload_document(
+                customer_id,
+                document_type,
+                file_name,
+                content,
+                Some(idempotency_key),
+            )
             .await?;
         if let Ok(mut set) = self.uploaded.lock() {
             set.insert(key);
@@ -310,7 +330,11 @@ impl EngineHandle {
         Ok(false)
     }
 
-    pub async fn simulate(&self, customer_id: Uuid, action: crate::api::types::SimulateAction) -> Result<(), ApiError> {
+    pub async fn simulate(
+        &self,
+        customer_id: Uuid,
+        action: crate::api::types::SimulateAction,
+    ) -> Result<(), ApiError> {
         self.client.simulate(customer_id, action).await?;
         self.refresh(Some(customer_id));
         Ok(())
@@ -364,7 +388,11 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
     let (writer, writer_thread) = cache::spawn_writer(conn);
     // A cache filled from another API or key would mix two accounts: start it afresh.
     let identity = api_identity(&config.api);
-    if snapshot.settings.get(API_IDENTITY).is_some_and(|known| *known != identity) {
+    if snapshot
+        .settings
+        .get(API_IDENTITY)
+        .is_some_and(|known| *known != identity)
+    {
         tracing::info!("the cache was filled from another API or key; starting it afresh");
         writer.write(Write::Clear)?;
         snapshot = cache::Snapshot::default();
@@ -398,7 +426,12 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
             None => register(&client, &url, &snapshot.settings, &writer).await?,
         };
         let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
-        receiver_task = Some(receiver::serve(bound, verifier, observations_tx.clone(), cancel.clone()));
+        receiver_task = Some(receiver::serve(
+            bound,
+            verifier,
+            observations_tx.clone(),
+            cancel.clone(),
+        ));
         webhook_url = Some(url);
     }
 
@@ -503,9 +536,9 @@ async fn register(
         .create_webhook(url, Some("kycdash"))
         .await
         .map_err(unauthorized)?;
-    let secret = endpoint
-        .secret
-        .ok_or_else(|| EngineError::Config("the API created a webhook endpoint but returned no secret".into()))?;
+    let secret = endpoint.secret.ok_or_else(|| {
+        EngineError::Config("the API created a webhook endpoint but returned no secret".into())
+    })?;
     for (key, value) in [
         (ENDPOINT_ID, endpoint.id.to_string()),
         (ENDPOINT_URL, url.to_string()),
@@ -629,13 +662,15 @@ impl Model {
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         let mut batch = Vec::with_capacity(256);
+        // Every handle dropped: no more commands, but the engine goes on until it is stopped.
+        let mut commands_open = true;
         while !self.stopping {
             let wake = self.next_wake();
             tokio::select! {
                 biased;
-                command = commands.recv() => match command {
+                command = commands.recv(), if commands_open => match command {
                     Some(command) => self.command(command),
-                    None => self.stopping = true,
+                    None => commands_open = false,
                 },
                 count = observations.recv_many(&mut batch, 1024) => {
                     if count == 0 {
@@ -661,7 +696,11 @@ impl Model {
 
     fn next_wake(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
-        let mut wake = if self.sweep.is_none() { self.next_sweep } else { far };
+        let mut wake = if self.sweep.is_none() {
+            self.next_sweep
+        } else {
+            far
+        };
         // Drop stale heap entries so the earliest one is real.
         while let Some(Reverse((at, id))) = self.schedule.peek().copied() {
             if self.due.get(&id) == Some(&at) {
@@ -817,7 +856,9 @@ impl Model {
             }
             let needs_status = match (known, self.tracker.stage(id)) {
                 (Some(entry), Some(stage)) => {
-                    !stage.is_terminal() || entry.status.is_none() || entry.customer.updated_at != customer.updated_at
+                    !stage.is_terminal()
+                        || entry.status.is_none()
+                        || entry.customer.updated_at != customer.updated_at
                 }
                 _ => true,
             };
@@ -896,7 +937,9 @@ impl Model {
         let observations = self.observations.clone();
         let permits = self.permits.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
             let customer = if fetch_customer {
                 match client.customer(id).await {
                     Ok(customer) => Some(customer),
@@ -970,7 +1013,13 @@ impl Model {
             match self.customers.get_mut(&id) {
                 Some(entry) => entry.customer = customer,
                 None => {
-                    self.customers.insert(id, Entry { customer, status: None });
+                    self.customers.insert(
+                        id,
+                        Entry {
+                            customer,
+                            status: None,
+                        },
+                    );
                 }
             }
         }
@@ -1038,7 +1087,8 @@ impl Model {
                 self.alert(
                     id,
                     AlertKind::VerificationError,
-                    "identity verification failed; the onboarding is final: contact the provider's support".into(),
+                    "identity verification failed; the onboarding is final: contact the provider's support"
+                        .into(),
                 );
             }
         }
@@ -1073,8 +1123,17 @@ impl Model {
             .filter_map(|(id, entry)| {
                 let stage = self.tracker.stage(*id)?;
                 matches!(stage, Stage::AwaitingSdk | Stage::AwaitingDecision).then(|| {
-                    let expires = entry.status.as_ref().and_then(|s| s.sdk.as_ref()).map(|s| s.expires_at);
-                    (*id, stage, self.tracker.since(*id).unwrap_or(OffsetDateTime::now_utc()), expires)
+                    let expires = entry
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.sdk.as_ref())
+                        .map(|s| s.expires_at);
+                    (
+                        *id,
+                        stage,
+                        self.tracker.since(*id).unwrap_or(OffsetDateTime::now_utc()),
+                        expires,
+                    )
                 })
             })
             .collect();
@@ -1084,7 +1143,13 @@ impl Model {
     }
 
     /// Link expiring soon; a decision taking too long.
-    fn countdowns_of(&mut self, id: Uuid, stage: Stage, since: OffsetDateTime, sdk_expires: Option<OffsetDateTime>) {
+    fn countdowns_of(
+        &mut self,
+        id: Uuid,
+        stage: Stage,
+        since: OffsetDateTime,
+        sdk_expires: Option<OffsetDateTime>,
+    ) {
         let now = OffsetDateTime::now_utc();
         match (stage, sdk_expires) {
             (Stage::AwaitingSdk, Some(expires)) => {

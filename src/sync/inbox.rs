@@ -173,7 +173,9 @@ impl Inbox {
             if cancel.is_cancelled() {
                 return;
             }
-            let Ok(meta) = std::fs::metadata(path) else { continue };
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
             let (size, modified) = (meta.len(), meta.modified().ok());
             let entry = watched.entry(path.clone()).or_insert(Watched {
                 size,
@@ -240,7 +242,11 @@ impl Inbox {
         };
         let sha = hex::encode(Sha256::digest(&content));
         let key = (sha.clone(), customer_id, drop.document_type.as_str().to_string());
-        let already = self.uploaded.lock().map(|set| set.contains(&key)).unwrap_or(false);
+        let already = self
+            .uploaded
+            .lock()
+            .map(|set| set.contains(&key))
+            .unwrap_or(false);
         let result = if already {
             UploadResult::Duplicate
         } else {
@@ -250,7 +256,13 @@ impl Inbox {
             let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", drop.document_type.as_str());
             match self
                 .client
-                .upload_document(customer_id, drop.document_type, file_name, &content, Some(idempotency_key))
+                .upload_document(
+                    customer_id,
+                    drop.document_type,
+                    file_name,
+                    &content,
+                    Some(idempotency_key),
+                )
                 .await
             {
                 Ok(_) => {
@@ -264,7 +276,15 @@ impl Inbox {
                     let _ = self.engine.send(Observation::Fatal(err.to_string()));
                     return Processed::RetryLater(err.to_string());
                 }
-                Err(err) => return self.fail(path, &relative, Some(customer_id), Some(drop.document_type), explain(&err)),
+                Err(err) => {
+                    return self.fail(
+                        path,
+                        &relative,
+                        Some(customer_id),
+                        Some(drop.document_type),
+                        explain(&err),
+                    );
+                }
             }
         };
         let moved = move_under(&self.dir, PROCESSED, &relative);
@@ -276,7 +296,10 @@ impl Inbox {
             result,
         });
         if let Err(err) = moved {
-            tracing::error!("{}: uploaded, but cannot move it to {PROCESSED}: {err}", path.display());
+            tracing::error!(
+                "{}: uploaded, but cannot move it to {PROCESSED}: {err}",
+                path.display()
+            );
         }
         Processed::Done
     }
@@ -394,8 +417,14 @@ fn free_name(path: &Path) -> PathBuf {
     if !path.exists() {
         return path.to_path_buf();
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     (1..)
         .map(|n| path.with_file_name(format!("{stem} ({n}){ext}")))
         .find(|p| !p.exists())
@@ -425,14 +454,27 @@ mod tests {
             })
         );
         assert_eq!(
-            parse("ada-1/proof_of_address.png").unwrap().unwrap().document_type,
+            parse("ada-1/proof_of_address.png")
+                .unwrap()
+                .unwrap()
+                .document_type,
             DocumentType::ProofOfAddress
         );
-        for ignored in [".hidden.pdf", "a__W9.pdf.part", "a__W9.tmp", "a__W9.pdf~", "a__W9.crdownload"] {
+        for ignored in [
+            ".hidden.pdf",
+            "a__W9.pdf.part",
+            "a__W9.tmp",
+            "a__W9.pdf~",
+            "a__W9.crdownload",
+        ] {
             assert_eq!(parse(ignored).unwrap(), None, "{ignored}");
         }
         assert!(parse("statement.pdf").unwrap_err().contains("does not say whose"));
-        assert!(parse("ada__PASSPORT.pdf").unwrap_err().contains("\"PASSPORT\" is not a document type"));
+        assert!(
+            parse("ada__PASSPORT.pdf")
+                .unwrap_err()
+                .contains("\"PASSPORT\" is not a document type")
+        );
         assert!(parse("a/b/W9.pdf").is_err());
     }
 
@@ -445,7 +487,10 @@ mod tests {
         }
         let processed = dir.path().join(PROCESSED);
         for (name, round) in [("a__W9.pdf", 0), ("a__W9 (1).pdf", 1), ("a__W9 (2).pdf", 2)] {
-            assert_eq!(std::fs::read_to_string(processed.join(name)).unwrap(), format!("round {round}"));
+            assert_eq!(
+                std::fs::read_to_string(processed.join(name)).unwrap(),
+                format!("round {round}")
+            );
         }
     }
 }

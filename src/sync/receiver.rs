@@ -120,14 +120,18 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
         return reject(
             StatusCode::UNAUTHORIZED,
             RejectReason::MissingHeaders,
-            format!("missing {}: is this a Standard Webhooks sender?", missing.join(", ")),
+            format!(
+                "missing {}: is this a Standard Webhooks sender?",
+                missing.join(", ")
+            ),
         );
     }
     if let Err(err) = receiver.webhook.verify(&body, &headers) {
         let (reason, detail) = match err {
             WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => (
                 RejectReason::StaleTimestamp,
-                "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks".to_string(),
+                "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks"
+                    .to_string(),
             ),
             WebhookError::InvalidTimestamp => (
                 RejectReason::MissingHeaders,

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    CheckType, ComplianceStatus, Readiness, Stage, Strategy, WebhookEvent, Workflow, WorkflowEvent, WorkflowView,
-    observed_event,
+    CheckType, ComplianceStatus, Readiness, Stage, Strategy, WebhookEvent, Workflow, WorkflowEvent,
+    WorkflowView, observed_event,
 };
 
 /// One customer as the tracker knows them.
@@ -110,7 +110,12 @@ impl Tracker {
     }
 
     /// Reconciles with a status snapshot: the snapshot wins.
-    pub fn on_snapshot(&mut self, customer_id: Uuid, status: &ComplianceStatus, now: OffsetDateTime) -> Reconciled {
+    pub fn on_snapshot(
+        &mut self,
+        customer_id: Uuid,
+        status: &ComplianceStatus,
+        now: OffsetDateTime,
+    ) -> Reconciled {
         let view = WorkflowView::from_status(status);
         let readiness = readiness_of(status);
         let strategy = view.strategy().unwrap_or(status.strategy);
@@ -188,8 +193,19 @@ fn successors(stage: Stage) -> &'static [Stage] {
     use Stage::*;
     match stage {
         NeedsProfile => &[ReadyToStart],
-        ReadyToStart => &[NeedsProfile, AwaitingSdk, CollectingRequirements, AwaitingDecision],
-        AwaitingSdk => &[InReview, CollectingRequirements, AwaitingDecision, Expired, Errored],
+        ReadyToStart => &[
+            NeedsProfile,
+            AwaitingSdk,
+            CollectingRequirements,
+            AwaitingDecision,
+        ],
+        AwaitingSdk => &[
+            InReview,
+            CollectingRequirements,
+            AwaitingDecision,
+            Expired,
+            Errored,
+        ],
         InReview => &[CollectingRequirements, Approved, Denied, Errored],
         CollectingRequirements => &[AwaitingDecision, Errored],
         AwaitingDecision => &[CollectingRequirements, Approved, Denied, Errored],

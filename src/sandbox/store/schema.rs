@@ -114,7 +114,9 @@ CREATE TABLE idempotency_keys (
 /// Brings a database to the current schema, refusing one written by a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     crate::sqlite::migrate(conn, &[V1]).map_err(|err| match err {
-        crate::sqlite::MigrateError::Newer { found, supported } => StoreError::NewerSchema { found, supported },
+        crate::sqlite::MigrateError::Newer { found, supported } => {
+            StoreError::NewerSchema { found, supported }
+        }
         crate::sqlite::MigrateError::Sqlite(err) => err.into(),
     })
 }

@@ -7,8 +7,8 @@ use time::macros::datetime;
 
 use super::*;
 use crate::domain::{
-    Address, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventType, Kyc, OnboardingRef, SdkLink,
-    evaluate,
+    Address, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventType, Kyc, OnboardingRef,
+    SdkLink, evaluate,
 };
 
 const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
@@ -137,7 +137,12 @@ fn serve(history: &[Step]) -> (Workflow, Facts, Vec<WebhookEvent>) {
 }
 
 fn status_of(workflow: &Workflow, facts: Facts) -> ComplianceStatus {
-    evaluate(&facts.customer(), &facts.documents(), &workflow.view(), Strategy::CfKyc)
+    evaluate(
+        &facts.customer(),
+        &facts.documents(),
+        &workflow.view(),
+        Strategy::CfKyc,
+    )
 }
 
 /// What reaches the tracker: each webhook dropped, sent once, or twice, in a shuffled order.
@@ -233,7 +238,10 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
     assert_eq!(tracker.stage(customer_id()), Some(Stage::AwaitingSdk));
     // …but a webhook claims it went to review and another that it was denied.
     assert_eq!(
-        tracker.on_webhook(&event(EventType::CustomerKycSdkFlowCompleted, Some(PendingReview))),
+        tracker.on_webhook(&event(
+            EventType::CustomerKycSdkFlowCompleted,
+            Some(PendingReview)
+        )),
         Some(Stage::InReview)
     );
     assert_eq!(

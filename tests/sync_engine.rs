@@ -1,0 +1,577 @@
+//! The sync engine against the in-process sandbox: every flow of the guide driven through the
+//! API shows up as `stage_changed` events in order, through the real receiver, tracker, cache
+//! and inbox. Loopback only; the sandbox's clock is moved instead of sleeping for timers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kycdash::api::types::SimulateAction;
+use kycdash::api::{ApiClient, ClientConfig};
+use kycdash::domain::{Customer, CustomerProfile, DocumentType, Stage, Strategy};
+use kycdash::sandbox::{self, ApiKey, RunningSandbox, SandboxConfig};
+use kycdash::sync::engine::{
+    self, AlertKind, EngineConfig, EngineEvent, EngineHandle, EngineTiming, ReceiverConfig,
+};
+use kycdash::sync::inbox::InboxTiming;
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
+
+const PDF: &[u8] = b"%PDF-1.4\n% test document\n";
+
+struct Setup {
+    sandbox: RunningSandbox,
+    client: ApiClient,
+    handle: EngineHandle,
+    events: UnboundedReceiver<EngineEvent>,
+    task: tokio::task::JoinHandle<()>,
+    seen: Vec<EngineEvent>,
+    /// Indices of `seen` a wait has already matched.
+    claimed: std::collections::HashSet<usize>,
+    _dir: tempfile::TempDir,
+    inbox: std::path::PathBuf,
+}
+
+fn engine_config(base_url: &str, data_dir: &Path, receiver: bool, once: bool) -> EngineConfig {
+    EngineConfig {
+        api: ClientConfig::new(base_url, sandbox::DEFAULT_API_KEY),
+        sandbox: true,
+        data_dir: data_dir.to_path_buf(),
+        inbox: Some(data_dir.join("inbox")),
+        receiver: receiver.then(|| ReceiverConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            secret: None,
+        }),
+        concurrency: 8,
+        once,
+        timing: EngineTiming {
+            inbox: InboxTiming {
+                stable_for: Duration::from_millis(300),
+                rescan_every: Duration::from_millis(300),
+            },
+            ..EngineTiming::default()
+        },
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(SandboxConfig::ephemeral()).await
+}
+
+async fn setup_with(config: SandboxConfig) -> Setup {
+    let sandbox = sandbox::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine_config(sandbox.base_url(), dir.path(), true, false);
+    let inbox = config.inbox.clone().unwrap();
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let mut setup = Setup {
+        sandbox,
+        client,
+        handle,
+        events,
+        task,
+        seen: Vec::new(),
+        claimed: Default::default(),
+        _dir: dir,
+        inbox,
+    };
+    setup
+        .wait_for("the first sweep", |e| matches!(e, EngineEvent::Sweep { .. }))
+        .await;
+    setup
+}
+
+impl Setup {
+    /// Waits (at most 10 s) for an event no earlier wait matched; every event seen is kept in
+    /// `seen`, so one that arrived while waiting for another still counts.
+    async fn wait_for(&mut self, what: &str, matches: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+        let earlier = (0..self.seen.len()).find(|i| !self.claimed.contains(i) && matches(&self.seen[*i]));
+        if let Some(i) = earlier {
+            self.claimed.insert(i);
+            return self.seen[i].clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {:#?}", self.seen))
+                .unwrap_or_else(|| panic!("the engine stopped before {what}; saw {:#?}", self.seen));
+            self.seen.push(event.clone());
+            if matches(&event) {
+                self.claimed.insert(self.seen.len() - 1);
+                return event;
+            }
+        }
+    }
+
+    async fn wait_for_stage(&mut self, id: Uuid, stage: Stage) {
+        self.wait_for(&format!("{id} reaching {stage}"), |e| {
+            matches!(e, EngineEvent::StageChanged { customer_id, to, .. } if *customer_id == id && *to == stage)
+        })
+        .await;
+    }
+
+    /// The `(from, to)` of every stage change of a customer seen so far.
+    fn stages_of(&self, id: Uuid) -> Vec<(Option<Stage>, Stage)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::StageChanged {
+                    customer_id,
+                    from,
+                    to,
+                    ..
+                } if *customer_id == id => Some((*from, *to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn create(&self, last_name: &str, external_id: Option<&str>) -> Customer {
+        let profile: CustomerProfile = serde_json::from_value(json!({
+            "ipAddress": "203.0.113.7",
+            "externalId": external_id,
+            "kyc": {
+                "firstName": "Ada", "lastName": last_name, "birthDate": "1990-04-12", "documentNumber": "X1",
+                "mainAddress": {"street1": "1 Main St", "cityCounty": "New York", "zip": "10001", "countryCode": "US"},
+                "nationality": "US", "occupation": "11"
+            }
+        }))
+        .unwrap();
+        self.client.create_customer(&profile).await.unwrap()
+    }
+
+    async fn upload(&self, id: Uuid, document_type: DocumentType) {
+        self.client
+            .upload_document(id, document_type, "doc.pdf", PDF, None)
+            .await
+            .unwrap();
+    }
+
+    async fn stop(mut self) -> Vec<EngineEvent> {
+        self.handle.stop();
+        self.wait_for("stopped", |e| matches!(e, EngineEvent::Stopped))
+            .await;
+        self.task.await.unwrap();
+        self.sandbox.shutdown().await;
+        self.seen
+    }
+}
+
+fn chain(stages: &[Stage]) -> Vec<(Option<Stage>, Stage)> {
+    let mut from = None;
+    stages
+        .iter()
+        .map(|&to| {
+            let step = (from, to);
+            from = Some(to);
+            step
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_standard_flow_is_seen_stage_by_stage_through_webhooks() {
+    let mut s = setup().await;
+    let id = s.create("Lovelace", None).await.id;
+    s.wait_for_stage(id, Stage::ReadyToStart).await;
+    s.client.start_kyc(id, None).await.unwrap();
+    s.wait_for_stage(id, Stage::AwaitingSdk).await;
+    s.client.simulate(id, SimulateAction::SdkComplete).await.unwrap();
+    s.wait_for_stage(id, Stage::CollectingRequirements).await;
+    s.upload(id, DocumentType::SourceOfFunds).await;
+    s.upload(id, DocumentType::W9).await;
+    // Uploads announce no webhook: a refresh (the dashboard's R) pulls the new stage.
+    s.handle.refresh(Some(id));
+    s.wait_for_stage(id, Stage::AwaitingDecision).await;
+    s.client.advance_clock(3).await.unwrap();
+    s.wait_for_stage(id, Stage::Approved).await;
+
+    assert_eq!(
+        s.stages_of(id),
+        chain(&[
+            Stage::ReadyToStart,
+            Stage::AwaitingSdk,
+            Stage::CollectingRequirements,
+            Stage::AwaitingDecision,
+            Stage::Approved
+        ])
+    );
+    let last = s
+        .seen
+        .iter()
+        .rev()
+        .find(|e| matches!(e, EngineEvent::StageChanged { .. }));
+    assert!(
+        matches!(
+            last,
+            Some(EngineEvent::StageChanged {
+                is_compliant: true,
+                next_action: None,
+                ..
+            })
+        ),
+        "{last:?}"
+    );
+    let webhooks = s
+        .seen
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::Webhook { duplicate: false, .. }))
+        .count();
+    assert!(webhooks >= 5, "expected the flow's webhooks, saw {webhooks}");
+    assert!(!s.seen.iter().any(|e| matches!(
+        e,
+        EngineEvent::Alert {
+            alert: AlertKind::Drift,
+            ..
+        }
+    )));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_external_path_skips_the_sdk() {
+    let mut s = setup().await;
+    let id = s.create("Hopper", None).await.id;
+    s.wait_for_stage(id, Stage::ReadyToStart).await;
+    s.client.start_kyc(id, Some(Strategy::ExternalKyc)).await.unwrap();
+    s.wait_for_stage(id, Stage::CollectingRequirements).await;
+    for document_type in [
+        DocumentType::SourceOfFunds,
+        DocumentType::W9,
+        DocumentType::BiometricReport,
+    ] {
+        s.upload(id, document_type).await;
+    }
+    s.handle.refresh(Some(id));
+    s.wait_for_stage(id, Stage::AwaitingDecision).await;
+    s.client.advance_clock(3).await.unwrap();
+    s.wait_for_stage(id, Stage::Approved).await;
+    assert_eq!(
+        s.stages_of(id),
+        chain(&[
+            Stage::ReadyToStart,
+            Stage::CollectingRequirements,
+            Stage::AwaitingDecision,
+            Stage::Approved
+        ])
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_then_rerun_review_then_deny_and_error() {
+    let mut s = setup().await;
+    let expiring = s.create("Lovelace", None).await.id;
+    let reviewed = s.create("Curie", None).await.id;
+    let failing = s.create("Noether", None).await.id;
+    for id in [expiring, reviewed, failing] {
+        s.wait_for_stage(id, Stage::ReadyToStart).await;
+        s.client.start_kyc(id, None).await.unwrap();
+        s.wait_for_stage(id, Stage::AwaitingSdk).await;
+    }
+
+    s.client
+        .simulate(expiring, SimulateAction::SdkExpire)
+        .await
+        .unwrap();
+    s.wait_for_stage(expiring, Stage::Expired).await;
+    let onboarding = s.client.status(expiring).await.unwrap().onboarding_id.unwrap();
+    s.client.rerun_kyc(onboarding).await.unwrap();
+    s.wait_for(&format!("{expiring} back to awaiting_sdk"), |e| {
+        matches!(e, EngineEvent::StageChanged { customer_id, from: Some(Stage::Expired), to: Stage::AwaitingSdk, .. } if *customer_id == expiring)
+    })
+    .await;
+
+    s.client.simulate(reviewed, SimulateAction::Review).await.unwrap();
+    s.wait_for_stage(reviewed, Stage::InReview).await;
+    s.client.simulate(reviewed, SimulateAction::Deny).await.unwrap();
+    s.wait_for_stage(reviewed, Stage::Denied).await;
+
+    s.client.simulate(failing, SimulateAction::Error).await.unwrap();
+    s.wait_for_stage(failing, Stage::Errored).await;
+    s.wait_for("a verification_error alert", |e| {
+        matches!(e, EngineEvent::Alert { customer_id, alert: AlertKind::VerificationError, .. } if *customer_id == failing)
+    })
+    .await;
+
+    assert_eq!(
+        s.stages_of(expiring),
+        chain(&[
+            Stage::ReadyToStart,
+            Stage::AwaitingSdk,
+            Stage::Expired,
+            Stage::AwaitingSdk
+        ])
+    );
+    assert_eq!(
+        s.stages_of(reviewed),
+        chain(&[
+            Stage::ReadyToStart,
+            Stage::AwaitingSdk,
+            Stage::InReview,
+            Stage::Denied
+        ])
+    );
+    assert_eq!(
+        s.stages_of(failing),
+        chain(&[Stage::ReadyToStart, Stage::AwaitingSdk, Stage::Errored])
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn inbox_drops_by_id_and_by_external_id_lead_to_approval() {
+    let mut s = setup().await;
+    let by_id = s.create("Lovelace", None).await.id;
+    let by_external = s.create("Hopper", Some("grace-1")).await.id;
+    for id in [by_id, by_external] {
+        s.wait_for_stage(id, Stage::ReadyToStart).await;
+        s.client.start_kyc(id, None).await.unwrap();
+        s.wait_for_stage(id, Stage::AwaitingSdk).await;
+        s.client.simulate(id, SimulateAction::SdkComplete).await.unwrap();
+        s.wait_for_stage(id, Stage::CollectingRequirements).await;
+    }
+    std::fs::write(s.inbox.join(format!("{by_id}__SOURCE_OF_FUNDS.pdf")), PDF).unwrap();
+    std::fs::write(s.inbox.join(format!("{by_id}__w9__signed.pdf")), PDF).unwrap();
+    std::fs::create_dir_all(s.inbox.join("grace-1")).unwrap();
+    std::fs::write(s.inbox.join("grace-1/source_of_funds.pdf"), PDF).unwrap();
+    std::fs::write(s.inbox.join("grace-1/W9.pdf"), PDF).unwrap();
+    for id in [by_id, by_external] {
+        s.wait_for_stage(id, Stage::AwaitingDecision).await;
+    }
+    s.client.advance_clock(3).await.unwrap();
+    for id in [by_id, by_external] {
+        s.wait_for_stage(id, Stage::Approved).await;
+    }
+    let uploads = s
+        .seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EngineEvent::Upload {
+                    result: "uploaded",
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(uploads, 4);
+    let processed = s.inbox.join(".processed");
+    assert!(processed.join(format!("{by_id}__w9__signed.pdf")).exists());
+    assert!(processed.join("grace-1/W9.pdf").exists());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_drops_end_in_failed_with_a_reason_and_duplicates_are_not_uploaded_again() {
+    let mut s = setup().await;
+    let id = s.create("Lovelace", Some("ada-1")).await.id;
+    s.wait_for_stage(id, Stage::ReadyToStart).await;
+    let drops: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "ada-1__W9.pdf",
+            b"hello, not a pdf".to_vec(),
+            "not a PDF, PNG or JPEG",
+        ),
+        ("ada-1__SOURCE_OF_FUNDS.pdf", Vec::new(), "empty"),
+        (
+            "ada-1__PROOF_OF_ADDRESS.pdf",
+            vec![b'%'; 11 * 1024 * 1024],
+            "10 MiB",
+        ),
+        (
+            "nobody__W9.pdf",
+            PDF.to_vec(),
+            "no customer has the id or externalId \"nobody\"",
+        ),
+        (
+            "ada-1__PASSPORT.pdf",
+            PDF.to_vec(),
+            "\"PASSPORT\" is not a document type",
+        ),
+    ];
+    for (name, content, _) in &drops {
+        std::fs::write(s.inbox.join(name), content).unwrap();
+    }
+    for (name, _, why) in &drops {
+        s.wait_for(
+            &format!("{name} failing"),
+            |e| matches!(e, EngineEvent::Upload { path, result: "failed", .. } if path.ends_with(name)),
+        )
+        .await;
+        let note =
+            std::fs::read_to_string(s.inbox.join(".failed").join(format!("{name}.error.txt"))).unwrap();
+        assert!(note.contains(why), "{name}: {note}");
+        assert!(s.inbox.join(".failed").join(name).exists());
+    }
+
+    // A file written in two halves a second apart is uploaded once, whole.
+    let path = s.inbox.join("ada-1__W9.pdf");
+    let mut whole = PDF.to_vec();
+    whole.extend_from_slice(b"second half\n");
+    std::fs::write(&path, &whole[..PDF.len()]).unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    std::fs::write(&path, &whole).unwrap();
+    s.wait_for("the W9 upload", |e| {
+        matches!(
+            e,
+            EngineEvent::Upload {
+                result: "uploaded",
+                document_type: Some(DocumentType::W9),
+                ..
+            }
+        )
+    })
+    .await;
+    let docs = s.client.documents(id).await.unwrap();
+    assert_eq!(docs.data.len(), 1);
+    assert_eq!(docs.data[0].size, whole.len() as u64);
+
+    // The same content again: a duplicate, kept under .processed with a new name.
+    std::fs::write(&path, &whole).unwrap();
+    s.wait_for("the duplicate", |e| {
+        matches!(
+            e,
+            EngineEvent::Upload {
+                result: "duplicate",
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(s.client.documents(id).await.unwrap().data.len(), 1);
+    assert!(s.inbox.join(".processed/ada-1__W9 (1).pdf").exists());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let bare = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let mut ids = vec![bare];
+    for _ in 0..3 {
+        let profile: CustomerProfile = serde_json::from_value(json!({
+            "kyc": {"firstName": "A", "lastName": "B", "birthDate": "1990-04-12", "documentNumber": "X1"}
+        }))
+        .unwrap();
+        ids.push(client.create_customer(&profile).await.unwrap().id);
+    }
+    client.start_kyc(ids[1], None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let once = |dir: std::path::PathBuf, url: String| async move {
+        let lock = engine::lock_data_dir(&dir).unwrap();
+        let engine = engine::start(engine_config(&url, &dir, false, true), lock)
+            .await
+            .unwrap();
+        let (_, mut events, task) = engine.into_parts();
+        let mut seen = Vec::new();
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+        {
+            seen.push(event);
+        }
+        task.await.unwrap();
+        seen
+    };
+    let url = sandbox.base_url().to_string();
+    let first = once(dir.path().to_path_buf(), url.clone()).await;
+    assert!(
+        matches!(first.first(), Some(EngineEvent::Started { .. })),
+        "{first:?}"
+    );
+    assert!(matches!(first.last(), Some(EngineEvent::Stopped)), "{first:?}");
+    let stage = |seen: &[EngineEvent], id: Uuid| {
+        seen.iter().find_map(|e| match e {
+            EngineEvent::StageChanged {
+                customer_id,
+                from,
+                to,
+                ..
+            } if *customer_id == id => Some((*from, *to)),
+            _ => None,
+        })
+    };
+    assert_eq!(stage(&first, bare), Some((None, Stage::NeedsProfile)));
+    assert_eq!(stage(&first, ids[1]), Some((None, Stage::AwaitingSdk)));
+    assert_eq!(stage(&first, ids[2]), Some((None, Stage::ReadyToStart)));
+    assert!(first.contains(&EngineEvent::Sweep {
+        customers: 4,
+        changed: 4,
+        duration_ms: match first.iter().find(|e| matches!(e, EngineEvent::Sweep { .. })) {
+            Some(EngineEvent::Sweep { duration_ms, .. }) => *duration_ms,
+            _ => 0,
+        }
+    }));
+
+    client.start_kyc(ids[2], None).await.unwrap();
+    let second = once(dir.path().to_path_buf(), url).await;
+    let changes: Vec<_> = second
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::StageChanged { .. }))
+        .collect();
+    assert_eq!(changes.len(), 1, "{second:#?}");
+    assert_eq!(
+        stage(&second, ids[2]),
+        Some((Some(Stage::ReadyToStart), Stage::AwaitingSdk))
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_engine_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = engine::lock_data_dir(dir.path()).unwrap();
+    let err = engine::lock_data_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("another kycdash is using"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_key_is_fatal() {
+    let sandbox = sandbox::start(SandboxConfig {
+        api_keys: vec!["sk_test_other".parse::<ApiKey>().unwrap()],
+        ..SandboxConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    // The receiver registers at start: a refused key stops it there.
+    let err = engine::start(engine_config(sandbox.base_url(), dir.path(), true, false), lock)
+        .await
+        .err()
+        .expect("a refused key");
+    assert!(err.to_string().contains("401"), "{err}");
+    // Without a receiver, the first sweep meets the refusal and the engine stops.
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let engine = engine::start(engine_config(sandbox.base_url(), dir.path(), false, false), lock)
+        .await
+        .unwrap();
+    let (_, mut events, task) = engine.into_parts();
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+    {
+        seen.push(event);
+    }
+    task.await.unwrap();
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, EngineEvent::Fatal { error } if error.contains("401"))),
+        "{seen:#?}"
+    );
+    assert!(matches!(seen.last(), Some(EngineEvent::Stopped)));
+    sandbox.shutdown().await;
+}
