@@ -594,6 +594,8 @@ struct Model {
     /// Polled again as soon as the poll in flight returns (a webhook arrived meanwhile).
     poll_again: HashSet<Uuid>,
     failures: HashMap<Uuid, u32>,
+    /// Listings that failed in a row.
+    discovery_failures: u32,
     alerted: HashSet<(Uuid, AlertKind)>,
     sweep: Option<SweepProgress>,
     next_sweep: Instant,
@@ -626,6 +628,7 @@ impl Model {
             in_flight: HashSet::new(),
             poll_again: HashSet::new(),
             failures: HashMap::new(),
+            discovery_failures: 0,
             alerted: HashSet::new(),
             sweep: None,
             next_sweep: Instant::now(),
@@ -769,7 +772,8 @@ impl Model {
                 if error.is_unauthorized() {
                     return self.fatal(error.to_string());
                 }
-                let retry = self.retry_delay(&error, 3);
+                self.discovery_failures += 1;
+                let retry = self.retry_delay(&error, self.discovery_failures);
                 self.emit(EngineEvent::PollError {
                     customer_id: None,
                     status: error.status(),
@@ -846,6 +850,7 @@ impl Model {
     }
 
     fn discovered(&mut self, customers: Vec<Customer>) {
+        self.discovery_failures = 0;
         let total = customers.len();
         let mut to_poll = Vec::new();
         for customer in customers {

@@ -1,0 +1,311 @@
+//! What goes wrong from outside: deliveries the receiver must refuse (each with its reason),
+//! duplicates it must not apply twice, and an API that fails, throttles, stalls or answers
+//! garbage — retried with backoff, reported, recovered from, never a panic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kycdash::api::{ApiClient, ApiError, ClientConfig, RetryPolicy};
+use kycdash::sync::engine::Observation;
+use kycdash::sync::receiver::{self, Ack, RejectReason};
+use standardwebhooks::Webhook;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A receiver whose engine side is this test: verified events are acknowledged as the
+/// engine would, duplicates by id.
+async fn receiver() -> (String, mpsc::UnboundedReceiver<Observation>, CancellationToken) {
+    let bound = receiver::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}/webhooks", bound.addr);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    receiver::serve(bound, receiver::verifier(SECRET).unwrap(), tx, cancel.clone());
+    (url, rx, cancel)
+}
+
+fn event_body(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","eventType":"CUSTOMER_CREATED","createdAt":"2026-11-30T10:00:00Z","data":{{"customerId":"0b8f4bb8-8fa7-4d7c-9a3c-1d1f0f6f2e11"}}}}"#
+    )
+}
+
+fn signed(id: &str, timestamp: i64, body: &str, secret: &str) -> Vec<(&'static str, String)> {
+    let signature = Webhook::new(secret).unwrap().sign(id, timestamp, body.as_bytes()).unwrap();
+    vec![
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ]
+}
+
+async fn post(url: &str, headers: &[(&'static str, String)], body: impl Into<reqwest::Body>) -> u16 {
+    let mut request = reqwest::Client::new().post(url).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[tokio::test]
+async fn every_bad_delivery_is_refused_with_its_reason_and_nothing_applies_twice() {
+    let (url, mut engine, cancel) = receiver().await;
+    // The engine's side: acknowledge each verified event, a repeated id as a duplicate.
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut ids = std::collections::HashSet::new();
+        while let Some(observation) = engine.recv().await {
+            match observation {
+                Observation::Webhook { event, ack, .. } => {
+                    let fresh = ids.insert(event.id.clone());
+                    let _ = ack.send(if fresh { Ack::Recorded } else { Ack::Duplicate });
+                    let _ = seen_tx.send(Ok((event.id, fresh)));
+                }
+                Observation::Rejected { reason, detail } => {
+                    let _ = seen_tx.send(Err((reason, detail)));
+                }
+                _ => {}
+            }
+        }
+    });
+    let body = event_body("evt_1");
+    let mut expect_rejection = async |status: u16, want_status: u16, want: RejectReason| {
+        assert_eq!(status, want_status, "{want:?}");
+        match tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap() {
+            Some(Err((reason, detail))) => {
+                assert_eq!(reason, want, "{detail}");
+                assert!(!detail.is_empty());
+            }
+            other => panic!("expected a {want:?} rejection, got {other:?}"),
+        }
+    };
+
+    let status = post(&url, &signed("evt_1", now(), &body, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), body.clone()).await;
+    expect_rejection(status, 401, RejectReason::BadSignature).await;
+    let status = post(&url, &signed("evt_1", now() - 600, &body, SECRET), body.clone()).await;
+    expect_rejection(status, 401, RejectReason::StaleTimestamp).await;
+    let status = post(&url, &signed("evt_1", now() + 600, &body, SECRET), body.clone()).await;
+    expect_rejection(status, 401, RejectReason::StaleTimestamp).await;
+    let status = post(&url, &signed("evt_1", now(), &body, SECRET)[..2], body.clone()).await;
+    expect_rejection(status, 401, RejectReason::MissingHeaders).await;
+    let garbage = "{\"not\": \"an event\"}";
+    let status = post(&url, &signed("evt_x", now(), garbage, SECRET), garbage).await;
+    expect_rejection(status, 400, RejectReason::Malformed).await;
+    let huge = "x".repeat(receiver::BODY_LIMIT + 1);
+    let status = post(&url, &signed("evt_y", now(), &huge, SECRET), huge.clone()).await;
+    expect_rejection(status, 413, RejectReason::TooLarge).await;
+
+    // A good one, twice: applied once, both answered 200.
+    for fresh in [true, false] {
+        let status = post(&url, &signed("evt_1", now(), &body, SECRET), body.clone()).await;
+        assert_eq!(status, 200);
+        let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap();
+        assert_eq!(got.unwrap().unwrap(), ("evt_1".to_string(), fresh));
+    }
+    // An unknown event type is kept and acknowledged.
+    let unknown = r#"{"id":"evt_2","eventType":"CUSTOMER_ACCOUNT_OPENED","createdAt":"2026-11-30T10:00:00Z","data":{}}"#;
+    assert_eq!(post(&url, &signed("evt_2", now(), unknown, SECRET), unknown).await, 200);
+    cancel.cancel();
+}
+
+/// A local API that misbehaves as told, counting requests.
+async fn flaky_api(handler: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, handler).await });
+    url
+}
+
+fn client(url: &str, timeout: Duration) -> ApiClient {
+    let config = ClientConfig {
+        timeout,
+        retry: RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+        ..ClientConfig::new(url, "sk_test_flaky")
+    };
+    ApiClient::new(&config).unwrap()
+}
+
+const EMPTY_PAGE: &str = r#"{"data": [], "nextCursor": null}"#;
+
+#[tokio::test]
+async fn server_errors_are_retried_then_succeed() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let url = flaky_api(Router::new().route(
+        "/v1/customers",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+                } else {
+                    ([("content-type", "application/json")], EMPTY_PAGE).into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let page = client(&url, Duration::from_secs(2)).list_customers(10, None).await.unwrap();
+    assert!(page.data.is_empty());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_for_retry_after() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let url = flaky_api(Router::new().route(
+        "/v1/customers",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response()
+                } else {
+                    ([("content-type", "application/json")], EMPTY_PAGE).into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    client(&url, Duration::from_secs(2)).list_customers(10, None).await.unwrap();
+    // The retry waited for the server's Retry-After (1 s), not the 10 ms backoff.
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn timeouts_malformed_answers_refused_connections_and_401_are_typed_errors() {
+    let url = flaky_api(
+        Router::new()
+            .route(
+                "/v1/customers",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/v1/customers/{id}",
+                get(|| async { ([("content-type", "application/json")], "{not json") }),
+            )
+            .route(
+                "/v1/webhooks",
+                get(|headers: HeaderMap| async move {
+                    assert!(headers.get("authorization").is_some());
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [("content-type", "application/problem+json")],
+                        r#"{"title": "Unauthorized", "status": 401, "detail": "unknown API key"}"#,
+                    )
+                }),
+            ),
+    )
+    .await;
+    let client = client(&url, Duration::from_millis(200));
+    let timeout = client.list_customers(10, None).await.unwrap_err();
+    assert!(matches!(timeout, ApiError::Transport(_)) && timeout.is_transient(), "{timeout}");
+    assert!(timeout.to_string().contains("timed out"), "{timeout}");
+
+    let malformed = client.customer(uuid::Uuid::nil()).await.unwrap_err();
+    assert!(matches!(malformed, ApiError::Decode(_)), "{malformed}");
+
+    let refused = client.webhooks().await.unwrap_err();
+    assert!(refused.is_unauthorized() && !refused.is_transient(), "{refused}");
+    assert!(refused.to_string().contains("unknown API key"), "{refused}");
+    assert!(!refused.to_string().contains("sk_test_flaky"));
+
+    // Nothing listens on a port that was just freed.
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let err = self::client(&dead, Duration::from_millis(200))
+        .list_customers(1, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Transport(_)), "{err}");
+}
+
+#[tokio::test]
+async fn the_engine_reports_a_failing_api_and_recovers() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let url = flaky_api(Router::new().route(
+        "/v1/customers",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // Down for the first listing and its retries, then up.
+                if n < 4 {
+                    (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response()
+                } else {
+                    ([("content-type", "application/json")], EMPTY_PAGE).into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = kycdash::sync::EngineConfig {
+        api: ClientConfig {
+            retry: RetryPolicy {
+                attempts: 4,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+            },
+            ..ClientConfig::new(&url, "sk_test_flaky")
+        },
+        sandbox: false,
+        data_dir: dir.path().to_path_buf(),
+        inbox: None,
+        receiver: None,
+        concurrency: 2,
+        once: false,
+        timing: Default::default(),
+    };
+    let lock = kycdash::sync::engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) = kycdash::sync::engine::start(config, lock).await.unwrap().into_parts();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no recovery; saw {seen:#?}"))
+            .unwrap();
+        let done = matches!(event, kycdash::sync::EngineEvent::Sweep { .. });
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    let error = seen.iter().find_map(|e| match e {
+        kycdash::sync::EngineEvent::PollError {
+            status,
+            error,
+            retry_in_seconds,
+            ..
+        } => Some((*status, error.clone(), *retry_in_seconds)),
+        _ => None,
+    });
+    let (status, error, retry) = error.unwrap_or_else(|| panic!("no poll_error in {seen:#?}"));
+    assert_eq!(status, Some(503));
+    assert!(error.contains("maintenance"), "{error}");
+    assert!((1..=2).contains(&retry), "{retry}");
+    handle.stop();
+    task.await.unwrap();
+}
