@@ -37,7 +37,10 @@ fn event_body(id: &str) -> String {
 }
 
 fn signed(id: &str, timestamp: i64, body: &str, secret: &str) -> Vec<(&'static str, String)> {
-    let signature = Webhook::new(secret).unwrap().sign(id, timestamp, body.as_bytes()).unwrap();
+    let signature = Webhook::new(secret)
+        .unwrap()
+        .sign(id, timestamp, body.as_bytes())
+        .unwrap();
     vec![
         ("webhook-id", id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),
@@ -81,7 +84,10 @@ async fn every_bad_delivery_is_refused_with_its_reason_and_nothing_applies_twice
     let body = event_body("evt_1");
     let mut expect_rejection = async |status: u16, want_status: u16, want: RejectReason| {
         assert_eq!(status, want_status, "{want:?}");
-        match tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), seen.recv())
+            .await
+            .unwrap()
+        {
             Some(Err((reason, detail))) => {
                 assert_eq!(reason, want, "{detail}");
                 assert!(!detail.is_empty());
@@ -90,7 +96,12 @@ async fn every_bad_delivery_is_refused_with_its_reason_and_nothing_applies_twice
         }
     };
 
-    let status = post(&url, &signed("evt_1", now(), &body, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), body.clone()).await;
+    let status = post(
+        &url,
+        &signed("evt_1", now(), &body, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        body.clone(),
+    )
+    .await;
     expect_rejection(status, 401, RejectReason::BadSignature).await;
     let status = post(&url, &signed("evt_1", now() - 600, &body, SECRET), body.clone()).await;
     expect_rejection(status, 401, RejectReason::StaleTimestamp).await;
@@ -109,12 +120,17 @@ async fn every_bad_delivery_is_refused_with_its_reason_and_nothing_applies_twice
     for fresh in [true, false] {
         let status = post(&url, &signed("evt_1", now(), &body, SECRET), body.clone()).await;
         assert_eq!(status, 200);
-        let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+            .await
+            .unwrap();
         assert_eq!(got.unwrap().unwrap(), ("evt_1".to_string(), fresh));
     }
     // An unknown event type is kept and acknowledged.
     let unknown = r#"{"id":"evt_2","eventType":"CUSTOMER_ACCOUNT_OPENED","createdAt":"2026-11-30T10:00:00Z","data":{}}"#;
-    assert_eq!(post(&url, &signed("evt_2", now(), unknown, SECRET), unknown).await, 200);
+    assert_eq!(
+        post(&url, &signed("evt_2", now(), unknown, SECRET), unknown).await,
+        200
+    );
     cancel.cancel();
 }
 
@@ -159,7 +175,10 @@ async fn server_errors_are_retried_then_succeed() {
         }),
     ))
     .await;
-    let page = client(&url, Duration::from_secs(2)).list_customers(10, None).await.unwrap();
+    let page = client(&url, Duration::from_secs(2))
+        .list_customers(10, None)
+        .await
+        .unwrap();
     assert!(page.data.is_empty());
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
@@ -183,9 +202,16 @@ async fn too_many_requests_waits_for_retry_after() {
     ))
     .await;
     let started = std::time::Instant::now();
-    client(&url, Duration::from_secs(2)).list_customers(10, None).await.unwrap();
+    client(&url, Duration::from_secs(2))
+        .list_customers(10, None)
+        .await
+        .unwrap();
     // The retry waited for the server's Retry-After (1 s), not the 10 ms backoff.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -219,7 +245,10 @@ async fn timeouts_malformed_answers_refused_connections_and_401_are_typed_errors
     .await;
     let client = client(&url, Duration::from_millis(200));
     let timeout = client.list_customers(10, None).await.unwrap_err();
-    assert!(matches!(timeout, ApiError::Transport(_)) && timeout.is_transient(), "{timeout}");
+    assert!(
+        matches!(timeout, ApiError::Transport(_)) && timeout.is_transient(),
+        "{timeout}"
+    );
     assert!(timeout.to_string().contains("timed out"), "{timeout}");
 
     let malformed = client.customer(uuid::Uuid::nil()).await.unwrap_err();
@@ -279,7 +308,10 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
         timing: Default::default(),
     };
     let lock = kycdash::sync::engine::lock_data_dir(dir.path()).unwrap();
-    let (handle, mut events, task) = kycdash::sync::engine::start(config, lock).await.unwrap().into_parts();
+    let (handle, mut events, task) = kycdash::sync::engine::start(config, lock)
+        .await
+        .unwrap()
+        .into_parts();
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {

@@ -1,0 +1,201 @@
+//! `kycdash watch` and `kycdash status` as a user runs them: NDJSON on stdout with `started`
+//! first and `stopped` last, a clean stop on SIGTERM (exit 0), one engine per data directory
+//! (exit 2), a refused key (exit 1, one clear line), and bad configuration (exit 2).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn kycdash(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kycdash"));
+    command
+        .env_remove("KYCDASH_API_URL")
+        .env_remove("KYCDASH_API_KEY")
+        // No user config can leak in.
+        .env("KYCDASH_CONFIG", data_dir.join("no-config.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn next_json(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
+    let line = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .expect("a line before the end");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+async fn terminate(child: &mut Child) {
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn watch_prints_started_first_stops_on_sigterm_and_owns_its_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut watch = kycdash(dir.path())
+        .args(["watch", "--data-dir"])
+        .arg(dir.path())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let started = next_json(&mut lines).await;
+    assert_eq!(started["kind"], "started", "{started}");
+    assert_eq!(started["sandbox"], true);
+    assert!(started["at"].as_str().unwrap().ends_with('Z'), "{started}");
+    let api = started["apiUrl"].as_str().unwrap().to_string();
+    assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+    assert!(started["webhookUrl"].as_str().unwrap().ends_with("/webhooks"));
+    assert_eq!(started["dataDir"], dir.path().display().to_string());
+    let sweep = next_json(&mut lines).await;
+    assert_eq!(sweep["kind"], "sweep", "{sweep}");
+
+    // The customer created with curl meanwhile shows up through the webhook.
+    let created: Value = reqwest::Client::new()
+        .post(format!("{api}/v1/customers"))
+        .bearer_auth("sk_test_kycdash")
+        .json(&serde_json::json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    loop {
+        let line = next_json(&mut lines).await;
+        if line["kind"] == "stage_changed" {
+            assert_eq!(line["customerId"], id);
+            assert_eq!(line["from"], Value::Null);
+            assert_eq!(line["to"], "needs_profile");
+            assert_eq!(line["nextAction"], "UPDATE_PROFILE");
+            assert_eq!(line["isCompliant"], false);
+            break;
+        }
+    }
+
+    // A second engine on the same data directory says so and exits 2.
+    let second = kycdash(dir.path())
+        .args(["watch", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another kycdash is using the data directory"),
+        "{stderr}"
+    );
+    assert!(second.stdout.is_empty());
+
+    // `status` beside the running watch reaches its sandbox.
+    let status = kycdash(dir.path())
+        .args(["status", id, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        text.contains("ada@example.com") && text.contains("PATCH /v1/customers/"),
+        "{text}"
+    );
+    assert!(text.contains("kyc.firstName"), "{text}");
+
+    terminate(&mut watch).await;
+    let mut last = Value::Null;
+    while let Ok(Some(line)) = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap() {
+        last = serde_json::from_str(&line).unwrap();
+    }
+    assert_eq!(last["kind"], "stopped");
+    let exit = tokio::time::timeout(PATIENCE, watch.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_refused_key_ends_watch_with_exit_1_and_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let output = kycdash(dir.path())
+        .args([
+            "watch",
+            "--once",
+            "--api-url",
+            sandbox.base_url(),
+            "--api-key",
+            "sk_wrong_key_123456",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("401"), "{stderr}");
+    assert!(
+        !stderr.contains("sk_wrong_key_123456"),
+        "the key leaked: {stderr}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_2_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.live]\napi_url = \"http://127.0.0.1:9\"\napi_kee = \"x\"\n",
+    )
+    .unwrap();
+    let output = kycdash(dir.path())
+        .env("KYCDASH_CONFIG", &config)
+        .args(["watch", "--once", "--profile", "live", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("api_kee") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+
+    let output = kycdash(dir.path())
+        .args(["watch", "--once", "--api-url", "http://127.0.0.1:9", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("without an API key"));
+}
