@@ -110,7 +110,7 @@ pub enum ApiError {
     #[error("{}", describe_problem(*status, problem))]
     Status {
         status: u16,
-        problem: Problem,
+        problem: Box<Problem>,
         /// From `Retry-After`, on 429 and 503.
         retry_after: Option<Duration>,
     },
@@ -486,7 +486,7 @@ impl ApiClient {
         }
         Err(ApiError::Status {
             status: status.as_u16(),
-            problem: parse_problem(status, &body),
+            problem: Box::new(parse_problem(status, &body)),
             retry_after,
         })
     }
@@ -619,7 +619,7 @@ mod tests {
         assert_eq!(problem.errors[0].field, "kyc.birthDate");
         let err = ApiError::Status {
             status: 422,
-            problem,
+            problem: Box::new(problem),
             retry_after: None,
         };
         assert!(err.to_string().contains("kyc.birthDate: not a date"), "{err}");

@@ -104,7 +104,7 @@ pub struct Snapshot {
 /// One row to write.
 #[derive(Debug)]
 pub enum Write {
-    Customer(Customer),
+    Customer(Box<Customer>),
     Status {
         customer_id: Uuid,
         body: String,
@@ -462,7 +462,7 @@ mod tests {
         let (writer, thread) = spawn_writer(open(&path).unwrap());
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let customer = Customer::new(Uuid::new_v4(), CustomerProfile::default(), now);
-        writer.write(Write::Customer(customer.clone())).unwrap();
+        writer.write(Write::Customer(Box::new(customer.clone()))).unwrap();
         let view = WorkflowView {
             stage: Stage::ReadyToStart,
             onboarding: None,

@@ -195,8 +195,10 @@ pub enum AlertKind {
     Drift,
 }
 
-/// What producers (poller, receiver, inbox) tell the engine.
+/// What producers (poller, receiver, inbox) tell the engine. Each crosses one channel once,
+/// so a large variant costs less than boxing every status would.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Observation {
     Discovered {
         customers: Vec<Customer>,
@@ -526,10 +528,10 @@ async fn register(
         if endpoints.data.iter().any(|e| e.id == id && e.url == url) {
             return Ok(secret.clone());
         }
-        if endpoints.data.iter().any(|e| e.id == id) {
-            if let Err(err) = client.delete_webhook(id).await {
-                tracing::warn!("cannot remove the old webhook endpoint {id}: {err}");
-            }
+        if endpoints.data.iter().any(|e| e.id == id)
+            && let Err(err) = client.delete_webhook(id).await
+        {
+            tracing::warn!("cannot remove the old webhook endpoint {id}: {err}");
         }
     }
     let endpoint = client
@@ -857,7 +859,7 @@ impl Model {
             let id = customer.id;
             let known = self.customers.get(&id);
             if known.is_none_or(|entry| entry.customer != customer) {
-                self.writer_write(Write::Customer(customer.clone()));
+                self.writer_write(Write::Customer(Box::new(customer.clone())));
             }
             let needs_status = match (known, self.tracker.stage(id)) {
                 (Some(entry), Some(stage)) => {
@@ -925,6 +927,12 @@ impl Model {
 
     /// Polls a customer now, unless a poll is already in flight (then right after it).
     fn poll_now(&mut self, id: Uuid, fetch_customer: bool) {
+        if self.paused {
+            // Due at once, polled when polling resumes.
+            self.due.remove(&id);
+            self.schedule_poll(id, Duration::ZERO);
+            return;
+        }
         if self.in_flight.contains(&id) {
             self.poll_again.insert(id);
             return;
@@ -1013,7 +1021,7 @@ impl Model {
         let now = OffsetDateTime::now_utc();
         if let Some(customer) = customer {
             if self.customers.get(&id).is_none_or(|e| e.customer != customer) {
-                self.writer_write(Write::Customer(customer.clone()));
+                self.writer_write(Write::Customer(Box::new(customer.clone())));
             }
             match self.customers.get_mut(&id) {
                 Some(entry) => entry.customer = customer,
@@ -1249,17 +1257,17 @@ impl Model {
             UploadResult::Duplicate => ("duplicate", None),
             UploadResult::Failed(why) => ("failed", Some(why)),
         };
-        if let (Some(id), Some(document_type), Some(sha256)) = (customer_id, document_type, &sha256) {
-            if result == "uploaded" {
-                self.writer_write(Write::Upload {
-                    sha256: sha256.clone(),
-                    customer_id: id,
-                    document_type: document_type.as_str().to_string(),
-                    path: path.clone(),
-                    document_id: None,
-                    at: now,
-                });
-            }
+        if let (Some(id), Some(document_type), Some(sha256), "uploaded") =
+            (customer_id, document_type, &sha256, result)
+        {
+            self.writer_write(Write::Upload {
+                sha256: sha256.clone(),
+                customer_id: id,
+                document_type: document_type.as_str().to_string(),
+                path: path.clone(),
+                document_id: None,
+                at: now,
+            });
         }
         if let Some(id) = customer_id {
             self.writer_write(Write::Timeline {

@@ -386,15 +386,15 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
         let Ok(kind) = entry.file_type() else { continue };
         if kind.is_file() {
             files.push(entry.path());
-        } else if kind.is_dir() {
-            if let Ok(inner) = std::fs::read_dir(entry.path()) {
-                files.extend(
-                    inner
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                        .map(|e| e.path()),
-                );
-            }
+        } else if kind.is_dir()
+            && let Ok(inner) = std::fs::read_dir(entry.path())
+        {
+            files.extend(
+                inner
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.path()),
+            );
         }
     }
     files.sort();
