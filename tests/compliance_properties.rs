@@ -170,7 +170,7 @@ proptest! {
         // the status mirrors the workflow
         prop_assert_eq!(status.onboarding_status, view.stage.onboarding_status());
         prop_assert_eq!(status.onboarding_id, view.onboarding.map(|o| o.id));
-        prop_assert_eq!(status.strategy, view.strategy().unwrap_or(tenant_strategy));
+        prop_assert_eq!(status.strategy, Some(view.strategy().unwrap_or(tenant_strategy)));
         prop_assert_eq!(status.sdk.is_some(), view.sdk.is_some());
     }
 

@@ -575,3 +575,134 @@ async fn a_refused_key_is_fatal() {
     assert!(matches!(seen.last(), Some(EngineEvent::Stopped)));
     sandbox.shutdown().await;
 }
+
+/// Runs one engine until it stops by itself (`--once`) or until `stop_after` events.
+async fn run_engine(url: &str, dir: &Path, once: bool, stop_after: Option<usize>) -> Vec<EngineEvent> {
+    let lock = engine::lock_data_dir(dir).unwrap();
+    let (handle, mut events, task) = engine::start(engine_config(url, dir, false, once), lock)
+        .await
+        .unwrap()
+        .into_parts();
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(20), events.recv())
+        .await
+        .unwrap()
+    {
+        seen.push(event);
+        if stop_after.is_some_and(|n| seen.len() == n) {
+            handle.stop();
+        }
+    }
+    task.await.unwrap();
+    seen
+}
+
+fn first_sightings(seen: &[EngineEvent]) -> Vec<Uuid> {
+    seen.iter()
+        .filter_map(|e| match e {
+            EngineEvent::StageChanged {
+                customer_id,
+                from: None,
+                ..
+            } => Some(*customer_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_mid_sweep_loses_nothing_and_repeats_nothing() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        ids.push(
+            client
+                .create_customer(&CustomerProfile::default())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = sandbox.base_url().to_string();
+    // Stopped a few events into its first sweep…
+    let first = run_engine(&url, dir.path(), false, Some(5)).await;
+    assert!(matches!(first.last(), Some(EngineEvent::Stopped)));
+    // …then a --once finishes the job without reporting anyone twice.
+    let second = run_engine(&url, dir.path(), true, None).await;
+    let mut all = first_sightings(&first);
+    all.extend(first_sightings(&second));
+    let unique: std::collections::HashSet<Uuid> = all.iter().copied().collect();
+    assert_eq!(all.len(), unique.len(), "someone was reported twice");
+    assert_eq!(
+        unique,
+        ids.iter().copied().collect(),
+        "someone was never reported"
+    );
+    // Nothing changed since: nothing to report.
+    let third = run_engine(&url, dir.path(), true, None).await;
+    assert!(
+        !third
+            .iter()
+            .any(|e| matches!(e, EngineEvent::StageChanged { .. })),
+        "{third:#?}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_upload_interrupted_before_it_was_recorded_is_not_uploaded_twice() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let id = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join(format!("{id}__W9.pdf")), PDF).unwrap();
+    // The last process uploaded this file and died before it could record or move it.
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(PDF))
+    };
+    client
+        .upload_document(
+            id,
+            DocumentType::W9,
+            &format!("{id}__W9.pdf"),
+            PDF,
+            Some(format!("inbox-{sha}-{id}-W9")),
+        )
+        .await
+        .unwrap();
+    // A file dropped while nothing ran is processed at start.
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) =
+        engine::start(engine_config(sandbox.base_url(), dir.path(), false, false), lock)
+            .await
+            .unwrap()
+            .into_parts();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let EngineEvent::Upload { result, error, .. } = &event {
+            assert_eq!(*result, "uploaded", "{error:?}");
+            break;
+        }
+    }
+    handle.stop();
+    task.await.unwrap();
+    assert_eq!(
+        client.documents(id).await.unwrap().data.len(),
+        1,
+        "uploaded twice"
+    );
+    assert!(inbox.join(format!(".processed/{id}__W9.pdf")).exists());
+    sandbox.shutdown().await;
+}

@@ -150,3 +150,55 @@ fn every_enum_is_spelled_as_the_api_spells_it() {
     }
     assert!(serde_json::from_value::<Strategy>(json!("cf_kyc")).is_err());
 }
+
+#[test]
+fn the_guides_status_examples_parse_into_the_typed_status() {
+    for name in [
+        "guide/status_standard_example.json",
+        "guide/status_external_example.json",
+    ] {
+        let json = fixture(name);
+        let status: ComplianceStatus =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Neither example names the customer or the strategy; nothing is made up for them.
+        assert_eq!(status.customer_id, None);
+        assert_eq!(status.strategy, None);
+        assert_eq!(
+            status.summary.required_failed.len(),
+            json["summary"]["requiredFailed"].as_array().unwrap().len()
+        );
+        assert_eq!(serde_json::to_value(&status).unwrap()["checks"], json["checks"]);
+    }
+}
+
+#[test]
+fn a_servers_extra_fields_are_read_but_a_requests_unknown_fields_are_refused() {
+    let from_server = json!({
+        "id": "0b8f4bb8-8fa7-4d7c-9a3c-1d1f0f6f2e11",
+        "createdAt": "2026-11-27T10:00:00Z",
+        "updatedAt": "2026-11-27T10:00:00Z",
+        "riskScore": 12,
+        "kyc": {"firstName": "Ada", "middleName": "King", "mainAddress": {"street1": "1 Main St", "floor": 3}}
+    });
+    let customer: Customer = serde_json::from_value(from_server).unwrap();
+    assert_eq!(customer.kyc.unwrap().first_name.as_deref(), Some("Ada"));
+
+    let today = time::macros::date!(2026 - 11 - 30);
+    let err = CustomerProfile::from_json(
+        json!({"riskScore": 1, "kyc": {"middleName": "K", "mainAddress": {"floor": 3}}}),
+        today,
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["riskScore", "kyc.middleName", "kyc.mainAddress.floor"]);
+}
+
+#[test]
+fn every_member_of_a_problem_is_optional() {
+    let problem: kycdash::api::types::Problem =
+        serde_json::from_value(json!({"detail": "slow down"})).unwrap();
+    assert_eq!(problem.detail, "slow down");
+    assert_eq!(problem.problem_type, "about:blank");
+    let empty: kycdash::api::types::Problem = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(empty.status, 0);
+}

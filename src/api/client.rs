@@ -508,9 +508,7 @@ impl ApiClient {
         }
         if let Some(upload) = &call.multipart {
             let part = reqwest::multipart::Part::bytes(upload.content.to_vec())
-                .file_name(upload.file_name.to_string())
-                .mime_str("application/octet-stream")
-                .map_err(|e| ApiError::Transport(e.to_string()))?;
+                .file_name(upload.file_name.to_string());
             let form = reqwest::multipart::Form::new()
                 .text("customerId", upload.customer_id.to_string())
                 .text("type", upload.document_type.as_str())

@@ -10,75 +10,8 @@ use uuid::Uuid;
 
 use super::customer::{Customer, Kyc};
 use super::document::{DocumentType, DocumentsOnFile};
-use super::workflow::{Readiness, SdkLink, Stage, WorkflowView};
-
-/// How identity is verified: by the provider's SDK, or by the client's own KYC provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-pub enum Strategy {
-    #[serde(rename = "CF_KYC")]
-    CfKyc,
-    #[serde(rename = "EXTERNAL_KYC")]
-    ExternalKyc,
-}
-
-impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::CfKyc => "CF_KYC",
-            Strategy::ExternalKyc => "EXTERNAL_KYC",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "CF_KYC" => Some(Strategy::CfKyc),
-            "EXTERNAL_KYC" => Some(Strategy::ExternalKyc),
-            _ => None,
-        }
-    }
-
-    /// Whether identity is verified through the provider's SDK (the standard path).
-    pub fn uses_sdk(self) -> bool {
-        self == Strategy::CfKyc
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The status of an onboarding as the API reports it (`null` when there is none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OnboardingStatus {
-    Processing,
-    PendingReview,
-    Expired,
-    Error,
-    Approved,
-    DeniedCompliance,
-}
-
-impl OnboardingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnboardingStatus::Processing => "PROCESSING",
-            OnboardingStatus::PendingReview => "PENDING_REVIEW",
-            OnboardingStatus::Expired => "EXPIRED",
-            OnboardingStatus::Error => "ERROR",
-            OnboardingStatus::Approved => "APPROVED",
-            OnboardingStatus::DeniedCompliance => "DENIED_COMPLIANCE",
-        }
-    }
-}
-
-impl fmt::Display for OnboardingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::vocabulary::{OnboardingStatus, Strategy};
+use super::workflow::{OnboardingRef, Readiness, SdkLink, Stage, WorkflowView};
 
 /// The checks, declared in the order the API lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
@@ -221,9 +154,14 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceStatus {
-    pub customer_id: Uuid,
+    /// Always sent by this API; optional on the wire because the guide's own example omits
+    /// it, and a client should read what a server sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<Uuid>,
     pub onboarding_id: Option<Uuid>,
-    pub strategy: Strategy,
+    /// The onboarding's strategy, or the tenant's before there is one (see `customer_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
     pub is_compliant: bool,
     pub onboarding_status: Option<OnboardingStatus>,
     pub next_action: Option<NextAction>,
@@ -237,6 +175,68 @@ pub struct ComplianceStatus {
 impl ComplianceStatus {
     pub fn check(&self, check_type: CheckType) -> Option<&Check> {
         self.checks.iter().find(|c| c.check_type == check_type)
+    }
+}
+
+impl Stage {
+    /// The stage a compliance status proves (see [`WorkflowView::from_status`]).
+    pub fn from_status(status: &ComplianceStatus) -> Stage {
+        WorkflowView::from_status(status).stage
+    }
+}
+
+impl WorkflowView {
+    /// Where a compliance status proves the workflow is: the inverse of `evaluate` (the
+    /// onboarding status, the SDK check, and whether KYC_STATUS is the only failed
+    /// requirement). An observer's snapshot always wins over what it had inferred.
+    ///
+    /// A status that reports an onboarding status without its id (the guide's own example
+    /// does) gets the nil id: the onboarding exists, the server did not say which.
+    pub fn from_status(status: &ComplianceStatus) -> WorkflowView {
+        let passed = |t: CheckType| status.check(t).is_some_and(|c| c.passed);
+        let sdk_check = status.check(CheckType::SdkVerificationCompleted);
+        // The SDK check is required exactly on the standard path.
+        let strategy = match sdk_check {
+            Some(check) if !check.required => Strategy::ExternalKyc,
+            Some(_) => Strategy::CfKyc,
+            None => status.strategy.unwrap_or(Strategy::CfKyc),
+        };
+        let sdk_passed = sdk_check.is_some_and(|c| c.passed);
+        let stage = match status.onboarding_status {
+            None if passed(CheckType::KycDataPresent) => Stage::ReadyToStart,
+            None => Stage::NeedsProfile,
+            Some(OnboardingStatus::PendingReview) => Stage::InReview,
+            Some(OnboardingStatus::Expired) => Stage::Expired,
+            Some(OnboardingStatus::Error) => Stage::Errored,
+            Some(OnboardingStatus::Approved) => Stage::Approved,
+            Some(OnboardingStatus::DeniedCompliance) => Stage::Denied,
+            Some(OnboardingStatus::Processing) if strategy.uses_sdk() && !sdk_passed => Stage::AwaitingSdk,
+            Some(OnboardingStatus::Processing)
+                if status.summary.required_failed == [CheckType::KycStatus] =>
+            {
+                Stage::AwaitingDecision
+            }
+            Some(OnboardingStatus::Processing) => Stage::CollectingRequirements,
+        };
+        let onboarding = stage.onboarding_status().map(|_| OnboardingRef {
+            id: status.onboarding_id.unwrap_or(Uuid::nil()),
+            strategy,
+        });
+        let identity_verified = match stage {
+            Stage::CollectingRequirements | Stage::AwaitingDecision | Stage::Approved => true,
+            Stage::Denied => sdk_passed,
+            _ => false,
+        };
+        WorkflowView {
+            stage,
+            onboarding,
+            sdk: if stage == Stage::AwaitingSdk {
+                status.sdk.clone()
+            } else {
+                None
+            },
+            identity_verified,
+        }
     }
 }
 
@@ -305,9 +305,9 @@ pub fn evaluate(
     let failed = checks.len() as u32 - passed;
 
     ComplianceStatus {
-        customer_id: customer.id,
+        customer_id: Some(customer.id),
         onboarding_id: workflow.onboarding.map(|o| o.id),
-        strategy,
+        strategy: Some(strategy),
         is_compliant: required_failed.is_empty(),
         onboarding_status: stage.onboarding_status(),
         next_action: most_urgent(&checks),

@@ -31,9 +31,10 @@ pub struct Customer {
 }
 
 /// The part of a customer a client writes: the body of `POST /v1/customers`, and what a merge
-/// patch produces. Unknown fields are refused so that a typo never silently drops data.
+/// patch produces. A request naming an unknown field is refused ([`CustomerProfile::from_json`])
+/// so that a typo never silently drops data; reading what a server sends tolerates new fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CustomerProfile {
     /// Your own id for the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +54,7 @@ pub struct CustomerProfile {
 /// The KYC data of a customer. Every field is optional on the wire: the compliance checks say
 /// which ones are still missing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Kyc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, example = "Ada")]
@@ -85,7 +86,7 @@ pub struct Kyc {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Address {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200)]
@@ -152,6 +153,50 @@ pub const SOC_MAJOR_GROUPS: [&str; 23] = [
 const MAX_TEXT: usize = 200;
 const EARLIEST_BIRTH_DATE: Date = time::macros::date!(1900 - 01 - 01);
 
+const PROFILE_FIELDS: [&str; 4] = ["externalId", "email", "ipAddress", "kyc"];
+const KYC_FIELDS: [&str; 7] = [
+    "firstName",
+    "lastName",
+    "birthDate",
+    "documentNumber",
+    "mainAddress",
+    "nationality",
+    "occupation",
+];
+const ADDRESS_FIELDS: [&str; 6] = [
+    "street1",
+    "street2",
+    "cityCounty",
+    "stateRegion",
+    "zip",
+    "countryCode",
+];
+
+/// Every field of a request body the API does not know, with its path.
+fn unknown_fields(value: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut check = |object: Option<&Value>, prefix: &str, known: &[&str]| {
+        let Some(object) = object.and_then(Value::as_object) else {
+            return;
+        };
+        for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+            let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            errors.push(FieldError::new(
+                format!("{prefix}{key}"),
+                format!("unknown field `{key}`, expected one of {}", expected.join(", ")),
+            ));
+        }
+    };
+    check(Some(value), "", &PROFILE_FIELDS);
+    check(value.get("kyc"), "kyc.", &KYC_FIELDS);
+    check(
+        value.pointer("/kyc/mainAddress"),
+        "kyc.mainAddress.",
+        &ADDRESS_FIELDS,
+    );
+    errors
+}
+
 /// Fields the server owns; a merge patch may not touch them.
 const READ_ONLY_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
 
@@ -176,6 +221,10 @@ impl CustomerProfile {
                     "expected a JSON object (or null to remove it)",
                 )]));
             }
+        }
+        let unknown = unknown_fields(&value);
+        if !unknown.is_empty() {
+            return Err(ValidationErrors(unknown));
         }
         let profile: CustomerProfile = serde_path_to_error::deserialize(value).map_err(|err| {
             let field = err.path().to_string();

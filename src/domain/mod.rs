@@ -7,6 +7,7 @@ pub mod compliance;
 pub mod customer;
 pub mod document;
 pub mod event;
+pub mod vocabulary;
 pub mod workflow;
 
 pub use advice::{Advice, advise, fatca_form};

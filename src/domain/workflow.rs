@@ -21,30 +21,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use statig::blocking::{InitializedStateMachine, IntoStateMachineExt, UninitializedStateMachine};
 use statig::prelude::*;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::compliance::{CheckType, ComplianceStatus, OnboardingStatus, Strategy};
 use super::event::{EventData, EventType};
-
-/// The onboarding a workflow is on: state-local to every state after KYC starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OnboardingRef {
-    pub id: Uuid,
-    pub strategy: Strategy,
-}
-
-/// The hosted SDK link the end user opens, and when it stops working.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SdkLink {
-    pub link: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: OffsetDateTime,
-}
+pub use super::vocabulary::{OnboardingRef, SdkLink};
+use super::vocabulary::{OnboardingStatus, Strategy};
 
 /// What the driver knows of the customer's data when it submits an event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,11 +134,6 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The stage a compliance status proves (see [`WorkflowView::from_status`]).
-    pub fn from_status(status: &ComplianceStatus) -> Stage {
-        WorkflowView::from_status(status).stage
-    }
-
     pub const ALL: [Stage; 10] = [
         Stage::NeedsProfile,
         Stage::ReadyToStart,
@@ -245,59 +222,6 @@ pub struct WorkflowView {
 impl WorkflowView {
     pub fn strategy(&self) -> Option<Strategy> {
         self.onboarding.map(|o| o.strategy)
-    }
-
-    /// Where a compliance status proves the workflow is: the inverse of `evaluate` (the
-    /// onboarding status, the SDK check, and whether KYC_STATUS is the only failed
-    /// requirement). An observer's snapshot always wins over what it had inferred.
-    ///
-    /// A status that reports an onboarding status without its id (the guide's own example
-    /// does) gets the nil id: the onboarding exists, the server did not say which.
-    pub fn from_status(status: &ComplianceStatus) -> WorkflowView {
-        let passed = |t: CheckType| status.check(t).is_some_and(|c| c.passed);
-        let sdk_check = status.check(CheckType::SdkVerificationCompleted);
-        // The SDK check is required exactly on the standard path.
-        let strategy = match sdk_check {
-            Some(check) if !check.required => Strategy::ExternalKyc,
-            Some(_) => Strategy::CfKyc,
-            None => status.strategy,
-        };
-        let sdk_passed = sdk_check.is_some_and(|c| c.passed);
-        let stage = match status.onboarding_status {
-            None if passed(CheckType::KycDataPresent) => Stage::ReadyToStart,
-            None => Stage::NeedsProfile,
-            Some(OnboardingStatus::PendingReview) => Stage::InReview,
-            Some(OnboardingStatus::Expired) => Stage::Expired,
-            Some(OnboardingStatus::Error) => Stage::Errored,
-            Some(OnboardingStatus::Approved) => Stage::Approved,
-            Some(OnboardingStatus::DeniedCompliance) => Stage::Denied,
-            Some(OnboardingStatus::Processing) if strategy.uses_sdk() && !sdk_passed => Stage::AwaitingSdk,
-            Some(OnboardingStatus::Processing)
-                if status.summary.required_failed == [CheckType::KycStatus] =>
-            {
-                Stage::AwaitingDecision
-            }
-            Some(OnboardingStatus::Processing) => Stage::CollectingRequirements,
-        };
-        let onboarding = stage.onboarding_status().map(|_| OnboardingRef {
-            id: status.onboarding_id.unwrap_or(Uuid::nil()),
-            strategy,
-        });
-        let identity_verified = match stage {
-            Stage::CollectingRequirements | Stage::AwaitingDecision | Stage::Approved => true,
-            Stage::Denied => sdk_passed,
-            _ => false,
-        };
-        WorkflowView {
-            stage,
-            onboarding,
-            sdk: if stage == Stage::AwaitingSdk {
-                status.sdk.clone()
-            } else {
-                None
-            },
-            identity_verified,
-        }
     }
 }
 

@@ -136,7 +136,7 @@ impl<'c> Work<'c> {
                 record.customer.id.to_string(),
                 &self.tenant.0,
                 to_json(&record.customer)?,
-                to_json(&record.workflow)?,
+                to_json(&record.workflow.view())?,
             ),
             |row| row.get(0),
         )?;
@@ -395,7 +395,7 @@ impl<'c> Work<'c> {
                 "UPDATE customers SET body = ?1, workflow = ?2 WHERE id = ?3",
                 (
                     to_json(&record.customer)?,
-                    to_json(&record.workflow)?,
+                    to_json(&record.workflow.view())?,
                     record.customer.id.to_string(),
                 ),
             )?;

@@ -118,7 +118,7 @@ impl Tracker {
     ) -> Reconciled {
         let view = WorkflowView::from_status(status);
         let readiness = readiness_of(status);
-        let strategy = view.strategy().unwrap_or(status.strategy);
+        let strategy = view.strategy().or(status.strategy).unwrap_or(Strategy::CfKyc);
         let tracked = self.customers.entry(customer_id).or_insert_with(|| Tracked {
             workflow: Workflow::restore(customer_id, &view),
             reported: None,

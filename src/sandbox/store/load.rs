@@ -56,7 +56,7 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
     )?;
     for (seq, tenant, body, workflow) in rows {
         let customer: Customer = serde_json::from_str(&body).map_err(|e| corrupt("a customer", e))?;
-        let workflow: Workflow = serde_json::from_str(&workflow).map_err(|e| corrupt("a workflow", e))?;
+        let workflow = restore_workflow(customer.id, &workflow)?;
         let tenant = memory
             .tenants
             .get_mut(&TenantId(tenant))
@@ -185,4 +185,14 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
         }
     }
     Ok(memory)
+}
+
+/// A stored workflow: plain [`WorkflowView`] data, as every write since the engine landed
+/// stores it, so renaming a state or upgrading statig cannot break a database. Rows written
+/// before that hold statig's own serialization and are still read.
+fn restore_workflow(customer_id: uuid::Uuid, stored: &str) -> Result<Workflow, StoreError> {
+    if let Ok(view) = serde_json::from_str::<crate::domain::WorkflowView>(stored) {
+        return Ok(Workflow::restore(customer_id, &view));
+    }
+    serde_json::from_str::<Workflow>(stored).map_err(|e| corrupt("a workflow", e))
 }
