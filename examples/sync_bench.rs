@@ -227,15 +227,21 @@ async fn main() {
     let path = dir.path().join("cache.db");
     let (writer, thread) = cache::spawn_writer(cache::open(&path).unwrap());
     let now = OffsetDateTime::now_utc();
-    let status_body = serde_json::to_string(&client_free_status()).unwrap();
+    let status = client_free_status();
     for i in 0..100_000u128 {
         let customer = Customer::new(Uuid::from_u128(i + 1), profile.clone(), now);
         let id = customer.id;
         writer.write(Write::Customer(Box::new(customer))).unwrap();
+        let (summary, body) = cache::StatusSummary::of(&kycdash::domain::ComplianceStatus {
+            customer_id: Some(id),
+            ..status.clone()
+        })
+        .unwrap();
         writer
             .write(Write::Status {
                 customer_id: id,
-                body: status_body.replace("00000000-0000-0000-0000-000000000000", &id.to_string()),
+                body,
+                summary: Box::new(summary),
                 fetched_at: now,
             })
             .unwrap();

@@ -15,7 +15,50 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::domain::{ComplianceStatus, Customer, WorkflowView};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    CheckType, ComplianceStatus, Customer, NextAction, OnboardingStatus, SdkLink, WorkflowView,
+};
+
+/// What the engine keeps of a status in memory: enough to tell a change (a hash of the body)
+/// and to fill a table row. The whole status stays in the cache, read when someone asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSummary {
+    pub hash: u64,
+    pub onboarding_status: Option<OnboardingStatus>,
+    pub next_action: Option<NextAction>,
+    pub is_compliant: bool,
+    pub required_failed: Vec<CheckType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<SdkLink>,
+}
+
+impl StatusSummary {
+    /// The summary of a status and its body as the cache stores it.
+    pub fn of(status: &ComplianceStatus) -> Result<(StatusSummary, String), CacheError> {
+        let body = serde_json::to_string(status).map_err(|e| CacheError::Corrupt(e.to_string()))?;
+        let summary = StatusSummary {
+            hash: body_hash(&body),
+            onboarding_status: status.onboarding_status,
+            next_action: status.next_action,
+            is_compliant: status.is_compliant,
+            required_failed: status.summary.required_failed.clone(),
+            sdk: status.sdk.clone(),
+        };
+        Ok((summary, body))
+    }
+}
+
+fn body_hash(body: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable from one run to the next, which is all a change
+    // detector needs (a new Rust release changing it costs one rewrite per customer).
+    let mut hasher = std::hash::DefaultHasher::new();
+    body.hash(&mut hasher);
+    hasher.finish()
+}
 
 const V1: &str = r#"
 CREATE TABLE settings (
@@ -31,6 +74,7 @@ CREATE INDEX customers_by_external_id ON customers(external_id);
 CREATE TABLE statuses (
     customer_id   TEXT PRIMARY KEY,
     body          TEXT NOT NULL,
+    summary       TEXT NOT NULL,
     fetched_at_ms INTEGER NOT NULL
 );
 CREATE TABLE workflows (
@@ -87,7 +131,7 @@ pub enum CacheError {
 #[derive(Debug, Clone)]
 pub struct CachedCustomer {
     pub customer: Customer,
-    pub status: Option<(ComplianceStatus, OffsetDateTime)>,
+    pub status: Option<(StatusSummary, OffsetDateTime)>,
     pub workflow: Option<(WorkflowView, OffsetDateTime)>,
 }
 
@@ -108,6 +152,7 @@ pub enum Write {
     Status {
         customer_id: Uuid,
         body: String,
+        summary: Box<StatusSummary>,
         fetched_at: OffsetDateTime,
     },
     Workflow {
@@ -162,57 +207,45 @@ pub fn open(path: &Path) -> Result<Connection, CacheError> {
     Ok(conn)
 }
 
-/// Reads everything the engine keeps in memory.
+/// Reads everything the engine keeps in memory. Rows are read on this thread and parsed on
+/// two (customers on one; statuses and workflows on the other).
 pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     let mut snapshot = Snapshot::default();
-    let mut statuses: HashMap<String, (String, i64)> = HashMap::new();
-    {
-        let mut stmt = conn.prepare("SELECT customer_id, body, fetched_at_ms FROM statuses")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
-        })?;
-        for row in rows {
-            let (id, body, at) = row?;
-            statuses.insert(id, (body, at));
-        }
-    }
-    let mut workflows: HashMap<String, (String, i64)> = HashMap::new();
-    {
-        let mut stmt = conn.prepare("SELECT customer_id, view, since_ms FROM workflows")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
-        })?;
-        for row in rows {
-            let (id, view, since) = row?;
-            workflows.insert(id, (view, since));
-        }
-    }
-    let mut stmt = conn.prepare("SELECT id, body FROM customers ORDER BY rowid")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    for row in rows {
-        let (id, body) = row?;
-        let customer: Customer =
-            serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))?;
-        let status = match statuses.remove(&id) {
-            Some((body, at)) => Some((
-                serde_json::from_str(&body)
-                    .map_err(|e| CacheError::Corrupt(format!("status of {id}: {e}")))?,
-                from_ms(at)?,
-            )),
-            None => None,
-        };
-        let workflow = match workflows.remove(&id) {
-            Some((view, since)) => Some((
-                serde_json::from_str(&view)
-                    .map_err(|e| CacheError::Corrupt(format!("workflow of {id}: {e}")))?,
-                from_ms(since)?,
-            )),
-            None => None,
-        };
+    let customers: Vec<(String, String)> = read_rows(conn, "SELECT id, body FROM customers ORDER BY rowid")?;
+    let statuses: Vec<(String, String, i64)> =
+        read_rows(conn, "SELECT customer_id, summary, fetched_at_ms FROM statuses")?;
+    let workflows: Vec<(String, String, i64)> =
+        read_rows(conn, "SELECT customer_id, view, since_ms FROM workflows")?;
+
+    type Parsed<T> = Result<HashMap<String, (T, OffsetDateTime)>, CacheError>;
+    let (customers, statuses, workflows) = std::thread::scope(|scope| {
+        let side = scope.spawn(|| -> (Parsed<StatusSummary>, Parsed<WorkflowView>) {
+            (
+                parse_keyed(statuses, "status"),
+                parse_keyed(workflows, "workflow"),
+            )
+        });
+        let customers: Result<Vec<Customer>, CacheError> = customers
+            .into_iter()
+            .map(|(id, body)| {
+                serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))
+            })
+            .collect();
+        let (statuses, workflows) = side.join().unwrap_or_else(|_| {
+            (
+                Err(CacheError::Corrupt("parsing panicked".into())),
+                Ok(HashMap::new()),
+            )
+        });
+        (customers, statuses, workflows)
+    });
+    let (mut statuses, mut workflows) = (statuses?, workflows?);
+    for customer in customers? {
+        let id = customer.id.to_string();
         snapshot.customers.push(CachedCustomer {
+            status: statuses.remove(&id),
+            workflow: workflows.remove(&id),
             customer,
-            status,
-            workflow,
         });
     }
     let mut stmt = conn.prepare("SELECT id FROM webhook_events")?;
@@ -240,6 +273,57 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
         snapshot.settings.insert(key, value);
     }
     Ok(snapshot)
+}
+
+fn read_rows<R: FromRow>(conn: &Connection, sql: &str) -> Result<Vec<R>, CacheError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], R::from_row)?;
+    Ok(rows.collect::<Result<Vec<R>, _>>()?)
+}
+
+/// A row read as a tuple.
+trait FromRow: Sized {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl FromRow for (String, String) {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
+impl FromRow for (String, String, i64) {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    }
+}
+
+fn parse_keyed<T: serde::de::DeserializeOwned>(
+    rows: Vec<(String, String, i64)>,
+    what: &str,
+) -> Result<HashMap<String, (T, OffsetDateTime)>, CacheError> {
+    rows.into_iter()
+        .map(|(id, json, at)| {
+            let value = serde_json::from_str(&json)
+                .map_err(|e| CacheError::Corrupt(format!("{what} of {id}: {e}")))?;
+            Ok((id, (value, from_ms(at)?)))
+        })
+        .collect()
+}
+
+/// The whole status last fetched for a customer.
+pub fn status(conn: &Connection, customer_id: Uuid) -> Result<Option<ComplianceStatus>, CacheError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM statuses WHERE customer_id = ?1",
+            [customer_id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    body.map(|b| {
+        serde_json::from_str(&b).map_err(|e| CacheError::Corrupt(format!("status of {customer_id}: {e}")))
+    })
+    .transpose()
 }
 
 /// A customer's timeline, oldest first, at most `limit` entries (the newest ones).
@@ -344,13 +428,22 @@ fn commit(
             Write::Status {
                 customer_id,
                 body,
+                summary,
                 fetched_at,
             } => {
+                let summary =
+                    serde_json::to_string(&*summary).map_err(|e| CacheError::Corrupt(e.to_string()))?;
                 tx.prepare_cached(
-                    "INSERT INTO statuses (customer_id, body, fetched_at_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(customer_id) DO UPDATE SET body = excluded.body, fetched_at_ms = excluded.fetched_at_ms",
+                    "INSERT INTO statuses (customer_id, body, summary, fetched_at_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(customer_id) DO UPDATE SET body = excluded.body, summary = excluded.summary,
+                         fetched_at_ms = excluded.fetched_at_ms",
                 )?
-                .execute(params![customer_id.to_string(), body, to_ms(fetched_at)])?;
+                .execute(params![
+                    customer_id.to_string(),
+                    body,
+                    summary,
+                    to_ms(fetched_at)
+                ])?;
             }
             Write::Workflow {
                 customer_id,

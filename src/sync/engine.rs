@@ -566,7 +566,7 @@ fn unauthorized(err: ApiError) -> EngineError {
 /// A customer as the engine knows them.
 struct Entry {
     customer: Customer,
-    status: Option<ComplianceStatus>,
+    status: Option<cache::StatusSummary>,
 }
 
 struct SweepProgress {
@@ -1040,23 +1040,36 @@ impl Model {
             return;
         };
         let reconciled = self.tracker.on_snapshot(id, &status, now);
-        let status_changed = entry.status.as_ref() != Some(&status);
-        if status_changed {
-            match serde_json::to_string(&status) {
-                Ok(body) => self.writer.write(Write::Status {
-                    customer_id: id,
-                    body,
-                    fetched_at: now,
-                }),
-                Err(err) => Err(cache::CacheError::Corrupt(err.to_string())),
+        let summary = match cache::StatusSummary::of(&status) {
+            Ok((summary, body)) => {
+                if entry
+                    .status
+                    .as_ref()
+                    .is_none_or(|known| known.hash != summary.hash)
+                {
+                    self.writer
+                        .write(Write::Status {
+                            customer_id: id,
+                            body,
+                            summary: Box::new(summary.clone()),
+                            fetched_at: now,
+                        })
+                        .unwrap_or_else(|err| tracing::error!("cannot queue a status for the cache: {err}"));
+                }
+                Some(summary)
             }
-            .unwrap_or_else(|err| tracing::error!("cannot queue a status for the cache: {err}"));
-        }
+            Err(err) => {
+                tracing::error!("cannot keep the status of {id}: {err}");
+                None
+            }
+        };
         let external_id = entry.customer.external_id.clone();
         let (onboarding_status, next_action, is_compliant) =
             (status.onboarding_status, status.next_action, status.is_compliant);
         let sdk_expires = status.sdk.as_ref().map(|s| s.expires_at);
-        entry.status = Some(status);
+        if summary.is_some() {
+            entry.status = summary;
+        }
 
         if let Some(drift) = reconciled.drift {
             self.emit(EngineEvent::Alert {
