@@ -10,9 +10,32 @@ use crate::sandbox::ApiKey;
 /// A live terminal dashboard and an embedded, stateful sandbox for a KYC compliance API.
 #[derive(Debug, Parser)]
 #[command(name = "kycdash", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// With no subcommand: the dashboard.
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+}
+
+/// The dashboard (kycdash with no subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    /// No demo customers and no demo driver (embedded sandbox only).
+    #[arg(long)]
+    pub no_demo: bool,
+
+    /// Disable every action that writes, for watching a live account safely.
+    #[arg(long)]
+    pub read_only: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,11 @@ use serde::Deserialize;
 pub struct ConfigFile {
     /// The profile used when `--profile` is not given.
     pub default_profile: Option<String>,
+    /// The dashboard's colours: `dark` (default), `light` or `plain`. `NO_COLOR` wins.
+    pub theme: Option<String>,
+    /// The dashboard's keys: command name → keys, replacing that command's defaults.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }

@@ -62,18 +62,15 @@ pub struct Connection {
     pub sandbox: Option<RunningSandbox>,
     pub data_dir: PathBuf,
     pub profile: Option<(String, Profile)>,
+    /// The whole config file (the dashboard reads its theme and keys).
+    pub config: config::ConfigFile,
     pub lock: Option<DataDirLock>,
-    /// The file that tells `kycdash status` where this process's sandbox is.
-    sandbox_url_file: Option<PathBuf>,
 }
 
 impl Connection {
     pub async fn shutdown(self) {
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
-        }
-        if let Some(file) = self.sandbox_url_file {
-            let _ = std::fs::remove_file(file);
         }
     }
 }
@@ -126,7 +123,6 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
         .api_key
         .clone()
         .or_else(|| profile_settings.and_then(|p| p.api_key.clone()));
-    let mut sandbox_url_file = None;
     let (api_url, api_key, sandbox) = match (api_url, api_key) {
         (Some(url), Some(key)) => {
             let url = url.trim_end_matches('/').to_string();
@@ -165,10 +161,9 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
         }
         (None, None) => {
             let running = start_sandbox(&data_dir).await?;
-            let file = data_dir.join(SANDBOX_URL_FILE);
-            if std::fs::write(&file, running.base_url()).is_ok() {
-                sandbox_url_file = Some(file);
-            }
+            // Where this process's sandbox is: for `kycdash status` meanwhile, and for the
+            // next start to take the same port.
+            let _ = std::fs::write(data_dir.join(SANDBOX_URL_FILE), running.base_url());
             (
                 running.base_url().to_string(),
                 sandbox::DEFAULT_API_KEY.to_string(),
@@ -181,18 +176,34 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
         sandbox,
         data_dir,
         profile,
+        config,
         lock: held,
-        sandbox_url_file,
     })
 }
 
+/// Starts the embedded sandbox, on the port it had last time when that port is free, so SDK
+/// links it issued before (and a curl session's URL) keep working.
 async fn start_sandbox(data_dir: &Path) -> Result<RunningSandbox, Failure> {
-    let config = SandboxConfig {
-        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+    let last_port = std::fs::read_to_string(data_dir.join(SANDBOX_URL_FILE))
+        .ok()
+        .and_then(|url| {
+            url.trim()
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+        });
+    let config = |port| SandboxConfig {
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         db: DbLocation::File(data_dir.join("sandbox.db")),
         ..SandboxConfig::ephemeral()
     };
-    sandbox::start(config).await.map_err(|err| match err {
+    let started = match last_port {
+        Some(port) => match sandbox::start(config(port)).await {
+            Err(sandbox::StartError::Bind { .. }) => sandbox::start(config(0)).await,
+            other => other,
+        },
+        None => sandbox::start(config(0)).await,
+    };
+    started.map_err(|err| match err {
         sandbox::StartError::Store(sandbox::StoreError::InUse { .. }) => Failure::usage(format!(
             "another kycdash is using the embedded sandbox in {}; stop it or pass --data-dir",
             data_dir.display()
@@ -292,6 +303,9 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                 let Some(event) = event else { break };
                 if let EngineEvent::Fatal { error } = &event {
                     fatal = Some(error.clone());
+                }
+                if !event.is_ndjson() {
+                    continue;
                 }
                 let line = ndjson_line(&event, OffsetDateTime::now_utc());
                 let mut out = stdout.lock();

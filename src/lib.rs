@@ -9,3 +9,4 @@ pub mod headless;
 pub mod sandbox;
 pub mod sqlite;
 pub mod sync;
+pub mod tui;

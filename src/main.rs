@@ -4,22 +4,18 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use kycdash::cli::{Cli, Command, SandboxArgs};
 use kycdash::headless::{self, Failure, shutdown_signal};
 use kycdash::sandbox::{self, DbLocation, SandboxConfig};
+use kycdash::tui;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
-        let mut help = Cli::command();
-        let _ = help.print_help();
-        println!(
-            "\nThe dashboard is not built yet. `kycdash watch` runs the sync engine headless and `kycdash sandbox` serves the sandbox API; \
-             see README.md for a walk through the flows with curl."
-        );
-        return ExitCode::SUCCESS;
+        // The dashboard logs to kycdash.log in the data directory, never to the screen.
+        return finish(run(tui::run(cli.dashboard)));
     };
     // `status` prints an answer: only problems belong beside it.
     let default_level = if matches!(command, Command::Status(_)) {
@@ -32,18 +28,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match command {
-        Command::Sandbox(args) => runtime.block_on(serve_sandbox(args)).map_err(Failure::fatal),
-        Command::Watch(args) => runtime.block_on(headless::watch(args)),
-        Command::Status(args) => runtime.block_on(headless::status(args)),
-    };
+    finish(match command {
+        Command::Sandbox(args) => run(async { serve_sandbox(args).await.map_err(Failure::fatal) }),
+        Command::Watch(args) => run(headless::watch(args)),
+        Command::Status(args) => run(headless::status(args)),
+    })
+}
+
+fn run(mode: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|err| Failure::fatal(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(mode)
+}
+
+/// One clear line on stderr and the exit code: 2 for usage and configuration, 1 for the rest.
+fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

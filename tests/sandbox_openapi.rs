@@ -47,6 +47,7 @@ async fn the_document_lists_every_route_and_its_references_resolve() {
         ("/v1/webhooks/{id}/deliveries/{deliveryId}/resend", &["post"]),
         ("/v1/sandbox/customers/{id}/simulate", &["post"]),
         ("/v1/sandbox/clock/advance", &["post"]),
+        ("/v1/sandbox/clock", &["get"]),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     assert_eq!(

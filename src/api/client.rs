@@ -416,6 +416,11 @@ impl ApiClient {
         .await
     }
 
+    /// The sandbox tenant's clock (SDK link expiries are on it).
+    pub async fn clock(&self) -> Result<ClockState, ApiError> {
+        self.send(Call::get("/v1/sandbox/clock".into(), &[])).await
+    }
+
     pub async fn advance_clock(&self, seconds: u64) -> Result<ClockState, ApiError> {
         self.post(
             "/v1/sandbox/clock/advance",

@@ -246,7 +246,8 @@ pub struct ClockState {
     pub now: OffsetDateTime,
     /// How far the tenant's clock is ahead of real time, in seconds.
     pub offset_seconds: u64,
-    /// How many timers (link expiries, decisions) fired.
+    /// How many timers (link expiries, decisions) fired (0 when only reading the clock).
+    #[serde(default)]
     pub timers_fired: u32,
 }
 

@@ -184,6 +184,43 @@ pub enum EngineEvent {
         error: String,
     },
     Stopped,
+    /// Customers as the dashboard shows them: every one at start (from the cache), then each
+    /// one that changed. Not an NDJSON line.
+    #[serde(skip)]
+    Customers(Vec<CustomerState>),
+    /// The poller's state, when it changes. Not an NDJSON line.
+    #[serde(skip)]
+    Poller {
+        in_flight: usize,
+        paused: bool,
+    },
+    /// How far the API's clock is ahead of this machine's (the sandbox's clock moves when
+    /// told to; SDK link expiries are on it). Not an NDJSON line.
+    #[serde(skip)]
+    Clock {
+        offset_seconds: i64,
+    },
+}
+
+impl EngineEvent {
+    /// Whether `watch` prints it (SPEC §7's kinds).
+    pub fn is_ndjson(&self) -> bool {
+        !matches!(
+            self,
+            EngineEvent::Customers(_) | EngineEvent::Poller { .. } | EngineEvent::Clock { .. }
+        )
+    }
+}
+
+/// One customer as the engine knows them now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerState {
+    pub customer: Customer,
+    pub status: Option<cache::StatusSummary>,
+    /// The stage the last status proved.
+    pub stage: Option<Stage>,
+    /// Since when the customer is in `stage`.
+    pub since: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -232,6 +269,8 @@ pub enum Observation {
         result: UploadResult,
     },
     Fatal(String),
+    /// The sandbox's clock is this many seconds ahead.
+    Clock(i64),
 }
 
 /// What users ask of the engine.
@@ -250,6 +289,7 @@ pub struct EngineHandle {
     client: ApiClient,
     uploaded: Uploaded,
     sandbox: bool,
+    reader: Arc<Mutex<rusqlite::Connection>>,
 }
 
 impl EngineHandle {
@@ -352,6 +392,36 @@ impl EngineHandle {
     pub fn client(&self) -> &ApiClient {
         &self.client
     }
+
+    /// The whole status last fetched for a customer, from the cache (a point read on its own
+    /// connection; the writer thread is never waited for).
+    pub async fn cached_status(
+        &self,
+        customer_id: Uuid,
+    ) -> Result<Option<ComplianceStatus>, cache::CacheError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| cache::CacheError::Closed)?;
+            cache::status(&conn, customer_id)
+        })
+        .await
+        .map_err(|_| cache::CacheError::Closed)?
+    }
+
+    /// A customer's timeline from the cache, oldest first (at most `limit` entries).
+    pub async fn timeline(
+        &self,
+        customer_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<(OffsetDateTime, String, String)>, cache::CacheError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| cache::CacheError::Closed)?;
+            cache::timeline(&conn, customer_id, limit)
+        })
+        .await
+        .map_err(|_| cache::CacheError::Closed)?
+    }
 }
 
 /// A running engine.
@@ -386,10 +456,11 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
     let client = ApiClient::new(&config.api)?;
 
     let conn = cache::open(&data_dir.join("cache.db"))?;
+    let reader = Arc::new(Mutex::new(cache::open(&data_dir.join("cache.db"))?));
     let mut snapshot = cache::load(&conn)?;
     let (writer, writer_thread) = cache::spawn_writer(conn);
     // A cache filled from another API or key would mix two accounts: start it afresh.
-    let identity = api_identity(&config.api);
+    let identity = api_identity(&config.api, config.sandbox);
     if snapshot
         .settings
         .get(API_IDENTITY)
@@ -465,11 +536,14 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
 
     let mut model = Model::new(&config, client.clone(), writer, events_tx, observations_tx);
     model.restore(snapshot);
+    let everyone: Vec<Uuid> = model.customers.keys().copied().collect();
+    model.publish(everyone);
     let handle = EngineHandle {
         commands: commands_tx,
         client,
         uploaded,
         sandbox: config.sandbox,
+        reader,
     };
     let task = tokio::spawn(async move {
         model.run(observations, commands).await;
@@ -507,9 +581,15 @@ pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<DataDirLock, EngineEr
     }
 }
 
-/// Which account the cache holds: a hash, so the key itself is never stored.
-fn api_identity(api: &ClientConfig) -> String {
-    let digest = Sha256::digest(format!("{}\n{}", api.base_url, api.api_key).as_bytes());
+/// Which account the cache holds: a hash, so the key itself is never stored. The embedded
+/// sandbox is the same account whatever port it got this time.
+fn api_identity(api: &ClientConfig, embedded: bool) -> String {
+    let url = if embedded {
+        "embedded-sandbox"
+    } else {
+        api.base_url.as_str()
+    };
+    let digest = Sha256::digest(format!("{url}\n{}", api.api_key).as_bytes());
     hex::encode(&digest[..16])
 }
 
@@ -604,6 +684,11 @@ struct Model {
     last_webhook: Option<Instant>,
     paused: bool,
     stopping: bool,
+    /// The poller state last sent to the dashboard.
+    poller_published: (usize, bool),
+    sandbox: bool,
+    /// How far the API's clock is ahead of this machine's.
+    server_offset: time::Duration,
 }
 
 impl Model {
@@ -637,6 +722,9 @@ impl Model {
             last_webhook: None,
             paused: false,
             stopping: false,
+            poller_published: (0, false),
+            sandbox: config.sandbox,
+            server_offset: time::Duration::ZERO,
         }
     }
 
@@ -654,6 +742,35 @@ impl Model {
                     status: cached.status.map(|(status, _)| status),
                 },
             );
+        }
+    }
+
+    fn state_of(&self, id: Uuid) -> Option<CustomerState> {
+        let entry = self.customers.get(&id)?;
+        Some(CustomerState {
+            customer: entry.customer.clone(),
+            status: entry.status.clone(),
+            stage: self.tracker.stage(id),
+            since: self.tracker.since(id),
+        })
+    }
+
+    /// Tells the dashboard about customers that changed.
+    fn publish(&self, ids: impl IntoIterator<Item = Uuid>) {
+        let states: Vec<CustomerState> = ids.into_iter().filter_map(|id| self.state_of(id)).collect();
+        if !states.is_empty() {
+            self.emit(EngineEvent::Customers(states));
+        }
+    }
+
+    fn publish_poller(&mut self) {
+        let now = (self.in_flight.len(), self.paused);
+        if now != self.poller_published {
+            self.poller_published = now;
+            self.emit(EngineEvent::Poller {
+                in_flight: now.0,
+                paused: now.1,
+            });
         }
     }
 
@@ -687,6 +804,7 @@ impl Model {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => self.tick(),
             }
+            self.publish_poller();
         }
     }
 
@@ -758,7 +876,11 @@ impl Model {
         });
         let client = self.client.clone();
         let observations = self.observations.clone();
+        let sandbox = self.sandbox;
         tokio::spawn(async move {
+            if sandbox && let Ok(clock) = client.clock().await {
+                let _ = observations.send(Observation::Clock(clock.offset_seconds as i64));
+            }
             let observation = match client.all_customers().await {
                 Ok(customers) => Observation::Discovered { customers },
                 Err(err) => Observation::DiscoveryFailed(err),
@@ -830,6 +952,13 @@ impl Model {
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
             Observation::Fatal(error) => self.fatal(error),
+            Observation::Clock(offset_seconds) => {
+                let offset = time::Duration::seconds(offset_seconds);
+                if offset != self.server_offset {
+                    self.server_offset = offset;
+                    self.emit(EngineEvent::Clock { offset_seconds });
+                }
+            }
         }
     }
 
@@ -855,11 +984,13 @@ impl Model {
         self.discovery_failures = 0;
         let total = customers.len();
         let mut to_poll = Vec::new();
+        let mut changed = Vec::new();
         for customer in customers {
             let id = customer.id;
             let known = self.customers.get(&id);
             if known.is_none_or(|entry| entry.customer != customer) {
                 self.writer_write(Write::Customer(Box::new(customer.clone())));
+                changed.push(id);
             }
             let needs_status = match (known, self.tracker.stage(id)) {
                 (Some(entry), Some(stage)) => {
@@ -885,6 +1016,7 @@ impl Model {
                 to_poll.push(id);
             }
         }
+        self.publish(changed);
         if let Some(sweep) = &mut self.sweep {
             sweep.customers = total;
             sweep.pending = to_poll.len();
@@ -1019,9 +1151,11 @@ impl Model {
 
     fn snapshot(&mut self, id: Uuid, customer: Option<Customer>, status: ComplianceStatus) {
         let now = OffsetDateTime::now_utc();
+        let mut publish = false;
         if let Some(customer) = customer {
             if self.customers.get(&id).is_none_or(|e| e.customer != customer) {
                 self.writer_write(Write::Customer(Box::new(customer.clone())));
+                publish = true;
             }
             match self.customers.get_mut(&id) {
                 Some(entry) => entry.customer = customer,
@@ -1082,6 +1216,7 @@ impl Model {
             });
         }
         if reconciled.changed() {
+            publish = true;
             self.writer_write(Write::Workflow {
                 customer_id: id,
                 view: reconciled.view.clone(),
@@ -1123,6 +1258,9 @@ impl Model {
             self.schedule_poll(id, after);
         } else {
             self.due.remove(&id);
+        }
+        if publish {
+            self.publish([id]);
         }
     }
 
@@ -1177,9 +1315,11 @@ impl Model {
         sdk_expires: Option<OffsetDateTime>,
     ) {
         let now = OffsetDateTime::now_utc();
+        // Link expiries are on the API's clock.
+        let server_now = now + self.server_offset;
         match (stage, sdk_expires) {
             (Stage::AwaitingSdk, Some(expires)) => {
-                let left = expires - now;
+                let left = expires - server_now;
                 if left.is_positive() && left <= self.timing.expiring_within {
                     self.alert(
                         id,

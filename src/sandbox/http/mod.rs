@@ -147,6 +147,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::resend_delivery))
         .routes(routes!(simulation::simulate))
         .routes(routes!(simulation::advance_clock))
+        .routes(routes!(simulation::clock))
 }
 
 fn upload_routes() -> OpenApiRouter<AppState> {

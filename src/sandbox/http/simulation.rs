@@ -67,3 +67,32 @@ pub async fn advance_clock(
         .await??;
     Ok(Json(state))
 }
+
+/// Read the tenant's clock: where it is and how far ahead of real time. SDK link expiries
+/// and decision times are on this clock, so a client counting down to one needs it.
+#[utoipa::path(
+    get, path = "/v1/sandbox/clock", tag = "sandbox",
+    responses((status = 200, body = ClockState), (status = 401, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn clock(
+    State(app): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> Result<Json<ClockState>, ApiError> {
+    let state = app
+        .store
+        .read(|m| {
+            m.tenants.get(&tenant).map(|t| ClockState {
+                now: t.now(),
+                offset_seconds: (t.clock_offset_ms / 1000).max(0) as u64,
+                timers_fired: 0,
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::from(crate::sandbox::error::SandboxError::not_found(
+                "tenant",
+                uuid::Uuid::nil(),
+            ))
+        })?;
+    Ok(Json(state))
+}

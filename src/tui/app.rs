@@ -1,0 +1,786 @@
+//! The dashboard's state and the one function that changes it: `update(action)`. Pure — no
+//! terminal, no network, time passed in — so every key and every engine event is testable
+//! as a value. What must happen outside (ask the engine, copy to the clipboard) comes back as
+//! [`Effect`]s.
+
+use std::collections::{HashMap, VecDeque};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::keymap::Command;
+use crate::domain::{ComplianceStatus, NextAction, OnboardingStatus, Stage};
+use crate::sync::cache::StatusSummary;
+use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
+
+/// The stage tabs of SPEC §9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    All,
+    ActionNeeded,
+    Waiting,
+    Approved,
+    DeniedOrError,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Tab::All,
+        Tab::ActionNeeded,
+        Tab::Waiting,
+        Tab::Approved,
+        Tab::DeniedOrError,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::All => "All",
+            Tab::ActionNeeded => "Action needed",
+            Tab::Waiting => "Waiting",
+            Tab::Approved => "Approved",
+            Tab::DeniedOrError => "Denied/Error",
+        }
+    }
+
+    /// Whether a customer in `stage` belongs under this tab. "Action needed" is whatever
+    /// waits on the integrator; "Waiting" whatever waits on the end user or the provider.
+    pub fn holds(self, stage: Option<Stage>) -> bool {
+        use Stage::*;
+        match self {
+            Tab::All => true,
+            Tab::ActionNeeded => matches!(
+                stage,
+                Some(NeedsProfile | ReadyToStart | CollectingRequirements | Expired)
+            ),
+            Tab::Waiting => matches!(stage, None | Some(AwaitingSdk | InReview | AwaitingDecision)),
+            Tab::Approved => stage == Some(Approved),
+            Tab::DeniedOrError => matches!(stage, Some(Denied | Errored)),
+        }
+    }
+}
+
+/// The table's columns, in order; `s` sorts by the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Name,
+    Stage,
+    InStage,
+    NextAction,
+    Onboarding,
+    Failed,
+    SdkLink,
+    LastChange,
+}
+
+impl Column {
+    pub const ALL: [Column; 8] = [
+        Column::Name,
+        Column::Stage,
+        Column::InStage,
+        Column::NextAction,
+        Column::Onboarding,
+        Column::Failed,
+        Column::SdkLink,
+        Column::LastChange,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Name => "Customer",
+            Column::Stage => "Stage",
+            Column::InStage => "In stage",
+            Column::NextAction => "Next action",
+            Column::Onboarding => "Onboarding",
+            Column::Failed => "Failed",
+            Column::SdkLink => "SDK link",
+            Column::LastChange => "Changed",
+        }
+    }
+
+    fn next(self) -> Column {
+        let i = Column::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Column::ALL[(i + 1) % Column::ALL.len()]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Table,
+    Details,
+    Log,
+}
+
+/// One customer's row, with what filtering and sorting need computed once.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub state: CustomerState,
+    pub name: String,
+    /// Name, email, id and externalId, lower case: what `/` searches.
+    pub haystack: String,
+    pub last_change: OffsetDateTime,
+}
+
+impl Row {
+    fn new(state: CustomerState, now: OffsetDateTime) -> Row {
+        let customer = &state.customer;
+        let name = crate::headless::display_name(customer);
+        let haystack = [
+            Some(name.as_str()),
+            customer.email.as_deref(),
+            customer.external_id.as_deref(),
+            Some(&customer.id.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+        .to_lowercase();
+        Row {
+            state,
+            name,
+            haystack,
+            last_change: now,
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.state.customer.id
+    }
+
+    pub fn stage(&self) -> Option<Stage> {
+        self.state.stage
+    }
+
+    pub fn status(&self) -> Option<&StatusSummary> {
+        self.state.status.as_ref()
+    }
+
+    pub fn next_action(&self) -> Option<NextAction> {
+        self.status().and_then(|s| s.next_action)
+    }
+
+    pub fn onboarding_status(&self) -> Option<OnboardingStatus> {
+        self.status().and_then(|s| s.onboarding_status)
+    }
+}
+
+/// A line of the event log, or of a customer's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub at: OffsetDateTime,
+    pub customer: Option<Uuid>,
+    pub text: String,
+    pub alert: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub text: String,
+    pub until: OffsetDateTime,
+}
+
+/// What the header shows of the connection.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub sandbox: bool,
+    pub profile: Option<String>,
+    pub api_url: String,
+    pub webhook_url: Option<String>,
+    pub inbox: Option<String>,
+    pub read_only: bool,
+    pub last_webhook: Option<OffsetDateTime>,
+    pub rejected: u32,
+    pub in_flight: usize,
+    pub poll_errors: u32,
+    pub paused: bool,
+    pub demo: bool,
+}
+
+/// Everything that can happen to the dashboard.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(Command),
+    /// A character typed while the filter is being edited.
+    FilterInput(char),
+    FilterBackspace,
+    /// Click on the n-th visible row of the table.
+    Click(usize),
+    ScrollUp,
+    ScrollDown,
+    /// How many table rows fit on screen now.
+    Resize {
+        table_rows: usize,
+    },
+    Engine(Vec<EngineEvent>),
+    /// The whole status of a customer, from the cache.
+    Details(Uuid, Option<Box<ComplianceStatus>>),
+    Tick(OffsetDateTime),
+}
+
+/// What `update` asks the outside world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Refresh(Option<Uuid>),
+    Pause(bool),
+    /// Read a customer's whole status; `Some(hash)`: the one the row shows, which may still
+    /// be on its way to the cache.
+    LoadDetails(Uuid, Option<u64>),
+    Copy(String),
+    Mouse(bool),
+    Quit,
+}
+
+const LOG_LINES: usize = 500;
+const TIMELINE_LINES: usize = 100;
+
+pub struct App {
+    pub rows: Vec<Row>,
+    index: HashMap<Uuid, usize>,
+    /// Indices into `rows` of what the tab and the filter show, in sort order.
+    pub view: Vec<usize>,
+    pub selected: Option<Uuid>,
+    /// The first visible row of the table.
+    pub offset: usize,
+    pub table_rows: usize,
+    pub filter: String,
+    pub editing_filter: bool,
+    pub sort: Column,
+    pub descending: bool,
+    pub tab: Tab,
+    pub focus: Pane,
+    pub help: bool,
+    pub mouse: bool,
+    pub header: Header,
+    pub log: VecDeque<LogLine>,
+    pub timelines: HashMap<Uuid, VecDeque<LogLine>>,
+    pub toasts: Vec<Toast>,
+    /// The selected customer's whole status, once loaded.
+    pub details: Option<(Uuid, ComplianceStatus)>,
+    pub now: OffsetDateTime,
+    /// How far the API's clock is ahead of this machine's: SDK links expire on its clock.
+    pub server_offset: time::Duration,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(header: Header, now: OffsetDateTime) -> App {
+        App {
+            rows: Vec::new(),
+            index: HashMap::new(),
+            view: Vec::new(),
+            selected: None,
+            offset: 0,
+            table_rows: 10,
+            filter: String::new(),
+            editing_filter: false,
+            sort: Column::Stage,
+            descending: false,
+            tab: Tab::All,
+            focus: Pane::Table,
+            help: false,
+            mouse: true,
+            header,
+            log: VecDeque::new(),
+            timelines: HashMap::new(),
+            toasts: Vec::new(),
+            details: None,
+            now,
+            server_offset: time::Duration::ZERO,
+            quit: false,
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.selected
+            .and_then(|id| self.index.get(&id))
+            .map(|&i| &self.rows[i])
+    }
+
+    /// Where the selection is in `view`.
+    pub fn cursor(&self) -> Option<usize> {
+        let id = self.selected?;
+        self.view.iter().position(|&i| self.rows[i].id() == id)
+    }
+
+    /// How many customers each tab holds.
+    pub fn tab_counts(&self) -> [usize; 5] {
+        let mut counts = [0; 5];
+        for row in &self.rows {
+            for (n, tab) in Tab::ALL.iter().enumerate() {
+                if tab.holds(row.stage()) {
+                    counts[n] += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// How many customers are in each stage.
+    pub fn stage_counts(&self) -> Vec<(Stage, usize)> {
+        let mut counts: HashMap<Stage, usize> = HashMap::new();
+        for row in &self.rows {
+            if let Some(stage) = row.stage() {
+                *counts.entry(stage).or_default() += 1;
+            }
+        }
+        Stage::ALL
+            .iter()
+            .filter_map(|s| counts.get(s).map(|n| (*s, *n)))
+            .collect()
+    }
+
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let before = self.selected;
+        let mut effects = Vec::new();
+        match action {
+            Action::Key(command) => self.command(command, &mut effects),
+            Action::FilterInput(c) => {
+                self.filter.push(c);
+                self.refilter();
+            }
+            Action::FilterBackspace => {
+                self.filter.pop();
+                self.refilter();
+            }
+            Action::Click(n) => {
+                if let Some(&i) = self.view.get(self.offset + n) {
+                    self.selected = Some(self.rows[i].id());
+                    self.focus = Pane::Table;
+                }
+            }
+            Action::ScrollUp => self.move_by(-3),
+            Action::ScrollDown => self.move_by(3),
+            Action::Resize { table_rows } => self.table_rows = table_rows.max(1),
+            Action::Engine(events) => self.engine(events, &mut effects),
+            Action::Details(id, status) => {
+                if self.selected == Some(id) {
+                    self.details = status.map(|s| (id, *s));
+                }
+            }
+            Action::Tick(now) => {
+                self.now = now;
+                self.toasts.retain(|t| t.until > now);
+            }
+        }
+        if self.selected.is_none() || self.cursor().is_none() {
+            self.selected = self.view.first().map(|&i| self.rows[i].id());
+        }
+        self.keep_in_view();
+        if self.selected != before {
+            self.details = None;
+            if let Some(row) = self.selected_row() {
+                effects.push(Effect::LoadDetails(row.id(), row.status().map(|s| s.hash)));
+            }
+        }
+        effects
+    }
+
+    fn command(&mut self, command: Command, effects: &mut Vec<Effect>) {
+        if self.help {
+            // Any key closes help; the quit keys still quit.
+            self.help = false;
+            if command == Command::Quit {
+                self.quit = true;
+                effects.push(Effect::Quit);
+            }
+            return;
+        }
+        let page = self.table_rows.max(1) as isize;
+        match command {
+            Command::Up => self.move_by(-1),
+            Command::Down => self.move_by(1),
+            Command::Top => self.move_to(0),
+            Command::Bottom => self.move_to(self.view.len().saturating_sub(1)),
+            Command::PageUp => self.move_by(-page),
+            Command::PageDown => self.move_by(page),
+            Command::Open => self.focus = Pane::Details,
+            Command::Back => {
+                if !self.filter.is_empty() && self.focus == Pane::Table {
+                    self.filter.clear();
+                    self.refilter();
+                }
+                self.focus = Pane::Table;
+            }
+            Command::NextPane => {
+                self.focus = match self.focus {
+                    Pane::Table => Pane::Details,
+                    Pane::Details => Pane::Log,
+                    Pane::Log => Pane::Table,
+                }
+            }
+            Command::Filter => self.editing_filter = true,
+            Command::Sort => {
+                self.sort = self.sort.next();
+                self.resort();
+            }
+            Command::Reverse => {
+                self.descending = !self.descending;
+                self.resort();
+            }
+            Command::TabAll => self.set_tab(Tab::All),
+            Command::TabAction => self.set_tab(Tab::ActionNeeded),
+            Command::TabWaiting => self.set_tab(Tab::Waiting),
+            Command::TabApproved => self.set_tab(Tab::Approved),
+            Command::TabDenied => self.set_tab(Tab::DeniedOrError),
+            Command::Help => self.help = true,
+            Command::Refresh => effects.push(Effect::Refresh(self.selected)),
+            Command::RefreshAll => effects.push(Effect::Refresh(None)),
+            Command::Pause => {
+                self.header.paused = !self.header.paused;
+                effects.push(Effect::Pause(self.header.paused));
+            }
+            Command::Copy => {
+                if let Some(row) = self.selected_row() {
+                    let text = match row.status().and_then(|s| s.sdk.as_ref()) {
+                        Some(sdk) if self.focus == Pane::Details => sdk.link.clone(),
+                        _ => row.id().to_string(),
+                    };
+                    self.toast(format!("copied {text}"));
+                    effects.push(Effect::Copy(text));
+                }
+            }
+            Command::Mouse => {
+                self.mouse = !self.mouse;
+                self.toast(if self.mouse {
+                    "mouse on: click selects, the wheel scrolls".into()
+                } else {
+                    "mouse off: select text with the mouse; m turns it back on".into()
+                });
+                effects.push(Effect::Mouse(self.mouse));
+            }
+            Command::Quit => {
+                self.quit = true;
+                effects.push(Effect::Quit);
+            }
+        }
+    }
+
+    /// Ends editing the filter (Enter keeps it, Esc clears it).
+    pub fn finish_filter(&mut self, keep: bool) {
+        self.editing_filter = false;
+        if !keep {
+            self.filter.clear();
+            self.refilter();
+        }
+    }
+
+    fn set_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+        self.refilter();
+    }
+
+    fn toast(&mut self, text: String) {
+        self.toasts.push(Toast {
+            text,
+            until: self.now + time::Duration::seconds(4),
+        });
+        if self.toasts.len() > 3 {
+            self.toasts.remove(0);
+        }
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        let at = self.cursor().unwrap_or(0) as isize + delta;
+        self.move_to(at.clamp(0, self.view.len().saturating_sub(1) as isize) as usize);
+    }
+
+    fn move_to(&mut self, at: usize) {
+        if let Some(&i) = self.view.get(at) {
+            self.selected = Some(self.rows[i].id());
+        }
+    }
+
+    fn keep_in_view(&mut self) {
+        let Some(at) = self.cursor() else {
+            self.offset = 0;
+            return;
+        };
+        if at < self.offset {
+            self.offset = at;
+        } else if at >= self.offset + self.table_rows {
+            self.offset = at + 1 - self.table_rows;
+        }
+        self.offset = self.offset.min(self.view.len().saturating_sub(self.table_rows));
+    }
+
+    fn matches(&self, row: &Row) -> bool {
+        if !self.tab.holds(row.stage()) {
+            return false;
+        }
+        let (negate, needle) = match self.filter.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, self.filter.as_str()),
+        };
+        let needle = needle.trim().to_lowercase();
+        needle.is_empty() || row.haystack.contains(&needle) != negate
+    }
+
+    /// Recomputes the view from scratch (tab or filter changed).
+    fn refilter(&mut self) {
+        self.view = (0..self.rows.len())
+            .filter(|&i| self.matches(&self.rows[i]))
+            .collect();
+        self.resort();
+    }
+
+    fn resort(&mut self) {
+        let rows = &self.rows;
+        let now = self.now;
+        let key = self.sort;
+        self.view.sort_by(|&a, &b| {
+            compare(&rows[a], &rows[b], key, now).then_with(|| rows[a].name.cmp(&rows[b].name))
+        });
+        if self.descending {
+            self.view.reverse();
+        }
+    }
+
+    fn engine(&mut self, events: Vec<EngineEvent>, effects: &mut Vec<Effect>) {
+        let mut changed_rows = false;
+        for event in events {
+            match event {
+                EngineEvent::Customers(states) => {
+                    for state in states {
+                        changed_rows = true;
+                        let id = state.customer.id;
+                        if self.selected == Some(id)
+                            && self
+                                .selected_row()
+                                .is_some_and(|r| r.state.status != state.status)
+                        {
+                            effects.push(Effect::LoadDetails(id, state.status.as_ref().map(|s| s.hash)));
+                        }
+                        match self.index.get(&id) {
+                            Some(&i) => {
+                                let row = &mut self.rows[i];
+                                if row.state.stage != state.stage {
+                                    row.last_change = self.now;
+                                }
+                                *row = Row {
+                                    last_change: row.last_change,
+                                    ..Row::new(state, self.now)
+                                };
+                            }
+                            None => {
+                                self.index.insert(id, self.rows.len());
+                                let mut row = Row::new(state, self.now);
+                                row.last_change = row.state.since.unwrap_or(self.now);
+                                self.rows.push(row);
+                            }
+                        }
+                    }
+                }
+                EngineEvent::Started {
+                    api_url,
+                    webhook_url,
+                    inbox,
+                    sandbox,
+                    ..
+                } => {
+                    self.header.api_url = api_url;
+                    self.header.webhook_url = webhook_url;
+                    self.header.inbox = inbox;
+                    self.header.sandbox = sandbox;
+                }
+                EngineEvent::Poller { in_flight, paused } => {
+                    self.header.in_flight = in_flight;
+                    self.header.paused = paused;
+                }
+                EngineEvent::StageChanged {
+                    customer_id,
+                    from,
+                    to,
+                    ..
+                } => {
+                    let text = match from {
+                        Some(from) => format!("{} {from} → {to}", self.name_of(customer_id)),
+                        None => format!("{} first seen: {to}", self.name_of(customer_id)),
+                    };
+                    self.push_log(Some(customer_id), text, false);
+                }
+                EngineEvent::Webhook {
+                    event_type,
+                    customer_id,
+                    duplicate,
+                    ..
+                } => {
+                    self.header.last_webhook = Some(self.now);
+                    let text = format!(
+                        "webhook {event_type}{}",
+                        if duplicate { " (duplicate)" } else { "" }
+                    );
+                    self.push_timeline(customer_id, text);
+                }
+                EngineEvent::WebhookRejected { reason, detail } => {
+                    self.header.rejected += 1;
+                    self.push_log(None, format!("webhook rejected ({reason:?}): {detail}"), true);
+                }
+                EngineEvent::Upload {
+                    path,
+                    customer_id,
+                    document_type,
+                    result,
+                    error,
+                } => {
+                    let what = document_type.map_or("document", |t| t.as_str());
+                    let text = match &error {
+                        Some(error) => format!("upload {what} {result}: {error} ({path})"),
+                        None => format!("upload {what} {result} ({path})"),
+                    };
+                    self.push_log(customer_id, text, error.is_some());
+                }
+                EngineEvent::PollError {
+                    customer_id, error, ..
+                } => {
+                    self.header.poll_errors += 1;
+                    self.push_log(customer_id, format!("poll failed: {error}"), true);
+                }
+                EngineEvent::Alert {
+                    customer_id,
+                    alert,
+                    detail,
+                } => {
+                    let text = format!("{} {}: {detail}", self.name_of(customer_id), alert_title(alert));
+                    self.toast(text.clone());
+                    self.push_log(Some(customer_id), text, true);
+                }
+                EngineEvent::Sweep {
+                    customers,
+                    changed,
+                    duration_ms,
+                } => self.push_log(
+                    None,
+                    format!("sweep: {customers} customers, {changed} changed, {duration_ms} ms"),
+                    false,
+                ),
+                EngineEvent::Fatal { error } => {
+                    self.push_log(None, format!("stopped: {error}"), true);
+                    self.toast(format!("the engine stopped: {error}"));
+                }
+                EngineEvent::Clock { offset_seconds } => {
+                    self.server_offset = time::Duration::seconds(offset_seconds);
+                }
+                EngineEvent::Stopped => {}
+            }
+        }
+        if changed_rows {
+            // Rows changed in place or were added: filter and sort again. The selection is an
+            // id, so it stays on the same customer wherever the row moves.
+            self.refilter();
+        }
+    }
+
+    fn name_of(&self, id: Uuid) -> String {
+        self.index
+            .get(&id)
+            .map(|&i| self.rows[i].name.clone())
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    fn push_log(&mut self, customer: Option<Uuid>, text: String, alert: bool) {
+        let line = LogLine {
+            at: self.now,
+            customer,
+            text,
+            alert,
+        };
+        if let Some(id) = customer {
+            let timeline = self.timelines.entry(id).or_default();
+            timeline.push_back(line.clone());
+            if timeline.len() > TIMELINE_LINES {
+                timeline.pop_front();
+            }
+        }
+        self.log.push_back(line);
+        if self.log.len() > LOG_LINES {
+            self.log.pop_front();
+        }
+    }
+
+    fn push_timeline(&mut self, customer: Option<Uuid>, text: String) {
+        let Some(id) = customer else {
+            return self.push_log(None, text, false);
+        };
+        let timeline = self.timelines.entry(id).or_default();
+        timeline.push_back(LogLine {
+            at: self.now,
+            customer,
+            text,
+            alert: false,
+        });
+        if timeline.len() > TIMELINE_LINES {
+            timeline.pop_front();
+        }
+    }
+
+    /// Whether something on screen counts down (an SDK link, a toast): then the clock ticks.
+    /// Now on the API's clock, for countdowns to times it set.
+    pub fn server_now(&self) -> OffsetDateTime {
+        self.now + self.server_offset
+    }
+
+    pub fn needs_tick(&self) -> bool {
+        !self.toasts.is_empty()
+            || self.view[self.offset..(self.offset + self.table_rows).min(self.view.len())]
+                .iter()
+                .any(|&i| self.rows[i].status().is_some_and(|s| s.sdk.is_some()))
+    }
+}
+
+pub fn alert_title(alert: AlertKind) -> &'static str {
+    match alert {
+        AlertKind::SdkLinkExpiring => "SDK link expiring",
+        AlertKind::StuckWaiting => "waiting too long",
+        AlertKind::VerificationError => "verification error",
+        AlertKind::Drift => "drift",
+    }
+}
+
+/// The order of stages in the table: what needs the integrator first.
+fn stage_rank(stage: Option<Stage>) -> u8 {
+    use Stage::*;
+    match stage {
+        Some(Errored) => 0,
+        Some(Expired) => 1,
+        Some(NeedsProfile) => 2,
+        Some(ReadyToStart) => 3,
+        Some(CollectingRequirements) => 4,
+        Some(AwaitingSdk) => 5,
+        Some(InReview) => 6,
+        Some(AwaitingDecision) => 7,
+        Some(Denied) => 8,
+        Some(Approved) => 9,
+        None => 10,
+    }
+}
+
+fn compare(a: &Row, b: &Row, column: Column, now: OffsetDateTime) -> std::cmp::Ordering {
+    match column {
+        Column::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        Column::Stage => stage_rank(a.stage()).cmp(&stage_rank(b.stage())),
+        // Longest in its stage first.
+        Column::InStage => a.state.since.unwrap_or(now).cmp(&b.state.since.unwrap_or(now)),
+        Column::NextAction => a.next_action().cmp(&b.next_action()),
+        Column::Onboarding => a
+            .onboarding_status()
+            .map(|s| s.as_str())
+            .cmp(&b.onboarding_status().map(|s| s.as_str())),
+        Column::Failed => {
+            let failed = |r: &Row| r.status().map_or(0, |s| s.required_failed.len());
+            failed(b).cmp(&failed(a))
+        }
+        Column::SdkLink => {
+            let expiry = |r: &Row| r.status().and_then(|s| s.sdk.as_ref()).map(|s| s.expires_at);
+            match (expiry(a), expiry(b)) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        }
+        Column::LastChange => b.last_change.cmp(&a.last_change),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! `update` as values: keys and engine events in, state and effects out.
+
+use time::macros::datetime;
+
+use super::*;
+use crate::domain::{Customer, CustomerProfile};
+
+const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
+
+fn state(n: u128, name: &str, stage: Stage) -> CustomerState {
+    let profile: CustomerProfile = serde_json::from_value(serde_json::json!({
+        "email": format!("{}@example.com", name.to_lowercase()),
+        "externalId": format!("ext-{n}"),
+        "kyc": {"firstName": name, "lastName": "Test"}
+    }))
+    .unwrap();
+    CustomerState {
+        customer: Customer::new(Uuid::from_u128(n), profile, NOW),
+        status: None,
+        stage: Some(stage),
+        since: Some(NOW),
+    }
+}
+
+fn app_with(states: Vec<CustomerState>) -> App {
+    let mut app = App::new(Header::default(), NOW);
+    app.update(Action::Resize { table_rows: 3 });
+    app.update(Action::Engine(vec![EngineEvent::Customers(states)]));
+    app
+}
+
+fn names(app: &App) -> Vec<&str> {
+    app.view.iter().map(|&i| app.rows[i].name.as_str()).collect()
+}
+
+fn selected_name(app: &App) -> &str {
+    app.selected_row().map(|r| r.name.as_str()).unwrap_or("")
+}
+
+fn four() -> Vec<CustomerState> {
+    vec![
+        state(1, "Ada", Stage::Approved),
+        state(2, "Grace", Stage::NeedsProfile),
+        state(3, "Alan", Stage::AwaitingSdk),
+        state(4, "Edsger", Stage::Errored),
+    ]
+}
+
+#[test]
+fn rows_sort_by_stage_most_urgent_first_and_the_first_is_selected() {
+    let app = app_with(four());
+    assert_eq!(
+        names(&app),
+        ["Edsger Test", "Grace Test", "Alan Test", "Ada Test"]
+    );
+    assert_eq!(selected_name(&app), "Edsger Test");
+}
+
+#[test]
+fn movement_keys_move_the_selection_and_the_window_follows() {
+    let mut app = app_with(four());
+    let effects = app.update(Action::Key(Command::Down));
+    assert_eq!(selected_name(&app), "Grace Test");
+    assert_eq!(effects, [Effect::LoadDetails(Uuid::from_u128(2), None)]);
+    app.update(Action::Key(Command::Bottom));
+    assert_eq!(selected_name(&app), "Ada Test");
+    assert_eq!(app.offset, 1, "three rows fit: the window scrolled by one");
+    app.update(Action::Key(Command::Down));
+    assert_eq!(selected_name(&app), "Ada Test", "the last row stays selected");
+    app.update(Action::Key(Command::PageUp));
+    assert_eq!(selected_name(&app), "Edsger Test");
+    assert_eq!(app.offset, 0);
+}
+
+#[test]
+fn the_selection_stays_on_its_customer_when_a_refresh_reorders_rows() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::Down));
+    app.update(Action::Key(Command::Down));
+    assert_eq!(selected_name(&app), "Alan Test");
+    // Alan's onboarding errors: his row moves to the top.
+    app.update(Action::Engine(vec![EngineEvent::Customers(vec![state(
+        3,
+        "Alan",
+        Stage::Errored,
+    )])]));
+    assert_eq!(names(&app)[..2], ["Alan Test", "Edsger Test"]);
+    assert_eq!(selected_name(&app), "Alan Test");
+}
+
+#[test]
+fn filter_narrows_incrementally_and_a_leading_bang_inverts_it() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::Filter));
+    assert!(app.editing_filter);
+    for c in "a".chars() {
+        app.update(Action::FilterInput(c));
+    }
+    assert_eq!(
+        names(&app),
+        ["Edsger Test", "Grace Test", "Alan Test", "Ada Test"],
+        "every name has an a"
+    );
+    app.update(Action::FilterInput('d'));
+    assert_eq!(names(&app), ["Ada Test"]);
+    assert_eq!(
+        selected_name(&app),
+        "Ada Test",
+        "the selection follows what is left"
+    );
+    app.update(Action::FilterBackspace);
+    app.update(Action::FilterBackspace);
+    for c in "!ext-1".chars() {
+        app.update(Action::FilterInput(c));
+    }
+    assert_eq!(names(&app), ["Edsger Test", "Grace Test", "Alan Test"]);
+    app.finish_filter(false);
+    assert_eq!(app.view.len(), 4);
+}
+
+#[test]
+fn tabs_and_sort_combine_with_the_filter() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::TabAction));
+    assert_eq!(names(&app), ["Grace Test"]);
+    app.update(Action::Key(Command::TabDenied));
+    assert_eq!(names(&app), ["Edsger Test"]);
+    app.update(Action::Key(Command::TabAll));
+    app.update(Action::Key(Command::Sort));
+    assert_eq!(app.sort, Column::InStage);
+    app.update(Action::Key(Command::Sort));
+    app.update(Action::Key(Command::Sort));
+    app.update(Action::Key(Command::Sort));
+    app.update(Action::Key(Command::Sort));
+    app.update(Action::Key(Command::Sort));
+    app.update(Action::Key(Command::Sort));
+    assert_eq!(app.sort, Column::Name);
+    assert_eq!(
+        names(&app),
+        ["Ada Test", "Alan Test", "Edsger Test", "Grace Test"]
+    );
+    app.update(Action::Key(Command::Reverse));
+    assert_eq!(
+        names(&app),
+        ["Grace Test", "Edsger Test", "Alan Test", "Ada Test"]
+    );
+    app.update(Action::Key(Command::Filter));
+    app.update(Action::FilterInput('a'));
+    app.update(Action::FilterInput('l'));
+    assert_eq!(names(&app), ["Alan Test"]);
+}
+
+#[test]
+fn help_opens_and_any_key_closes_it_and_quit_quits() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::Help));
+    assert!(app.help);
+    app.update(Action::Key(Command::Down));
+    assert!(!app.help);
+    assert_eq!(
+        selected_name(&app),
+        "Edsger Test",
+        "the closing key does nothing else"
+    );
+    assert_eq!(app.update(Action::Key(Command::Quit)), [Effect::Quit]);
+    assert!(app.quit);
+}
+
+#[test]
+fn pause_copy_and_refresh_become_effects() {
+    let mut app = app_with(four());
+    assert_eq!(app.update(Action::Key(Command::Pause)), [Effect::Pause(true)]);
+    assert!(app.header.paused);
+    assert_eq!(
+        app.update(Action::Key(Command::Copy)),
+        [Effect::Copy(Uuid::from_u128(4).to_string())]
+    );
+    assert_eq!(
+        app.update(Action::Key(Command::Refresh)),
+        [Effect::Refresh(Some(Uuid::from_u128(4)))]
+    );
+    assert_eq!(
+        app.update(Action::Key(Command::RefreshAll)),
+        [Effect::Refresh(None)]
+    );
+}
+
+#[test]
+fn alerts_become_toasts_that_expire() {
+    let mut app = app_with(four());
+    app.update(Action::Engine(vec![EngineEvent::Alert {
+        customer_id: Uuid::from_u128(3),
+        alert: AlertKind::SdkLinkExpiring,
+        detail: "the SDK link expires in 200 s".into(),
+    }]));
+    assert_eq!(app.toasts.len(), 1);
+    assert!(app.toasts[0].text.contains("Alan Test SDK link expiring"));
+    assert!(app.timelines[&Uuid::from_u128(3)].back().unwrap().alert);
+    app.update(Action::Tick(NOW + time::Duration::seconds(5)));
+    assert!(app.toasts.is_empty());
+}
+
+#[test]
+fn a_click_selects_the_row_under_the_pointer() {
+    let mut app = app_with(four());
+    app.update(Action::Click(2));
+    assert_eq!(selected_name(&app), "Alan Test");
+    app.update(Action::Click(7));
+    assert_eq!(
+        selected_name(&app),
+        "Alan Test",
+        "a click below the rows changes nothing"
+    );
+}

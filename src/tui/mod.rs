@@ -1,0 +1,284 @@
+//! The dashboard (SPEC §9): `kycdash` with no subcommand. It sees the API only through the
+//! sync engine; the engine's events arrive on a channel and are applied in batches. It draws
+//! only when something changed, at most one frame per ~16 ms, each frame in synchronized
+//! output; idle, nothing wakes it but a once-a-second countdown while one is on screen.
+
+pub mod app;
+pub mod demo;
+pub mod keymap;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::app::{Action, App, Effect, Header};
+use self::keymap::Keymap;
+use self::terminal::TerminalGuard;
+use self::theme::Theme;
+use crate::cli::DashboardArgs;
+use crate::headless::{self, Failure};
+use crate::sync::engine::{self, EngineHandle};
+
+/// The shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(16);
+
+pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
+    let mut connection = headless::connect(&args.connect, true).await?;
+    let _log_guard = log_to_file(&connection.data_dir);
+    let theme = Theme::from_env(connection.config.theme.as_deref()).map_err(Failure::usage)?;
+    let keymap = Keymap::new(&connection.config.keys).map_err(Failure::usage)?;
+    let read_only = args.read_only || connection.profile.as_ref().is_some_and(|(_, p)| p.read_only);
+    let sandbox = connection.sandbox.is_some();
+    let config = headless::engine_config(&connection, &args.sync, false);
+    let inbox = config.inbox.clone();
+    let Some(lock) = connection.lock.take() else {
+        return Err(Failure::fatal("the data directory is not locked"));
+    };
+    let engine = match engine::start(config, lock).await {
+        Ok(engine) => engine,
+        Err(err) => {
+            connection.shutdown().await;
+            return Err(err.into());
+        }
+    };
+    let (handle, events, task) = engine.into_parts();
+
+    let cancel = CancellationToken::new();
+    let demo = sandbox && !args.no_demo;
+    if demo {
+        let client = handle.client().clone();
+        let (cancel, inbox, engine) = (cancel.clone(), inbox.clone(), handle.clone());
+        tokio::spawn(async move {
+            match demo::seed(&client).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!("seeded {n} demo customers");
+                    // The seeding moved the sandbox's clock: sweep (and read the clock) now.
+                    engine.refresh(None);
+                }
+                Err(err) => tracing::warn!("seeding the demo failed: {err}"),
+            }
+            demo::drive(client, inbox, cancel).await;
+        });
+    }
+    let header = Header {
+        sandbox,
+        profile: connection.profile.as_ref().map(|(name, _)| name.clone()),
+        read_only,
+        demo,
+        ..Header::default()
+    };
+    let result = ui(header, keymap, theme, &handle, events).await;
+    cancel.cancel();
+    handle.stop();
+    let _ = task.await;
+    connection.shutdown().await;
+    result
+}
+
+/// Logs go to `kycdash.log` in the data directory, never to the screen.
+fn log_to_file(data_dir: &std::path::Path) -> Option<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("kycdash.log"))
+        .ok()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init()
+        .ok()
+}
+
+async fn ui(
+    header: Header,
+    keymap: Keymap,
+    theme: Theme,
+    handle: &EngineHandle,
+    mut events: mpsc::UnboundedReceiver<engine::EngineEvent>,
+) -> Result<(), Failure> {
+    let mut guard =
+        TerminalGuard::enter(true).map_err(|e| Failure::fatal(format!("cannot use the terminal: {e}")))?;
+    let mut app = App::new(header, OffsetDateTime::now_utc());
+    let (actions_tx, mut actions) = mpsc::unbounded_channel::<Action>();
+    let mut input = EventStream::new();
+    let size = guard.terminal.size().unwrap_or_default();
+    app.update(Action::Resize {
+        table_rows: view::table_rows_for(size.width, size.height),
+    });
+    let mut hitboxes = view::Hitboxes::default();
+    let mut dirty = true;
+    let mut next_frame = tokio::time::Instant::now();
+    let mut batch = Vec::with_capacity(1024);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+
+    while !app.quit {
+        if dirty && tokio::time::Instant::now() >= next_frame {
+            app.now = OffsetDateTime::now_utc();
+            draw(&mut guard, &app, &keymap, &theme, &mut hitboxes)
+                .map_err(|e| Failure::fatal(format!("cannot draw: {e}")))?;
+            dirty = false;
+            next_frame = tokio::time::Instant::now() + FRAME;
+        }
+        let ticking = app.needs_tick();
+        let effects = tokio::select! {
+            event = input.next() => match event {
+                Some(Ok(event)) => {
+                    dirty = true;
+                    match to_action(&event, &mut app, &keymap, &hitboxes) {
+                        Some(action) => app.update(action),
+                        None => Vec::new(),
+                    }
+                }
+                Some(Err(err)) => return Err(Failure::fatal(format!("reading the terminal failed: {err}"))),
+                None => break,
+            },
+            count = events.recv_many(&mut batch, 4096) => {
+                if count == 0 {
+                    break;
+                }
+                dirty = true;
+                app.update(Action::Engine(std::mem::take(&mut batch)))
+            }
+            Some(action) = actions.recv() => {
+                dirty = true;
+                app.update(action)
+            }
+            _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
+            _ = ticker.tick(), if ticking => {
+                dirty = true;
+                app.update(Action::Tick(OffsetDateTime::now_utc()))
+            }
+        };
+        for effect in effects {
+            perform(effect, handle, &mut guard, &actions_tx);
+        }
+    }
+    Ok(())
+}
+
+fn draw(
+    guard: &mut TerminalGuard,
+    app: &App,
+    keymap: &Keymap,
+    theme: &Theme,
+    hitboxes: &mut view::Hitboxes,
+) -> std::io::Result<()> {
+    crossterm::execute!(
+        guard.terminal.backend_mut(),
+        crossterm::terminal::BeginSynchronizedUpdate
+    )?;
+    let drawn = guard
+        .terminal
+        .draw(|frame| *hitboxes = view::draw(frame, app, keymap, theme))
+        .map(|_| ());
+    crossterm::execute!(
+        guard.terminal.backend_mut(),
+        crossterm::terminal::EndSynchronizedUpdate
+    )?;
+    drawn
+}
+
+/// A terminal event as an action, given what is on screen.
+pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view::Hitboxes) -> Option<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            if app.editing_filter {
+                return match key.code {
+                    KeyCode::Enter => {
+                        app.finish_filter(true);
+                        None
+                    }
+                    KeyCode::Esc => {
+                        app.finish_filter(false);
+                        None
+                    }
+                    KeyCode::Backspace => Some(Action::FilterBackspace),
+                    KeyCode::Char(c) if !key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
+                        Some(Action::FilterInput(c))
+                    }
+                    _ => None,
+                };
+            }
+            keymap.command(key).map(Action::Key)
+        }
+        Event::Paste(text) if app.editing_filter => {
+            for c in text.chars().filter(|c| !c.is_control()) {
+                app.update(Action::FilterInput(c));
+            }
+            None
+        }
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => Some(Action::ScrollUp),
+            MouseEventKind::ScrollDown => Some(Action::ScrollDown),
+            MouseEventKind::Down(MouseButton::Left) => {
+                let rows = hitboxes.table_rows;
+                let inside = mouse.column >= rows.x
+                    && mouse.column < rows.x + rows.width
+                    && mouse.row >= rows.y
+                    && mouse.row < rows.y + rows.height;
+                inside.then(|| Action::Click((mouse.row - rows.y) as usize))
+            }
+            _ => None,
+        },
+        Event::Resize(width, height) => Some(Action::Resize {
+            table_rows: view::table_rows_for(*width, *height),
+        }),
+        _ => None,
+    }
+}
+
+fn perform(
+    effect: Effect,
+    handle: &EngineHandle,
+    guard: &mut TerminalGuard,
+    actions: &mpsc::UnboundedSender<Action>,
+) {
+    match effect {
+        Effect::Refresh(id) => handle.refresh(id),
+        Effect::Pause(paused) => handle.pause(paused),
+        Effect::LoadDetails(id, expected) => {
+            let (handle, actions) = (handle.clone(), actions.clone());
+            tokio::spawn(async move {
+                // The row may be ahead of the cache by one batch: read until they agree.
+                let mut status = None;
+                for _ in 0..20 {
+                    status = handle.cached_status(id).await.ok().flatten();
+                    let hash = status
+                        .as_ref()
+                        .and_then(|s| crate::sync::cache::StatusSummary::of(s).ok())
+                        .map(|(summary, _)| summary.hash);
+                    if expected.is_none() || hash == expected {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                let _ = actions.send(Action::Details(id, status.map(Box::new)));
+            });
+        }
+        Effect::Copy(text) => {
+            // OSC 52: the terminal puts it on the clipboard, over SSH and tmux too.
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            let backend = guard.terminal.backend_mut();
+            let _ = write!(backend, "\x1b]52;c;{encoded}\x07");
+            let _ = backend.flush();
+        }
+        Effect::Mouse(on) => {
+            let _ = guard.set_mouse(on);
+        }
+        Effect::Quit => {}
+    }
+}

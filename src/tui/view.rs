@@ -1,0 +1,600 @@
+//! Drawing the dashboard: header, tabs, the customer table (rows built for the visible slice
+//! only), the details pane, the event log, toasts, help, and the key-hint bar. Reads the
+//! [`App`]; changes nothing.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table, Tabs, Wrap};
+use time::OffsetDateTime;
+
+use super::app::{App, Column, Pane, Row, Tab};
+use super::keymap::Keymap;
+use super::theme::{Theme, symbol};
+use crate::domain::{Advice, ComplianceStatus, advise};
+
+/// The smallest terminal the layout works in.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Where the table's rows were drawn, for mouse clicks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hitboxes {
+    pub table_rows: Rect,
+}
+
+pub fn draw(frame: &mut Frame, app: &App, keymap: &Keymap, theme: &Theme) -> Hitboxes {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "The terminal is {}×{}; kycdash needs at least {MIN_WIDTH}×{MIN_HEIGHT}.\nMake the window larger, or press q to quit.",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        return Hitboxes::default();
+    }
+    let log_height = if area.height >= 40 { 8 } else { 5 };
+    let [header, tabs, main, log, hints] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(1),
+        Constraint::Min(8),
+        Constraint::Length(log_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, app, theme);
+    draw_tabs(frame, tabs, app, theme);
+    let (table, details) = if area.width >= 140 {
+        let [t, d] = Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(main);
+        (Some(t), d)
+    } else if app.focus == Pane::Details {
+        // Stacked, a focused details pane takes the whole height (room for the QR code).
+        (None, main)
+    } else {
+        let [t, d] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(main);
+        (Some(t), d)
+    };
+    let hitboxes = match table {
+        Some(table) => draw_table(frame, table, app, theme),
+        None => Hitboxes::default(),
+    };
+    draw_details(frame, details, app, theme);
+    draw_log(frame, log, app, theme);
+    draw_hints(frame, hints, app, keymap, theme);
+    draw_toasts(frame, main, app, theme);
+    if app.help {
+        draw_help(frame, area, keymap, theme);
+    }
+    hitboxes
+}
+
+/// How many table rows fit in a terminal of this size (for paging and scrolling).
+pub fn table_rows_for(width: u16, height: u16) -> usize {
+    if width < MIN_WIDTH || height < MIN_HEIGHT {
+        return 1;
+    }
+    let log_height = if height >= 40 { 8 } else { 5 };
+    let main = height.saturating_sub(2 + 1 + log_height + 1);
+    let table = if width >= 140 { main } else { main / 2 };
+    // Borders and the column titles.
+    table.saturating_sub(3).max(1) as usize
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let h = &app.header;
+    let mode = match (h.sandbox, &h.profile) {
+        (true, _) => "SANDBOX".to_string(),
+        (false, Some(profile)) => format!("LIVE · {profile}"),
+        (false, None) => "LIVE".to_string(),
+    };
+    let mut first = vec![
+        Span::styled(" kycdash ", theme.title()),
+        Span::styled(format!("[{mode}]"), theme.accent()),
+    ];
+    if h.read_only {
+        first.push(Span::styled(" [READ-ONLY]", theme.alert()));
+    }
+    first.push(Span::raw(format!("  {}", h.api_url)));
+    let receiver = match &h.webhook_url {
+        Some(url) => {
+            let age = h.last_webhook.map_or("no event yet".to_string(), |at| {
+                format!("last event {} ago", ago(app.now - at))
+            });
+            format!("receiver {} · {age} · {} rejected", short_url(url), h.rejected)
+        }
+        None => "no receiver (polling only)".into(),
+    };
+    first.push(Span::styled(format!("  {receiver}"), theme.dim()));
+
+    let mut second = vec![Span::raw(" poller ")];
+    if h.paused {
+        second.push(Span::styled("PAUSED", theme.alert()));
+    } else {
+        second.push(Span::raw(format!("{} in flight", h.in_flight)));
+    }
+    second.push(Span::raw(format!(" · {} errors", h.poll_errors)));
+    if h.demo {
+        second.push(Span::styled(" · demo on", theme.dim()));
+    }
+    second.push(Span::raw("   "));
+    for (stage, count) in app.stage_counts() {
+        second.push(Span::styled(
+            format!("{} {count} ", symbol(Some(stage))),
+            theme.stage(Some(stage)),
+        ));
+    }
+    if let Some(inbox) = &h.inbox {
+        second.push(Span::styled(format!("  inbox {inbox}"), theme.dim()));
+    }
+    frame.render_widget(Paragraph::new(vec![Line::from(first), Line::from(second)]), area);
+}
+
+fn draw_tabs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let counts = app.tab_counts();
+    let titles: Vec<Line> = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, tab)| Line::from(format!("{} {} ({})", n + 1, tab.title(), counts[n])))
+        .collect();
+    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    let mut filter = String::new();
+    if app.editing_filter || !app.filter.is_empty() {
+        filter = format!("  /{}{}", app.filter, if app.editing_filter { "▏" } else { "" });
+    }
+    let [tabs, rest] = Layout::horizontal([
+        Constraint::Min(10),
+        Constraint::Length(filter.chars().count() as u16 + 1),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(theme.selected())
+            .divider("│"),
+        tabs,
+    );
+    frame.render_widget(Paragraph::new(Span::styled(filter, theme.accent())), rest);
+}
+
+fn block<'a>(title: String, focused: bool, theme: &Theme) -> Block<'a> {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(title, theme.title()));
+    if focused {
+        block.border_style(theme.focused_border())
+    } else {
+        block.border_style(theme.dim())
+    }
+}
+
+fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Hitboxes {
+    let wide = area.width >= 110;
+    let columns: Vec<Column> = if wide {
+        Column::ALL.to_vec()
+    } else {
+        vec![
+            Column::Name,
+            Column::Stage,
+            Column::InStage,
+            Column::NextAction,
+            Column::SdkLink,
+        ]
+    };
+    let title = format!(
+        " Customers {}/{} · sorted by {}{} ",
+        app.view.len(),
+        app.rows.len(),
+        app.sort.title(),
+        if app.descending { " ↑" } else { "" }
+    );
+    let outer = block(title, app.focus == Pane::Table, theme);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    if app.rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new("No customers yet. They appear here as the API lists them.").style(theme.dim()),
+            inner,
+        );
+        return Hitboxes::default();
+    }
+    if app.view.is_empty() {
+        frame.render_widget(
+            Paragraph::new("Nothing matches this tab and filter (Esc clears the filter).").style(theme.dim()),
+            inner,
+        );
+        return Hitboxes::default();
+    }
+    let visible = inner.height.saturating_sub(1) as usize;
+    let start = app.offset.min(app.view.len());
+    let end = (start + visible).min(app.view.len());
+    let rows: Vec<TableRow> = app.view[start..end]
+        .iter()
+        .map(|&i| {
+            let row = &app.rows[i];
+            let style = if Some(row.id()) == app.selected {
+                theme.selected()
+            } else {
+                Style::default()
+            };
+            TableRow::new(columns.iter().map(|c| cell(row, *c, app, theme))).style(style)
+        })
+        .collect();
+    let widths: Vec<Constraint> = columns
+        .iter()
+        .map(|c| match c {
+            Column::Name => Constraint::Min(14),
+            Column::Stage => Constraint::Length(25),
+            Column::InStage => Constraint::Length(8),
+            Column::NextAction => Constraint::Length(17),
+            Column::Onboarding => Constraint::Length(17),
+            Column::Failed => Constraint::Length(6),
+            Column::SdkLink => Constraint::Length(8),
+            Column::LastChange => Constraint::Length(8),
+        })
+        .collect();
+    let header = TableRow::new(columns.iter().map(|c| {
+        let mark = if *c == app.sort {
+            if app.descending { " ▲" } else { " ▼" }
+        } else {
+            ""
+        };
+        Cell::from(format!("{}{mark}", c.title()))
+    }))
+    .style(theme.title().add_modifier(Modifier::UNDERLINED));
+    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), inner);
+    Hitboxes {
+        table_rows: Rect {
+            y: inner.y + 1,
+            height: inner.height.saturating_sub(1),
+            ..inner
+        },
+    }
+}
+
+fn cell<'a>(row: &'a Row, column: Column, app: &App, theme: &Theme) -> Cell<'a> {
+    let status = row.status();
+    let now = app.now;
+    match column {
+        Column::Name => Cell::from(row.name.as_str()),
+        Column::Stage => Cell::from(Span::styled(
+            format!(
+                "{} {}",
+                symbol(row.stage()),
+                row.stage().map_or("unknown yet", |s| s.as_str())
+            ),
+            theme.stage(row.stage()),
+        )),
+        Column::InStage => Cell::from(row.state.since.map_or(String::new(), |since| ago(now - since))),
+        Column::NextAction => Cell::from(row.next_action().map_or("—", |a| a.as_str())),
+        Column::Onboarding => Cell::from(row.onboarding_status().map_or("—", |s| s.as_str())),
+        Column::Failed => Cell::from(status.map_or(String::new(), |s| s.required_failed.len().to_string())),
+        Column::SdkLink => match status.and_then(|s| s.sdk.as_ref()) {
+            Some(sdk) => {
+                let left = sdk.expires_at - app.server_now();
+                let style = if left < time::Duration::minutes(5) {
+                    theme.alert()
+                } else {
+                    Style::default()
+                };
+                Cell::from(Span::styled(countdown(left), style))
+            }
+            None => Cell::from(""),
+        },
+        Column::LastChange => Cell::from(ago(now - row.last_change)),
+    }
+}
+
+fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let Some(row) = app.selected_row() else {
+        frame.render_widget(block(" Details ".into(), app.focus == Pane::Details, theme), area);
+        return;
+    };
+    let outer = block(format!(" {} ", row.name), app.focus == Pane::Details, theme);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let status = app
+        .details
+        .as_ref()
+        .filter(|(id, _)| *id == row.id())
+        .map(|(_, s)| s);
+    let (text_area, qr_area) = match status.and_then(|s| s.sdk.as_ref()) {
+        Some(sdk) if inner.width >= 70 => {
+            let qr = qr_lines(&sdk.link);
+            let width = qr.first().map_or(0, |l| l.chars().count() as u16) + 4;
+            if qr.len() as u16 <= inner.height && width < inner.width / 2 {
+                let [t, q] =
+                    Layout::horizontal([Constraint::Min(20), Constraint::Length(width)]).areas(inner);
+                (t, Some((q, qr)))
+            } else {
+                (inner, None)
+            }
+        }
+        _ => (inner, None),
+    };
+    frame.render_widget(
+        Paragraph::new(details_text(row, status, app, theme)).wrap(Wrap { trim: false }),
+        text_area,
+    );
+    if let Some((area, qr)) = qr_area {
+        // Two columns of margin: scanners need a quiet zone, which the pane's blank supplies.
+        let area = Rect {
+            x: area.x + 2,
+            width: area.width.saturating_sub(2),
+            ..area
+        };
+        frame.render_widget(Paragraph::new(qr.join("\n")), area);
+    }
+}
+
+/// The details of one customer as lines of text.
+pub fn details_text<'a>(
+    row: &'a Row,
+    status: Option<&ComplianceStatus>,
+    app: &App,
+    theme: &Theme,
+) -> Text<'a> {
+    let customer = &row.state.customer;
+    let mut lines = Vec::new();
+    let mut profile = vec![Span::styled(customer.id.to_string(), theme.dim())];
+    if let Some(external) = &customer.external_id {
+        profile.push(Span::raw(format!("  ext {external}")));
+    }
+    if let Some(email) = &customer.email {
+        profile.push(Span::raw(format!("  {email}")));
+    }
+    lines.push(Line::from(profile));
+    let kyc = customer.kyc.as_ref();
+    let nationality = kyc.and_then(|k| k.nationality.as_deref()).unwrap_or("—");
+    let country = kyc
+        .and_then(|k| k.main_address.as_ref())
+        .and_then(|a| a.country_code.as_deref())
+        .unwrap_or("—");
+    lines.push(Line::from(format!(
+        "nationality {nationality} · address {country} · IP {}",
+        customer
+            .ip_address
+            .as_deref()
+            .unwrap_or("none (proof of address needed)")
+    )));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{} ", symbol(row.stage())), theme.stage(row.stage())),
+        Span::styled(
+            row.stage().map_or("unknown yet", |s| s.as_str()),
+            theme.stage(row.stage()),
+        ),
+        Span::raw(
+            row.onboarding_status()
+                .map_or(String::new(), |s| format!(" · {s}")),
+        ),
+        Span::raw(
+            row.state
+                .since
+                .map_or(String::new(), |s| format!(" · for {}", ago(app.now - s))),
+        ),
+    ]));
+    lines.push(Line::default());
+    match status {
+        Some(status) => {
+            let Advice {
+                headline,
+                fields_to_patch,
+                documents_to_upload,
+                sdk,
+            } = advise(customer, status);
+            lines.push(Line::from(vec![
+                Span::styled("Next: ", theme.title()),
+                Span::raw(headline),
+            ]));
+            if !fields_to_patch.is_empty() {
+                lines.push(Line::from(format!("  fields: {}", fields_to_patch.join(", "))));
+            }
+            if !documents_to_upload.is_empty() {
+                let docs: Vec<&str> = documents_to_upload.iter().map(|d| d.as_str()).collect();
+                lines.push(Line::from(format!("  upload: {}", docs.join(", "))));
+            }
+            if let Some(sdk) = sdk {
+                lines.push(Line::from(vec![
+                    Span::raw("  SDK link "),
+                    Span::styled(sdk.link.clone(), theme.accent()),
+                ]));
+                lines.push(Line::from(format!(
+                    "  expires in {}",
+                    countdown(sdk.expires_at - app.server_now())
+                )));
+            }
+            lines.push(Line::default());
+            lines.push(Line::styled("Checks", theme.title()));
+            for check in &status.checks {
+                let (mark, style) = if check.passed {
+                    ("✓", theme.ok())
+                } else {
+                    ("✗", theme.bad())
+                };
+                let mut spans = vec![
+                    Span::styled(format!(" {mark} "), style),
+                    Span::raw(format!("{:<27}", check.check_type.as_str())),
+                ];
+                if !check.required {
+                    spans.push(Span::styled("optional ", theme.dim()));
+                }
+                if let Some(action) = check.suggested_action {
+                    spans.push(Span::styled(action.as_str(), theme.dim()));
+                }
+                lines.push(Line::from(spans));
+            }
+        }
+        None => lines.push(Line::styled("Loading the status…", theme.dim())),
+    }
+    if let Some(timeline) = app.timelines.get(&row.id()) {
+        lines.push(Line::default());
+        lines.push(Line::styled("Timeline", theme.title()));
+        for entry in timeline.iter().rev().take(8) {
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {} ", clock(entry.at)), theme.dim()),
+                Span::styled(
+                    entry.text.clone(),
+                    if entry.alert {
+                        theme.alert()
+                    } else {
+                        Style::default()
+                    },
+                ),
+            ]));
+        }
+    }
+    Text::from(lines)
+}
+
+/// The link as a QR code of half-height blocks (two modules a character).
+pub fn qr_lines(link: &str) -> Vec<String> {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(link.as_bytes()) {
+        Ok(code) => code
+            .render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(false)
+            .build()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn draw_log(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let outer = block(" Events ".into(), app.focus == Pane::Log, theme);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let lines: Vec<Line> = app
+        .log
+        .iter()
+        .rev()
+        .take(inner.height as usize)
+        .map(|l| {
+            Line::from(vec![
+                Span::styled(format!("{} ", clock(l.at)), theme.dim()),
+                Span::styled(
+                    l.text.clone(),
+                    if l.alert { theme.alert() } else { Style::default() },
+                ),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_hints(frame: &mut Frame, area: Rect, app: &App, keymap: &Keymap, theme: &Theme) {
+    let mut spans = Vec::new();
+    if app.editing_filter {
+        spans.push(Span::styled(" filter: ", theme.accent()));
+        spans.push(Span::raw(
+            "type to narrow · Enter keep · Esc clear · a leading ! inverts",
+        ));
+    } else {
+        for (key, hint) in keymap.hints() {
+            spans.push(Span::styled(format!(" {key}"), theme.accent()));
+            spans.push(Span::raw(format!(" {hint} ")));
+        }
+        spans.push(Span::styled(" 1-5 tabs  j/k move  Tab pane", theme.dim()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_toasts(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut y = area.y + 1;
+    for toast in app.toasts.iter().rev().take(3) {
+        let max = (area.width * 3 / 5).max(30).min(area.width.saturating_sub(2));
+        let text_width = toast.text.chars().count() as u16;
+        let width = (text_width + 4).min(max);
+        let lines = text_width.div_ceil(width.saturating_sub(2).max(1)).max(1);
+        let rect = Rect {
+            x: area.x + area.width.saturating_sub(width + 1),
+            y,
+            width,
+            height: lines + 2,
+        };
+        if rect.bottom() > area.bottom() {
+            break;
+        }
+        y = rect.bottom();
+        frame.render_widget(Clear, rect);
+        frame.render_widget(
+            Paragraph::new(toast.text.clone())
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL).border_style(theme.alert())),
+            rect,
+        );
+    }
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {
+    let help = keymap.help();
+    let height = (help.len() as u16 + 6).min(area.height);
+    let width = 72.min(area.width);
+    let rect = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let mut lines: Vec<Line> = help
+        .into_iter()
+        .map(|(keys, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {keys:<18}"), theme.accent()),
+                Span::raw(what),
+            ])
+        })
+        .collect();
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        " Mouse: click selects, the wheel scrolls. Keys: [keys] in config.toml.",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(" Any key closes this help.", theme.dim()));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(" Keys ", theme.title()))
+                .border_style(theme.focused_border()),
+        ),
+        rect,
+    );
+}
+
+/// `3s`, `4m`, `2h`, `5d`.
+pub fn ago(duration: time::Duration) -> String {
+    let s = duration.whole_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// `29:41`, or `expired`.
+pub fn countdown(left: time::Duration) -> String {
+    let s = left.whole_seconds();
+    if s <= 0 {
+        return "expired".into();
+    }
+    if s >= 3600 {
+        return format!("{}h{:02}m", s / 3600, (s % 3600) / 60);
+    }
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+fn clock(at: OffsetDateTime) -> String {
+    format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+}
+
+fn short_url(url: &str) -> &str {
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url)
+}
