@@ -300,8 +300,8 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .map(|(_, s)| s);
     let (text_area, qr_area) = match status.and_then(|s| s.sdk.as_ref()) {
         Some(sdk) if inner.width >= 70 => {
-            let qr = qr_lines(&sdk.link);
-            let width = qr.first().map_or(0, |l| l.chars().count() as u16) + 4;
+            let qr = qr_lines(&sdk.link, theme.name != super::theme::ThemeName::Light);
+            let width = qr.first().map_or(0, |l| l.chars().count() as u16) + 1;
             if qr.len() as u16 <= inner.height && width < inner.width / 2 {
                 let [t, q] =
                     Layout::horizontal([Constraint::Min(20), Constraint::Length(width)]).areas(inner);
@@ -317,10 +317,9 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         text_area,
     );
     if let Some((area, qr)) = qr_area {
-        // Two columns of margin: scanners need a quiet zone, which the pane's blank supplies.
         let area = Rect {
-            x: area.x + 2,
-            width: area.width.saturating_sub(2),
+            x: area.x + 1,
+            width: area.width.saturating_sub(1),
             ..area
         };
         frame.render_widget(Paragraph::new(qr.join("\n")), area);
@@ -386,10 +385,12 @@ pub fn details_text<'a>(
                 Span::styled("Next: ", theme.title()),
                 Span::raw(headline),
             ]));
-            if !fields_to_patch.is_empty() {
+            // What the headline already names is not repeated.
+            let next = status.next_action;
+            if !fields_to_patch.is_empty() && next != Some(crate::domain::NextAction::UpdateProfile) {
                 lines.push(Line::from(format!("  fields: {}", fields_to_patch.join(", "))));
             }
-            if !documents_to_upload.is_empty() {
+            if !documents_to_upload.is_empty() && next != Some(crate::domain::NextAction::UploadDocument) {
                 let docs: Vec<&str> = documents_to_upload.iter().map(|d| d.as_str()).collect();
                 lines.push(Line::from(format!("  upload: {}", docs.join(", "))));
             }
@@ -446,15 +447,22 @@ pub fn details_text<'a>(
     Text::from(lines)
 }
 
-/// The link as a QR code of half-height blocks (two modules a character).
-pub fn qr_lines(link: &str) -> Vec<String> {
+/// The link as a QR code of half-height blocks (two modules a character), with its quiet
+/// zone. Block characters are drawn in the foreground colour, so on a dark background (the
+/// dark theme) the light modules are the blocks; on a light one, the dark modules are.
+pub fn qr_lines(link: &str, dark_background: bool) -> Vec<String> {
     use qrcode::render::unicode::Dense1x2;
+    let (dark, light) = if dark_background {
+        (Dense1x2::Light, Dense1x2::Dark)
+    } else {
+        (Dense1x2::Dark, Dense1x2::Light)
+    };
     match qrcode::QrCode::new(link.as_bytes()) {
         Ok(code) => code
             .render::<Dense1x2>()
-            .dark_color(Dense1x2::Light)
-            .light_color(Dense1x2::Dark)
-            .quiet_zone(false)
+            .dark_color(dark)
+            .light_color(light)
+            .quiet_zone(true)
             .build()
             .lines()
             .map(str::to_string)
@@ -598,3 +606,6 @@ fn short_url(url: &str) -> &str {
         .or_else(|| url.strip_prefix("https://"))
         .unwrap_or(url)
 }
+
+#[cfg(test)]
+mod tests;

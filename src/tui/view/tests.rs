@@ -1,0 +1,266 @@
+//! The screens as text: insta snapshots of `TestBackend` with fixed data (times, ids and links
+//! are constants), reviewed like code.
+
+use insta::assert_snapshot;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{
+    ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, OnboardingRef, SdkLink,
+    Stage, Strategy, WorkflowView, evaluate,
+};
+use crate::sync::cache::StatusSummary;
+use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
+use crate::tui::app::{Action, App, Header};
+use crate::tui::keymap::Command;
+use crate::tui::theme::ThemeName;
+
+const NOW: time::OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
+
+struct Person {
+    n: u128,
+    first: &'static str,
+    nationality: Option<&'static str>,
+    complete: bool,
+    ip: bool,
+    stage: Stage,
+    strategy: Strategy,
+    documents: &'static [DocumentType],
+}
+
+fn person(n: u128, first: &'static str, stage: Stage) -> Person {
+    Person {
+        n,
+        first,
+        nationality: Some("US"),
+        complete: true,
+        ip: true,
+        stage,
+        strategy: Strategy::CfKyc,
+        documents: &[],
+    }
+}
+
+fn customer(p: &Person) -> Customer {
+    let mut kyc = json!({"firstName": p.first, "lastName": "Example",
+        "mainAddress": {"street1": "1 Main St", "cityCounty": "Springfield", "zip": "10001", "countryCode": "US"},
+        "occupation": "15"});
+    if let Some(n) = p.nationality {
+        kyc["nationality"] = json!(n);
+    }
+    if p.complete {
+        kyc["birthDate"] = json!("1985-06-15");
+        kyc["documentNumber"] = json!("P1234567");
+    }
+    let mut body = json!({"email": format!("{}@example.com", p.first.to_lowercase()), "externalId": format!("ext-{}", p.n), "kyc": kyc});
+    if p.ip {
+        body["ipAddress"] = json!("203.0.113.7");
+    }
+    let profile: CustomerProfile = serde_json::from_value(body).unwrap();
+    Customer::new(Uuid::from_u128(p.n), profile, NOW)
+}
+
+fn status(p: &Person) -> ComplianceStatus {
+    let onboarding = p.stage.onboarding_status().map(|_| OnboardingRef {
+        id: Uuid::from_u128(1000 + p.n),
+        strategy: p.strategy,
+    });
+    let identity_verified = matches!(
+        p.stage,
+        Stage::CollectingRequirements | Stage::AwaitingDecision | Stage::Approved
+    );
+    let view = WorkflowView {
+        stage: p.stage,
+        onboarding,
+        sdk: (p.stage == Stage::AwaitingSdk).then(|| SdkLink {
+            link: format!("http://127.0.0.1:8080/sdk/token{}", p.n),
+            expires_at: NOW + time::Duration::minutes(4),
+        }),
+        identity_verified,
+    };
+    let documents: DocumentsOnFile = p.documents.iter().copied().collect();
+    evaluate(&customer(p), &documents, &view, Strategy::CfKyc)
+}
+
+fn state(p: &Person) -> CustomerState {
+    CustomerState {
+        customer: customer(p),
+        status: Some(StatusSummary::of(&status(p)).unwrap().0),
+        stage: Some(p.stage),
+        since: Some(NOW - time::Duration::minutes(p.n as i64 * 7)),
+    }
+}
+
+const ALL_DOCS: &[DocumentType] = &[DocumentType::SourceOfFunds, DocumentType::W9];
+
+fn people() -> Vec<Person> {
+    vec![
+        Person {
+            complete: false,
+            ..person(1, "Niklaus", Stage::NeedsProfile)
+        },
+        person(2, "Edsger", Stage::ReadyToStart),
+        person(3, "Radia", Stage::AwaitingSdk),
+        person(4, "Tim", Stage::InReview),
+        Person {
+            nationality: Some("GB"),
+            documents: &[DocumentType::SourceOfFunds],
+            ..person(5, "Ada", Stage::CollectingRequirements)
+        },
+        Person {
+            documents: ALL_DOCS,
+            ..person(6, "Donald", Stage::AwaitingDecision)
+        },
+        person(7, "Jean", Stage::Expired),
+        person(8, "John", Stage::Errored),
+        Person {
+            documents: ALL_DOCS,
+            ..person(9, "Joan", Stage::Approved)
+        },
+        Person {
+            documents: ALL_DOCS,
+            ..person(10, "Ken", Stage::Denied)
+        },
+        Person {
+            strategy: Strategy::ExternalKyc,
+            ip: false,
+            documents: &[DocumentType::SourceOfFunds],
+            ..person(11, "Frances", Stage::CollectingRequirements)
+        },
+    ]
+}
+
+fn header() -> Header {
+    Header {
+        sandbox: true,
+        api_url: "http://127.0.0.1:8080".into(),
+        webhook_url: Some("http://127.0.0.1:9000/webhooks".into()),
+        inbox: Some("/data/inbox".into()),
+        last_webhook: Some(NOW - time::Duration::seconds(12)),
+        demo: true,
+        ..Header::default()
+    }
+}
+
+fn app(width: u16, height: u16) -> App {
+    let mut app = App::new(header(), NOW);
+    app.update(Action::Resize {
+        table_rows: table_rows_for(width, height),
+    });
+    let states = people().iter().map(state).collect();
+    app.update(Action::Engine(vec![EngineEvent::Customers(states)]));
+    app
+}
+
+/// Selects a customer by name (through the filter) and loads their whole status.
+fn select(app: &mut App, first: &str) {
+    let person = people().into_iter().find(|p| p.first == first).unwrap();
+    app.update(Action::Key(Command::Filter));
+    for c in first.chars() {
+        app.update(Action::FilterInput(c));
+    }
+    app.finish_filter(false);
+    while app.selected_row().map(|r| r.state.customer.id) != Some(Uuid::from_u128(person.n)) {
+        app.update(Action::Key(Command::Down));
+    }
+    app.update(Action::Details(
+        Uuid::from_u128(person.n),
+        Some(Box::new(status(&person))),
+    ));
+}
+
+fn render(app: &App, width: u16, height: u16, theme: ThemeName) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| {
+            draw(frame, app, &Keymap::default(), &Theme::new(theme));
+        })
+        .unwrap();
+    terminal
+}
+
+#[test]
+fn the_list() {
+    let mut app = app(120, 40);
+    select(&mut app, "Ada");
+    assert_snapshot!(render(&app, 120, 40, ThemeName::Dark).backend());
+}
+
+#[test]
+fn the_list_wide_with_details_beside_it() {
+    let mut app = app(160, 40);
+    select(&mut app, "Radia");
+    assert_snapshot!(render(&app, 160, 40, ThemeName::Dark).backend());
+}
+
+#[test]
+fn details_in_every_stage() {
+    for p in people() {
+        let mut app = app(100, 40);
+        select(&mut app, p.first);
+        app.update(Action::Key(Command::Open));
+        let name = format!("details_{}_{}", p.n, p.stage);
+        assert_snapshot!(name, render(&app, 100, 40, ThemeName::Dark).backend());
+    }
+}
+
+#[test]
+fn help() {
+    let mut app = app(120, 40);
+    app.update(Action::Key(Command::Help));
+    assert_snapshot!(render(&app, 120, 40, ThemeName::Dark).backend());
+}
+
+#[test]
+fn an_alert_toast() {
+    let mut app = app(120, 40);
+    app.update(Action::Engine(vec![EngineEvent::Alert {
+        customer_id: Uuid::from_u128(3),
+        alert: AlertKind::SdkLinkExpiring,
+        detail: "the SDK link expires in 240 s (2026-11-30T10:04:00Z); remind the customer to finish".into(),
+    }]));
+    assert_snapshot!(render(&app, 120, 40, ThemeName::Dark).backend());
+}
+
+#[test]
+fn the_smallest_usable_terminal() {
+    let mut app = app(80, 24);
+    select(&mut app, "Ada");
+    assert_snapshot!(render(&app, 80, 24, ThemeName::Dark).backend());
+}
+
+#[test]
+fn too_small_says_so() {
+    let app = app(60, 20);
+    assert_snapshot!(render(&app, 60, 20, ThemeName::Dark).backend());
+}
+
+#[test]
+fn no_color_draws_no_colour_and_keeps_the_symbols() {
+    let mut app = app(120, 40);
+    select(&mut app, "Ada");
+    let terminal = render(&app, 120, 40, ThemeName::Plain);
+    let buffer = terminal.backend().buffer();
+    for cell in buffer.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset, "{cell:?}");
+        assert_eq!(cell.bg, ratatui::style::Color::Reset, "{cell:?}");
+    }
+    let text = terminal.backend().to_string();
+    for symbol in ["✎", "○", "◔", "◑", "◕", "◷", "⊘", "✖", "✔", "✘"] {
+        assert!(text.contains(symbol), "{symbol} is missing");
+    }
+    // With colour, stages are coloured.
+    let coloured = render(&app, 120, 40, ThemeName::Dark);
+    assert!(
+        coloured
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .any(|c| c.fg != ratatui::style::Color::Reset)
+    );
+}
