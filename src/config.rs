@@ -169,6 +169,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_assets_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/config.example.toml");
+        let config = load(&path).unwrap();
+        assert_eq!(config.theme.as_deref(), Some("dark"));
+        assert!(config.profiles["staging"].read_only);
+        crate::tui::keymap::Keymap::new(&config.keys).unwrap();
+    }
+
+    #[test]
     fn a_missing_file_is_an_empty_config() {
         let dir = tempfile::tempdir().unwrap();
         let config = load(&dir.path().join("none.toml")).unwrap();
