@@ -227,6 +227,7 @@ pub enum Effect {
     LoadDetails(Uuid, Option<u64>),
     Copy(String),
     Mouse(bool),
+    Demo(bool),
     Quit,
 }
 
@@ -447,6 +448,18 @@ impl App {
                     "mouse off: select text with the mouse; m turns it back on".into()
                 });
                 effects.push(Effect::Mouse(self.mouse));
+            }
+            Command::Demo => {
+                if self.header.sandbox {
+                    self.header.demo = !self.header.demo;
+                    self.toast(format!(
+                        "demo driver {}",
+                        if self.header.demo { "on" } else { "off" }
+                    ));
+                    effects.push(Effect::Demo(self.header.demo));
+                } else {
+                    self.toast("the demo plays only against the embedded sandbox".into());
+                }
             }
             Command::Quit => {
                 self.quit = true;

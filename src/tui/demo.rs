@@ -5,6 +5,8 @@
 //! screen lives. Everything goes through the API, as a real integration would.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -183,13 +185,22 @@ fn file_for(document_type: DocumentType) -> (&'static str, &'static [u8]) {
     }
 }
 
-/// Plays end users, reviewers and back offices: one step every few seconds, until cancelled.
-pub async fn drive(client: ApiClient, inbox: Option<PathBuf>, cancel: CancellationToken) {
+/// Plays end users, reviewers and back offices: one step every few seconds while `on`, until
+/// cancelled.
+pub async fn drive(
+    client: ApiClient,
+    inbox: Option<PathBuf>,
+    on: Arc<AtomicBool>,
+    cancel: CancellationToken,
+) {
     loop {
         let pause = Duration::from_millis(rand::rng().random_range(3000..7000));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
+        }
+        if !on.load(Ordering::Relaxed) {
+            continue;
         }
         if let Err(err) = step(&client, inbox.as_deref()).await {
             tracing::debug!("demo step failed: {err}");

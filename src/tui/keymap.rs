@@ -32,6 +32,7 @@ pub enum Command {
     Pause,
     Copy,
     Mouse,
+    Demo,
     Quit,
 }
 

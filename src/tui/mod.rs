@@ -11,6 +11,8 @@ pub mod theme;
 pub mod view;
 
 use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
@@ -53,20 +55,23 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
 
     let cancel = CancellationToken::new();
     let demo = sandbox && !args.no_demo;
-    if demo {
+    let demo_on = Arc::new(AtomicBool::new(demo));
+    if sandbox {
         let client = handle.client().clone();
-        let (cancel, inbox, engine) = (cancel.clone(), inbox.clone(), handle.clone());
+        let (cancel, inbox, engine, on) = (cancel.clone(), inbox.clone(), handle.clone(), demo_on.clone());
         tokio::spawn(async move {
-            match demo::seed(&client).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!("seeded {n} demo customers");
-                    // The seeding moved the sandbox's clock: sweep (and read the clock) now.
-                    engine.refresh(None);
+            if demo {
+                match demo::seed(&client).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!("seeded {n} demo customers");
+                        // The seeding moved the sandbox's clock: sweep (and read the clock) now.
+                        engine.refresh(None);
+                    }
+                    Err(err) => tracing::warn!("seeding the demo failed: {err}"),
                 }
-                Err(err) => tracing::warn!("seeding the demo failed: {err}"),
             }
-            demo::drive(client, inbox, cancel).await;
+            demo::drive(client, inbox, on, cancel).await;
         });
     }
     let header = Header {
@@ -76,7 +81,7 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
         demo,
         ..Header::default()
     };
-    let result = ui(header, keymap, theme, &handle, events).await;
+    let result = ui(header, keymap, theme, &handle, events, &demo_on).await;
     cancel.cancel();
     handle.stop();
     let _ = task.await;
@@ -107,6 +112,7 @@ async fn ui(
     theme: Theme,
     handle: &EngineHandle,
     mut events: mpsc::UnboundedReceiver<engine::EngineEvent>,
+    demo: &AtomicBool,
 ) -> Result<(), Failure> {
     let mut guard =
         TerminalGuard::enter(true).map_err(|e| Failure::fatal(format!("cannot use the terminal: {e}")))?;
@@ -163,6 +169,9 @@ async fn ui(
             }
         };
         for effect in effects {
+            if let Effect::Demo(on) = effect {
+                demo.store(on, Ordering::Relaxed);
+            }
             perform(effect, handle, &mut guard, &actions_tx);
         }
     }
@@ -279,6 +288,6 @@ fn perform(
         Effect::Mouse(on) => {
             let _ = guard.set_mouse(on);
         }
-        Effect::Quit => {}
+        Effect::Demo(_) | Effect::Quit => {}
     }
 }

@@ -114,8 +114,11 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         second.push(Span::raw(format!("{} in flight", h.in_flight)));
     }
     second.push(Span::raw(format!(" · {} errors", h.poll_errors)));
-    if h.demo {
-        second.push(Span::styled(" · demo on", theme.dim()));
+    if h.sandbox {
+        second.push(Span::styled(
+            if h.demo { " · demo on" } else { " · demo off" },
+            theme.dim(),
+        ));
     }
     second.push(Span::raw("   "));
     for (stage, count) in app.stage_counts() {
