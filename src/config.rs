@@ -71,9 +71,17 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
             });
         }
     };
-    let config: ConfigFile = toml::from_str(&text).map_err(|err| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        message: err.to_string().trim().replace('\n', " "),
+    // toml's own Display quotes the offending line, which may hold a key: say where and what
+    // without it.
+    let config: ConfigFile = toml::from_str(&text).map_err(|err| {
+        let place = err.span().map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: ")
+        });
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{}{}", place.unwrap_or_default(), err.message().trim()),
+        }
     })?;
     for (name, profile) in &config.profiles {
         if profile.concurrency == Some(0) {
@@ -165,7 +173,11 @@ mod tests {
         assert!(err.contains("api_kee") && err.contains("line 3"), "{err}");
         let (_dir, path) = write("[profiles.a]\nmax_rps = \"fast\"\n");
         let err = load(&path).unwrap_err().to_string();
-        assert!(err.contains("max_rps") || err.contains("line 2"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        // The offending line is not quoted: it may hold a key.
+        let (_dir, path) = write("[profiles.a]\napi_key = sk_live_secret123\n");
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2") && !err.contains("secret123"), "{err}");
     }
 
     #[test]

@@ -282,14 +282,32 @@ impl ApiClient {
         self.send(Call::get(format!("/v1/customers/{id}"), &[])).await
     }
 
-    /// The customer with this `externalId`, if any.
+    /// The customer with this `externalId`, if any. The filter is asked for, but only an exact
+    /// match is believed: an API that ignores the parameter answers with everyone, and the
+    /// pages are then searched.
     pub async fn customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, ApiError> {
-        let query = [
-            ("externalId", external_id.to_string()),
-            ("limit", "1".to_string()),
-        ];
-        let page: Page<Customer> = self.send(Call::get("/v1/customers".into(), &query)).await?;
-        Ok(page.data.into_iter().next())
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("externalId", external_id.to_string()),
+                ("limit", PAGE_LIMIT.to_string()),
+            ];
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.clone()));
+            }
+            let page: Page<Customer> = self.send(Call::get("/v1/customers".into(), &query)).await?;
+            if let Some(found) = page
+                .data
+                .into_iter()
+                .find(|c| c.external_id.as_deref() == Some(external_id))
+            {
+                return Ok(Some(found));
+            }
+            match page.next_cursor {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(None),
+            }
+        }
     }
 
     /// A JSON merge patch (RFC 7396) of the customer.

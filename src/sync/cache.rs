@@ -185,8 +185,9 @@ pub enum Write {
         key: String,
         value: Option<String>,
     },
-    /// Everything queued before it is committed once this is answered.
-    Flush(oneshot::Sender<()>),
+    /// Answered once everything queued before it is committed (`true`) or could not be
+    /// (`false`).
+    Flush(oneshot::Sender<bool>),
     /// Forget every row of the API the cache was filled from (another API or key now).
     Clear,
 }
@@ -373,7 +374,13 @@ impl Writer {
     pub async fn flush(&self) -> Result<(), CacheError> {
         let (tx, rx) = oneshot::channel();
         self.write(Write::Flush(tx))?;
-        rx.await.map_err(|_| CacheError::Closed)
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CacheError::Corrupt(
+                "a write to the cache failed; see the log".into(),
+            )),
+            Err(_) => Err(CacheError::Closed),
+        }
     }
 }
 
@@ -394,13 +401,16 @@ pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
                     }
                 }
                 let mut acks = Vec::new();
-                if let Err(err) = commit(&mut conn, batch, &mut acks) {
-                    tracing::error!("writing to the cache failed: {err}");
-                }
-                // Acknowledged even on failure: a waiter must not hang, and the engine
-                // already logged what could not be kept.
+                let committed = match commit(&mut conn, batch, &mut acks) {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::error!("writing to the cache failed; the batch was rolled back: {err}");
+                        false
+                    }
+                };
+                // Every waiter hears whether its writes are kept.
                 for ack in acks {
-                    let _ = ack.send(());
+                    let _ = ack.send(committed);
                 }
             }
         })
@@ -411,7 +421,7 @@ pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
 fn commit(
     conn: &mut Connection,
     batch: Vec<Write>,
-    acks: &mut Vec<oneshot::Sender<()>>,
+    acks: &mut Vec<oneshot::Sender<bool>>,
 ) -> Result<(), CacheError> {
     let tx = conn.transaction()?;
     for write in batch {

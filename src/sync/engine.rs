@@ -179,7 +179,8 @@ pub enum EngineEvent {
         changed: usize,
         duration_ms: u64,
     },
-    /// The engine cannot go on (the API refused the key); `stopped` follows.
+    /// The engine cannot go on (the API refused the key); `stopped` follows. Not an NDJSON
+    /// line: `watch` says it on stderr and exits 1.
     Fatal {
         error: String,
     },
@@ -207,7 +208,10 @@ impl EngineEvent {
     pub fn is_ndjson(&self) -> bool {
         !matches!(
             self,
-            EngineEvent::Customers(_) | EngineEvent::Poller { .. } | EngineEvent::Clock { .. }
+            EngineEvent::Customers(_)
+                | EngineEvent::Poller { .. }
+                | EngineEvent::Clock { .. }
+                | EngineEvent::Fatal { .. }
         )
     }
 }
@@ -271,6 +275,8 @@ pub enum Observation {
     Fatal(String),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),
+    /// A webhook's row could not be committed: its id is not known after all.
+    Unrecorded(String),
 }
 
 /// What users ask of the engine.
@@ -546,10 +552,33 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         reader,
     };
     let task = tokio::spawn(async move {
-        model.run(observations, commands).await;
+        let mut observations = observations;
+        model.run(&mut observations, commands).await;
+        // Stop the producers first, then take in what they said while stopping (an upload
+        // that finished, a webhook being recorded), and only then close the cache.
         cancel.cancel();
-        for task in [receiver_task, inbox_task].into_iter().flatten() {
-            let _ = task.await;
+        let producers = futures_util::future::join_all([receiver_task, inbox_task].into_iter().flatten());
+        tokio::pin!(producers);
+        let keep = |o: &Observation| {
+            matches!(
+                o,
+                Observation::Upload { .. } | Observation::Webhook { .. } | Observation::Rejected { .. }
+            )
+        };
+        loop {
+            tokio::select! {
+                _ = &mut producers => break,
+                Some(observation) = observations.recv() => {
+                    if keep(&observation) {
+                        model.observe(observation);
+                    }
+                }
+            }
+        }
+        while let Ok(observation) = observations.try_recv() {
+            if keep(&observation) {
+                model.observe(observation);
+            }
         }
         model.finish(writer_thread).await;
         drop(lock);
@@ -663,6 +692,8 @@ struct Model {
     events: mpsc::UnboundedSender<EngineEvent>,
     observations: mpsc::UnboundedSender<Observation>,
     permits: Arc<Semaphore>,
+    /// For polls someone is waiting for (a webhook's pull, a refresh).
+    urgent_permits: Arc<Semaphore>,
     timing: EngineTiming,
     once: bool,
     customers: HashMap<Uuid, Entry>,
@@ -689,6 +720,8 @@ struct Model {
     sandbox: bool,
     /// How far the API's clock is ahead of this machine's.
     server_offset: time::Duration,
+    /// A refresh of everyone asked for while a sweep ran: another follows it.
+    sweep_requested: bool,
 }
 
 impl Model {
@@ -705,6 +738,7 @@ impl Model {
             events,
             observations,
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            urgent_permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             timing: config.timing,
             once: config.once,
             customers: HashMap::new(),
@@ -725,6 +759,7 @@ impl Model {
             poller_published: (0, false),
             sandbox: config.sandbox,
             server_offset: time::Duration::ZERO,
+            sweep_requested: false,
         }
     }
 
@@ -780,7 +815,7 @@ impl Model {
 
     async fn run(
         &mut self,
-        mut observations: mpsc::UnboundedReceiver<Observation>,
+        observations: &mut mpsc::UnboundedReceiver<Observation>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         let mut batch = Vec::with_capacity(256);
@@ -819,7 +854,8 @@ impl Model {
 
     fn next_wake(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
-        let mut wake = if self.sweep.is_none() {
+        // Paused, no sweep starts: waking for one would spin.
+        let mut wake = if self.sweep.is_none() && !self.paused {
             self.next_sweep
         } else {
             far
@@ -841,7 +877,10 @@ impl Model {
     fn command(&mut self, command: Command) {
         match command {
             Command::Refresh(Some(id)) => self.poll_now(id, false),
-            Command::Refresh(None) => self.next_sweep = Instant::now(),
+            Command::Refresh(None) => {
+                self.next_sweep = Instant::now();
+                self.sweep_requested = true;
+            }
             Command::Pause(paused) => self.paused = paused,
             Command::Stop => self.stopping = true,
         }
@@ -860,7 +899,7 @@ impl Model {
                 self.schedule.pop();
                 if self.due.get(&id) == Some(&at) {
                     self.due.remove(&id);
-                    self.spawn_poll(id, false, false);
+                    self.poll_now(id, false);
                 }
             }
         }
@@ -868,6 +907,7 @@ impl Model {
     }
 
     fn start_sweep(&mut self) {
+        self.sweep_requested = false;
         self.sweep = Some(SweepProgress {
             started: Instant::now(),
             pending: usize::MAX,
@@ -906,6 +946,10 @@ impl Model {
                 });
                 self.sweep = None;
                 self.next_sweep = Instant::now() + retry;
+                if self.once {
+                    // `--once` reports and ends rather than retrying for ever.
+                    self.fatal(format!("listing customers failed: {error}"));
+                }
             }
             Observation::Snapshot {
                 customer_id,
@@ -913,9 +957,11 @@ impl Model {
                 status,
                 sweep,
             } => {
-                self.polled(customer_id, sweep);
+                let stale = self.polled(customer_id);
                 self.failures.remove(&customer_id);
-                self.snapshot(customer_id, customer, status);
+                if !stale {
+                    self.snapshot(customer_id, customer, status);
+                }
                 self.sweep_step(sweep);
             }
             Observation::PollFailed {
@@ -923,7 +969,7 @@ impl Model {
                 error,
                 sweep,
             } => {
-                self.polled(customer_id, sweep);
+                self.polled(customer_id);
                 if error.is_unauthorized() {
                     return self.fatal(error.to_string());
                 }
@@ -952,6 +998,9 @@ impl Model {
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
             Observation::Fatal(error) => self.fatal(error),
+            Observation::Unrecorded(event_id) => {
+                self.seen_events.remove(&event_id);
+            }
             Observation::Clock(offset_seconds) => {
                 let offset = time::Duration::seconds(offset_seconds);
                 if offset != self.server_offset {
@@ -963,6 +1012,11 @@ impl Model {
     }
 
     fn fatal(&mut self, error: String) {
+        let error = if error.contains("HTTP 401") {
+            EngineError::Unauthorized.to_string()
+        } else {
+            error
+        };
         if !self.stopping {
             self.emit(EngineEvent::Fatal { error });
             self.stopping = true;
@@ -992,14 +1046,27 @@ impl Model {
                 self.writer_write(Write::Customer(Box::new(customer.clone())));
                 changed.push(id);
             }
-            let needs_status = match (known, self.tracker.stage(id)) {
+            // A sweep pulls the status of whom it does not know yet, or whose profile changed;
+            // `--once` (a full sweep) also of every open onboarding. The others keep their
+            // own schedule, so a sweep of 100,000 customers is one listing, not 100,000 polls.
+            let stage = self.tracker.stage(id);
+            let needs_status = match (known, stage) {
                 (Some(entry), Some(stage)) => {
-                    !stage.is_terminal()
-                        || entry.status.is_none()
+                    entry.status.is_none()
                         || entry.customer.updated_at != customer.updated_at
+                        || (self.once && !stage.is_terminal())
                 }
                 _ => true,
             };
+            if !needs_status
+                && let Some(interval) = stage.and_then(|s| self.poll_interval(s))
+                && !self.due.contains_key(&id)
+                && !self.in_flight.contains(&id)
+            {
+                // Spread over the interval, so a warm start does not poll everyone at once.
+                let spread = rand::Rng::random_range(&mut rand::rng(), 0..=interval.as_millis() as u64);
+                self.schedule_poll(id, Duration::from_millis(spread));
+            }
             match self.customers.get_mut(&id) {
                 Some(entry) => entry.customer = customer,
                 None => {
@@ -1037,7 +1104,11 @@ impl Model {
         }
         let (customers, changed, duration) = (sweep.customers, sweep.changed, sweep.started.elapsed());
         self.sweep = None;
-        self.next_sweep = Instant::now() + self.timing.sweep_every;
+        self.next_sweep = if std::mem::take(&mut self.sweep_requested) {
+            Instant::now()
+        } else {
+            Instant::now() + self.timing.sweep_every
+        };
         self.emit(EngineEvent::Sweep {
             customers,
             changed,
@@ -1048,13 +1119,15 @@ impl Model {
         }
     }
 
-    fn polled(&mut self, customer_id: Uuid, sweep: bool) {
-        if !sweep {
-            self.in_flight.remove(&customer_id);
-        }
-        if self.poll_again.remove(&customer_id) {
+    /// A poll of this customer came back. Returns whether its answer is already stale: a
+    /// webhook arrived while it was in flight, and the poll that follows supersedes it.
+    fn polled(&mut self, customer_id: Uuid) -> bool {
+        self.in_flight.remove(&customer_id);
+        let stale = self.poll_again.remove(&customer_id);
+        if stale {
             self.spawn_poll(customer_id, false, false);
         }
+        stale
     }
 
     /// Polls a customer now, unless a poll is already in flight (then right after it).
@@ -1073,14 +1146,26 @@ impl Model {
         self.spawn_poll(id, fetch_customer, false);
     }
 
+    /// Polls a customer, at most one poll of a customer at a time. Sweep polls queue on their
+    /// own permits, so a webhook's pull never waits behind a sweep of thousands.
     fn spawn_poll(&mut self, id: Uuid, fetch_customer: bool, sweep: bool) {
-        if !sweep {
-            self.in_flight.insert(id);
+        if !self.in_flight.insert(id) {
+            if sweep {
+                // Already being polled: that answer serves the sweep too.
+                self.sweep_step(true);
+            } else {
+                self.poll_again.insert(id);
+            }
+            return;
         }
         let fetch_customer = fetch_customer || !self.customers.contains_key(&id);
         let client = self.client.clone();
         let observations = self.observations.clone();
-        let permits = self.permits.clone();
+        let permits = if sweep {
+            self.permits.clone()
+        } else {
+            self.urgent_permits.clone()
+        };
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
@@ -1181,6 +1266,7 @@ impl Model {
                     .as_ref()
                     .is_none_or(|known| known.hash != summary.hash)
                 {
+                    publish = true;
                     self.writer
                         .write(Write::Status {
                             customer_id: id,
@@ -1375,9 +1461,14 @@ impl Model {
         // The sender hears 200 only once the event is committed.
         let (committed, on_commit) = oneshot::channel();
         self.writer_write(Write::Flush(committed));
+        // If it is not committed, the id is forgotten: the sender's retry is then applied
+        // rather than called a duplicate.
+        let (observations, event_id) = (self.observations.clone(), event.id.clone());
         tokio::spawn(async move {
-            if on_commit.await.is_ok() {
+            if on_commit.await == Ok(true) {
                 let _ = ack.send(Ack::Recorded);
+            } else {
+                let _ = observations.send(Observation::Unrecorded(event_id));
             }
         });
         let Some(customer_id) = customer_id else { return };

@@ -155,7 +155,12 @@ impl Inbox {
         // Poll often enough to notice a file settling, and rescan on every tick.
         let tick = self.timing.stable_for.min(self.timing.rescan_every) / 2;
         loop {
-            self.scan(&mut watched, &cancel).await;
+            // Stopping mid-upload leaves the file in place for the next start; its
+            // idempotency key makes that retry a replay, not a second upload.
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.scan(&mut watched, &cancel) => {}
+            }
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = wakeups.recv() => {}
@@ -238,6 +243,10 @@ impl Inbox {
                 return self.fail(path, &relative, None, Some(drop.document_type), why);
             }
             Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
+            Err(err) if err.is_unauthorized() => {
+                let _ = self.engine.send(Observation::Fatal(err.to_string()));
+                return Processed::RetryLater(err.to_string());
+            }
             Err(err) => return self.fail(path, &relative, None, Some(drop.document_type), err.to_string()),
         };
         let sha = hex::encode(Sha256::digest(&content));
@@ -327,12 +336,15 @@ impl Inbox {
             Ok(moved) => {
                 let mut note = moved.into_os_string();
                 note.push(".error.txt");
+                // A note of that name may be there already (a file of the same name failed
+                // before): never overwrite it.
+                let note = free_name(Path::new(&note));
                 let text = format!(
                     "{}\n\nThe file was not uploaded. Fix what is said above and drop the file into the inbox again.\n",
                     why
                 );
                 if let Err(err) = std::fs::write(&note, text) {
-                    tracing::error!("cannot write {}: {err}", PathBuf::from(note).display());
+                    tracing::error!("cannot write {}: {err}", note.display());
                 }
             }
             Err(err) => tracing::error!("{}: {why}; and cannot move it to {FAILED}: {err}", path.display()),

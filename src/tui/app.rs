@@ -258,6 +258,8 @@ pub struct App {
     /// The selected customer's whole status, once loaded.
     pub details: Option<(Uuid, ComplianceStatus)>,
     pub now: OffsetDateTime,
+    /// The engine stopped for this reason (a refused key): the dashboard ends with it.
+    pub fatal: Option<String>,
     /// How far the API's clock is ahead of this machine's: SDK links expire on its clock.
     pub server_offset: time::Duration,
     pub quit: bool,
@@ -286,6 +288,7 @@ impl App {
             toasts: Vec::new(),
             details: None,
             now,
+            fatal: None,
             server_offset: time::Duration::ZERO,
             quit: false,
         }
@@ -332,6 +335,7 @@ impl App {
 
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         let before = self.selected;
+        let cursor_before = self.cursor();
         let mut effects = Vec::new();
         match action {
             Action::Key(command) => self.command(command, &mut effects),
@@ -364,7 +368,9 @@ impl App {
             }
         }
         if self.selected.is_none() || self.cursor().is_none() {
-            self.selected = self.view.first().map(|&i| self.rows[i].id());
+            // The selected customer left the view (tab, filter): its neighbour takes over.
+            let at = cursor_before.unwrap_or(0).min(self.view.len().saturating_sub(1));
+            self.selected = self.view.get(at).map(|&i| self.rows[i].id());
         }
         self.keep_in_view();
         if self.selected != before {
@@ -669,6 +675,7 @@ impl App {
                 EngineEvent::Fatal { error } => {
                     self.push_log(None, format!("stopped: {error}"), true);
                     self.toast(format!("the engine stopped: {error}"));
+                    self.fatal = Some(error);
                 }
                 EngineEvent::Clock { offset_seconds } => {
                     self.server_offset = time::Duration::seconds(offset_seconds);

@@ -237,7 +237,11 @@ async fn step(client: &ApiClient, inbox: Option<&std::path::Path>) -> Result<(),
                         let ext = name.rsplit_once('.').map_or("pdf", |(_, e)| e);
                         let path = inbox.join(format!("{external_id}__{}.{ext}", document_type.as_str()));
                         let part = path.with_extension(format!("{ext}.part"));
-                        // Written under a temporary name, then renamed: never half a file.
+                        // Written under a temporary name, then renamed: never half a file, and
+                        // never over a file already waiting there.
+                        if path.exists() {
+                            return Ok(());
+                        }
                         if std::fs::write(&part, content)
                             .and_then(|_| std::fs::rename(&part, &path))
                             .is_err()

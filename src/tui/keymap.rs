@@ -49,7 +49,7 @@ pub struct CommandInfo {
 
 pub const COMMANDS: &[CommandInfo] = &[
     info(Command::Up, "up", &["k", "Up"], "move up", None),
-    info(Command::Down, "down", &["j", "Down"], "move down", None),
+    info(Command::Down, "down", &["j", "Down"], "move down", Some("move")),
     info(Command::Top, "top", &["g", "Home"], "first customer", None),
     info(Command::Bottom, "bottom", &["G", "End"], "last customer", None),
     info(Command::PageUp, "page_up", &["PageUp", "ctrl-u"], "page up", None),
@@ -68,7 +68,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         Some("details"),
     ),
     info(Command::Back, "back", &["Esc"], "back / close", None),
-    info(Command::NextPane, "next_pane", &["Tab"], "next pane", None),
+    info(
+        Command::NextPane,
+        "next_pane",
+        &["Tab"],
+        "next pane",
+        Some("pane"),
+    ),
     info(
         Command::Filter,
         "filter",
@@ -83,8 +89,8 @@ pub const COMMANDS: &[CommandInfo] = &[
         "sort by the next column",
         Some("sort"),
     ),
-    info(Command::Reverse, "reverse", &["S"], "reverse the sort", None),
-    info(Command::TabAll, "tab_all", &["1"], "tab: all", None),
+    info(Command::Reverse, "reverse", &["o"], "reverse the sort", None),
+    info(Command::TabAll, "tab_all", &["1"], "tab: all", Some("tabs 1-5")),
     info(
         Command::TabAction,
         "tab_action",
@@ -141,6 +147,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         "mouse",
         &["m"],
         "mouse capture on/off (off: select text)",
+        None,
+    ),
+    info(
+        Command::Demo,
+        "demo",
+        &["D"],
+        "demo driver on/off (embedded sandbox only)",
         None,
     ),
     info(Command::Quit, "quit", &["q", "ctrl-c"], "quit", Some("quit")),

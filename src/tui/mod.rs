@@ -131,8 +131,9 @@ async fn ui(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
     while !app.quit {
+        // Every update sees the time it happens at (log lines, "changed" columns).
+        app.now = OffsetDateTime::now_utc();
         if dirty && tokio::time::Instant::now() >= next_frame {
-            app.now = OffsetDateTime::now_utc();
             draw(&mut guard, &app, &keymap, &theme, &mut hitboxes)
                 .map_err(|e| Failure::fatal(format!("cannot draw: {e}")))?;
             dirty = false;
@@ -153,8 +154,13 @@ async fn ui(
             },
             count = events.recv_many(&mut batch, 4096) => {
                 if count == 0 {
+                    // The engine stopped; if it said why, the dashboard ends with that.
+                    if let Some(error) = app.fatal.take() {
+                        return Err(Failure::fatal(error));
+                    }
                     break;
                 }
+                app.now = OffsetDateTime::now_utc();
                 dirty = true;
                 app.update(Action::Engine(std::mem::take(&mut batch)))
             }

@@ -508,7 +508,6 @@ fn draw_hints(frame: &mut Frame, area: Rect, app: &App, keymap: &Keymap, theme: 
             spans.push(Span::styled(format!(" {key}"), theme.accent()));
             spans.push(Span::raw(format!(" {hint} ")));
         }
-        spans.push(Span::styled(" 1-5 tabs  j/k move  Tab pane", theme.dim()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
