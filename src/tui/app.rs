@@ -117,6 +117,8 @@ pub struct Row {
     pub name: String,
     /// Name, email, id and externalId, lower case: what `/` searches.
     pub haystack: String,
+    /// The name in lower case: what sorting by name compares.
+    pub sort_name: String,
     pub last_change: OffsetDateTime,
 }
 
@@ -136,6 +138,7 @@ impl Row {
         .join("\u{1f}")
         .to_lowercase();
         Row {
+            sort_name: name.to_lowercase(),
             state,
             name,
             haystack,
@@ -237,6 +240,9 @@ const TIMELINE_LINES: usize = 100;
 pub struct App {
     pub rows: Vec<Row>,
     index: HashMap<Uuid, usize>,
+    /// How many rows are in each stage, kept as rows change (the header and tabs show them
+    /// every frame; counting 100,000 rows each time would not do).
+    per_stage: HashMap<Option<Stage>, usize>,
     /// Indices into `rows` of what the tab and the filter show, in sort order.
     pub view: Vec<usize>,
     pub selected: Option<Uuid>,
@@ -270,6 +276,7 @@ impl App {
         App {
             rows: Vec::new(),
             index: HashMap::new(),
+            per_stage: HashMap::new(),
             view: Vec::new(),
             selected: None,
             offset: 0,
@@ -306,13 +313,13 @@ impl App {
         self.view.iter().position(|&i| self.rows[i].id() == id)
     }
 
-    /// How many customers each tab holds.
+    /// How many customers each tab holds (from the counts per stage, kept as rows change).
     pub fn tab_counts(&self) -> [usize; 5] {
         let mut counts = [0; 5];
-        for row in &self.rows {
+        for (stage, count) in &self.per_stage {
             for (n, tab) in Tab::ALL.iter().enumerate() {
-                if tab.holds(row.stage()) {
-                    counts[n] += 1;
+                if tab.holds(*stage) {
+                    counts[n] += count;
                 }
             }
         }
@@ -321,16 +328,20 @@ impl App {
 
     /// How many customers are in each stage.
     pub fn stage_counts(&self) -> Vec<(Stage, usize)> {
-        let mut counts: HashMap<Stage, usize> = HashMap::new();
-        for row in &self.rows {
-            if let Some(stage) = row.stage() {
-                *counts.entry(stage).or_default() += 1;
-            }
-        }
         Stage::ALL
             .iter()
-            .filter_map(|s| counts.get(s).map(|n| (*s, *n)))
+            .filter_map(|s| {
+                self.per_stage
+                    .get(&Some(*s))
+                    .filter(|n| **n > 0)
+                    .map(|n| (*s, *n))
+            })
             .collect()
+    }
+
+    fn count_stage(&mut self, stage: Option<Stage>, delta: isize) {
+        let count = self.per_stage.entry(stage).or_default();
+        *count = count.saturating_add_signed(delta);
     }
 
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
@@ -340,8 +351,15 @@ impl App {
         match action {
             Action::Key(command) => self.command(command, &mut effects),
             Action::FilterInput(c) => {
+                let narrower = !self.filter.is_empty() && !self.filter.starts_with('!');
                 self.filter.push(c);
-                self.refilter();
+                if narrower {
+                    // Typing more only narrows: filter what is shown, in its order.
+                    let (rows, filter, tab) = (&self.rows, &self.filter, self.tab);
+                    self.view.retain(|&i| matches(&rows[i], filter, tab));
+                } else {
+                    self.refilter();
+                }
             }
             Action::FilterBackspace => {
                 self.filter.pop();
@@ -522,45 +540,51 @@ impl App {
         self.offset = self.offset.min(self.view.len().saturating_sub(self.table_rows));
     }
 
-    fn matches(&self, row: &Row) -> bool {
-        if !self.tab.holds(row.stage()) {
-            return false;
-        }
-        let (negate, needle) = match self.filter.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, self.filter.as_str()),
-        };
-        let needle = needle.trim().to_lowercase();
-        needle.is_empty() || row.haystack.contains(&needle) != negate
-    }
-
     /// Recomputes the view from scratch (tab or filter changed).
     fn refilter(&mut self) {
-        self.view = (0..self.rows.len())
-            .filter(|&i| self.matches(&self.rows[i]))
+        let (rows, filter, tab) = (&self.rows, &self.filter, self.tab);
+        self.view = (0..rows.len())
+            .filter(|&i| matches(&rows[i], filter, tab))
             .collect();
         self.resort();
     }
 
+    /// The table's order: the sort column, then the name, then the id (a total order, so a
+    /// row's place can be found by binary search).
+    fn order(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let (x, y) = (&self.rows[a], &self.rows[b]);
+        let order = compare(x, y, self.sort, self.now)
+            .then_with(|| x.sort_name.cmp(&y.sort_name))
+            .then_with(|| x.id().cmp(&y.id()));
+        if self.descending { order.reverse() } else { order }
+    }
+
     fn resort(&mut self) {
-        let rows = &self.rows;
-        let now = self.now;
-        let key = self.sort;
-        self.view.sort_by(|&a, &b| {
-            compare(&rows[a], &rows[b], key, now).then_with(|| rows[a].name.cmp(&rows[b].name))
-        });
-        if self.descending {
-            self.view.reverse();
+        let mut view = std::mem::take(&mut self.view);
+        view.sort_by(|&a, &b| self.order(a, b));
+        self.view = view;
+    }
+
+    /// Puts one changed row back where it belongs: out of the view, then in at its place if
+    /// it still matches — one row moves, not the whole list.
+    fn place(&mut self, i: usize) {
+        if let Some(at) = self.view.iter().position(|&v| v == i) {
+            self.view.remove(at);
+        }
+        if matches(&self.rows[i], &self.filter, self.tab) {
+            let at = self
+                .view
+                .partition_point(|&v| self.order(v, i) == std::cmp::Ordering::Less);
+            self.view.insert(at, i);
         }
     }
 
     fn engine(&mut self, events: Vec<EngineEvent>, effects: &mut Vec<Effect>) {
-        let mut changed_rows = false;
+        let mut touched: Vec<usize> = Vec::new();
         for event in events {
             match event {
                 EngineEvent::Customers(states) => {
                     for state in states {
-                        changed_rows = true;
                         let id = state.customer.id;
                         if self.selected == Some(id)
                             && self
@@ -569,22 +593,28 @@ impl App {
                         {
                             effects.push(Effect::LoadDetails(id, state.status.as_ref().map(|s| s.hash)));
                         }
-                        match self.index.get(&id) {
-                            Some(&i) => {
-                                let row = &mut self.rows[i];
-                                if row.state.stage != state.stage {
-                                    row.last_change = self.now;
-                                }
-                                *row = Row {
-                                    last_change: row.last_change,
+                        self.count_stage(state.stage, 1);
+                        match self.index.get(&id).copied() {
+                            Some(i) => {
+                                let old = self.rows[i].stage();
+                                self.count_stage(old, -1);
+                                let last_change = if old != state.stage {
+                                    self.now
+                                } else {
+                                    self.rows[i].last_change
+                                };
+                                self.rows[i] = Row {
+                                    last_change,
                                     ..Row::new(state, self.now)
                                 };
+                                touched.push(i);
                             }
                             None => {
                                 self.index.insert(id, self.rows.len());
                                 let mut row = Row::new(state, self.now);
                                 row.last_change = row.state.since.unwrap_or(self.now);
                                 self.rows.push(row);
+                                touched.push(self.rows.len() - 1);
                             }
                         }
                     }
@@ -683,10 +713,13 @@ impl App {
                 EngineEvent::Stopped => {}
             }
         }
-        if changed_rows {
-            // Rows changed in place or were added: filter and sort again. The selection is an
-            // id, so it stays on the same customer wherever the row moves.
+        // The selection is an id, so it stays on its customer wherever the row moves.
+        if touched.len() > 256 {
             self.refilter();
+        } else {
+            for i in touched {
+                self.place(i);
+            }
         }
     }
 
@@ -747,6 +780,19 @@ impl App {
     }
 }
 
+/// Whether a row shows under this tab and filter (a leading `!` keeps what does not match).
+fn matches(row: &Row, filter: &str, tab: Tab) -> bool {
+    if !tab.holds(row.stage()) {
+        return false;
+    }
+    let (negate, needle) = match filter.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, filter),
+    };
+    let needle = needle.trim().to_lowercase();
+    needle.is_empty() || row.haystack.contains(&needle) != negate
+}
+
 pub fn alert_title(alert: AlertKind) -> &'static str {
     match alert {
         AlertKind::SdkLinkExpiring => "SDK link expiring",
@@ -776,7 +822,7 @@ fn stage_rank(stage: Option<Stage>) -> u8 {
 
 fn compare(a: &Row, b: &Row, column: Column, now: OffsetDateTime) -> std::cmp::Ordering {
     match column {
-        Column::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        Column::Name => a.sort_name.cmp(&b.sort_name),
         Column::Stage => stage_rank(a.stage()).cmp(&stage_rank(b.stage())),
         // Longest in its stage first.
         Column::InStage => a.state.since.unwrap_or(now).cmp(&b.state.since.unwrap_or(now)),

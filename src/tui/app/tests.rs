@@ -212,3 +212,45 @@ fn a_click_selects_the_row_under_the_pointer() {
         "a click below the rows changes nothing"
     );
 }
+
+mod incremental {
+    use proptest::prelude::{ProptestConfig, Strategy as Gen, prop_assert_eq, proptest};
+
+    use super::*;
+
+    fn stage() -> impl Gen<Value = Stage> {
+        proptest::sample::select(Stage::ALL.to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Rows placed one by one as they change end where a full filter and sort puts them.
+        #[test]
+        fn placing_changed_rows_one_by_one_equals_sorting_everything(
+            updates in proptest::collection::vec((1u128..25, stage()), 1..80),
+            descending in proptest::bool::ANY,
+            filter in proptest::sample::select(vec!["", "a", "!e", "ext-1"]),
+            sort_steps in 0usize..8,
+        ) {
+            let names = ["Ada", "Grace", "Alan", "Edsger", "Barbara"];
+            let mut app = App::new(Header::default(), NOW);
+            for _ in 0..sort_steps {
+                app.update(Action::Key(Command::Sort));
+            }
+            if descending {
+                app.update(Action::Key(Command::Reverse));
+            }
+            for c in filter.chars() {
+                app.update(Action::FilterInput(c));
+            }
+            for (n, stage) in &updates {
+                let name = names[(*n as usize) % names.len()];
+                app.update(Action::Engine(vec![EngineEvent::Customers(vec![state(*n, name, *stage)])]));
+            }
+            let incremental = app.view.clone();
+            app.refilter();
+            prop_assert_eq!(incremental, app.view);
+        }
+    }
+}
