@@ -209,7 +209,14 @@ async fn main() {
 
     // A state change reaching the table through the webhook.
     let mut latencies = Vec::new();
-    for &id in ids.iter().take(ids.len() / 10).take(100) {
+    let waiting: Vec<uuid::Uuid> = app
+        .rows
+        .iter()
+        .filter(|r| r.stage() == Some(Stage::AwaitingSdk))
+        .map(|r| r.id())
+        .take(100)
+        .collect();
+    for &id in &waiting {
         let t = Instant::now();
         client.simulate(id, SimulateAction::SdkComplete).await.unwrap();
         loop {

@@ -351,12 +351,11 @@ impl App {
         match action {
             Action::Key(command) => self.command(command, &mut effects),
             Action::FilterInput(c) => {
-                let narrower = !self.filter.is_empty() && !self.filter.starts_with('!');
                 self.filter.push(c);
-                if narrower {
-                    // Typing more only narrows: filter what is shown, in its order.
-                    let (rows, filter, tab) = (&self.rows, &self.filter, self.tab);
-                    self.view.retain(|&i| matches(&rows[i], filter, tab));
+                if !self.filter.starts_with('!') {
+                    // Typing more only narrows: filter what is shown, already in order.
+                    let (rows, needle) = (&self.rows, Needle::new(&self.filter));
+                    self.view.retain(|&i| needle.matches(&rows[i]));
                 } else {
                     self.refilter();
                 }
@@ -542,9 +541,9 @@ impl App {
 
     /// Recomputes the view from scratch (tab or filter changed).
     fn refilter(&mut self) {
-        let (rows, filter, tab) = (&self.rows, &self.filter, self.tab);
+        let (rows, needle, tab) = (&self.rows, Needle::new(&self.filter), self.tab);
         self.view = (0..rows.len())
-            .filter(|&i| matches(&rows[i], filter, tab))
+            .filter(|&i| tab.holds(rows[i].stage()) && needle.matches(&rows[i]))
             .collect();
         self.resort();
     }
@@ -571,7 +570,8 @@ impl App {
         if let Some(at) = self.view.iter().position(|&v| v == i) {
             self.view.remove(at);
         }
-        if matches(&self.rows[i], &self.filter, self.tab) {
+        let row = &self.rows[i];
+        if self.tab.holds(row.stage()) && Needle::new(&self.filter).matches(row) {
             let at = self
                 .view
                 .partition_point(|&v| self.order(v, i) == std::cmp::Ordering::Less);
@@ -780,17 +780,27 @@ impl App {
     }
 }
 
-/// Whether a row shows under this tab and filter (a leading `!` keeps what does not match).
-fn matches(row: &Row, filter: &str, tab: Tab) -> bool {
-    if !tab.holds(row.stage()) {
-        return false;
+/// The filter, prepared once per pass: lower case, a leading `!` keeps what does not match.
+struct Needle {
+    negate: bool,
+    text: String,
+}
+
+impl Needle {
+    fn new(filter: &str) -> Needle {
+        let (negate, text) = match filter.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, filter),
+        };
+        Needle {
+            negate,
+            text: text.trim().to_lowercase(),
+        }
     }
-    let (negate, needle) = match filter.strip_prefix('!') {
-        Some(rest) => (true, rest),
-        None => (false, filter),
-    };
-    let needle = needle.trim().to_lowercase();
-    needle.is_empty() || row.haystack.contains(&needle) != negate
+
+    fn matches(&self, row: &Row) -> bool {
+        self.text.is_empty() || row.haystack.contains(&self.text) != self.negate
+    }
 }
 
 pub fn alert_title(alert: AlertKind) -> &'static str {
