@@ -202,3 +202,31 @@ fn every_member_of_a_problem_is_optional() {
     let empty: kycdash::api::types::Problem = serde_json::from_value(json!({})).unwrap();
     assert_eq!(empty.status, 0);
 }
+
+#[test]
+fn a_newer_apis_check_types_and_actions_are_kept_by_name() {
+    let mut json = fixture("guide/status_standard_example.json");
+    json["nextAction"] = json!("VERIFY_PHONE");
+    json["checks"].as_array_mut().unwrap().push(
+        json!({"type": "PHONE_VERIFIED", "passed": false, "required": true, "suggestedAction": "VERIFY_PHONE"}),
+    );
+    json["summary"]["requiredFailed"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("PHONE_VERIFIED"));
+    let status: ComplianceStatus = serde_json::from_value(json.clone()).unwrap();
+    let written = serde_json::to_value(&status).unwrap();
+    assert_eq!(written["checks"], json["checks"]);
+    assert_eq!(written["nextAction"], json["nextAction"]);
+    assert_eq!(status.next_action.unwrap().as_str(), "VERIFY_PHONE");
+    assert!(matches!(
+        status.next_action,
+        Some(NextAction::Unknown("VERIFY_PHONE"))
+    ));
+    let phone = status.checks.last().unwrap();
+    assert_eq!(phone.check_type, CheckType::Unknown("PHONE_VERIFIED"));
+    // Known names still parse to their own variants, and an unknown one sorts after them.
+    assert_eq!(CheckType::parse("DOC_FATCA"), CheckType::DocFatca);
+    assert!(CheckType::DocProofOfAddress < phone.check_type);
+    assert!(NextAction::Wait < status.next_action.unwrap());
+}

@@ -115,6 +115,9 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
         Some(NextAction::Wait) => {
             "Every requirement is met: waiting for the provider's decision; nothing to do.".to_string()
         }
+        Some(NextAction::Unknown(name)) => format!(
+            "The API asks for {name}, which this version of kycdash does not know; see the provider's documentation."
+        ),
     };
     Advice {
         headline,

@@ -13,9 +13,10 @@ use super::document::{DocumentType, DocumentsOnFile};
 pub use super::vocabulary::{OnboardingStatus, Strategy};
 use super::workflow::{OnboardingRef, Readiness, SdkLink, Stage, WorkflowView};
 
-/// The checks, declared in the order the API lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// The checks, declared in the order the API lists them. A check this version does not know
+/// (a newer API's) is kept by name as `Unknown`, after the known ones, instead of failing the
+/// whole status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CheckType {
     KycDataPresent,
     KycStarted,
@@ -28,6 +29,7 @@ pub enum CheckType {
     DocFatca,
     DocBiometricReport,
     DocProofOfAddress,
+    Unknown(&'static str),
 }
 
 impl CheckType {
@@ -58,7 +60,18 @@ impl CheckType {
             CheckType::DocFatca => "DOC_FATCA",
             CheckType::DocBiometricReport => "DOC_BIOMETRIC_REPORT",
             CheckType::DocProofOfAddress => "DOC_PROOF_OF_ADDRESS",
+            CheckType::Unknown(name) => name,
         }
+    }
+}
+
+impl CheckType {
+    /// Reads a wire name; a name this version does not know becomes `Unknown`.
+    pub fn parse(name: &str) -> CheckType {
+        CheckType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .unwrap_or_else(|| CheckType::Unknown(intern(name)))
     }
 }
 
@@ -69,9 +82,9 @@ impl fmt::Display for CheckType {
 }
 
 /// What the integrator should do next. Declared from the most urgent to the least, so the
-/// derived order is the priority of SPEC §3 and `min()` picks the next action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// derived order is the priority of SPEC §3 and `min()` picks the next action. An action this
+/// version does not know is kept by name as `Unknown`, least urgent of all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NextAction {
     ContactSupport,
     RerunKyc,
@@ -80,6 +93,7 @@ pub enum NextAction {
     CompleteSdkFlow,
     UploadDocument,
     Wait,
+    Unknown(&'static str),
 }
 
 impl NextAction {
@@ -92,9 +106,81 @@ impl NextAction {
             NextAction::CompleteSdkFlow => "COMPLETE_SDK_FLOW",
             NextAction::UploadDocument => "UPLOAD_DOCUMENT",
             NextAction::Wait => "WAIT",
+            NextAction::Unknown(name) => name,
         }
     }
 }
+
+impl NextAction {
+    pub const ALL: [NextAction; 7] = [
+        NextAction::ContactSupport,
+        NextAction::RerunKyc,
+        NextAction::UpdateProfile,
+        NextAction::StartKyc,
+        NextAction::CompleteSdkFlow,
+        NextAction::UploadDocument,
+        NextAction::Wait,
+    ];
+
+    /// Reads a wire name; a name this version does not know becomes `Unknown`.
+    pub fn parse(name: &str) -> NextAction {
+        NextAction::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .unwrap_or_else(|| NextAction::Unknown(intern(name)))
+    }
+}
+
+/// Names a newer API uses that this version does not know, kept once each for the life of the
+/// process (there are a handful at most), so the types holding them stay `Copy`.
+fn intern(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| Mutex::new(HashSet::new()));
+    let mut names = match names.lock() {
+        Ok(names) => names,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// Serde and OpenAPI for the enums spelled by `as_str`/`parse`.
+macro_rules! wire_name {
+    ($type:ident) => {
+        impl Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                Ok($type::parse(&name))
+            }
+        }
+
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some($type::ALL.iter().map(|t| t.as_str())))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $type {}
+    };
+}
+
+wire_name!(CheckType);
+wire_name!(NextAction);
 
 impl fmt::Display for NextAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
