@@ -143,11 +143,19 @@ async fn main() {
     app.update(Action::Resize {
         table_rows: view::table_rows_for(200, 50),
     });
+    let engine_started = started.elapsed();
     loop {
         let event = events.recv().await.expect("events");
         let loaded = matches!(&event, EngineEvent::Customers(states) if states.len() > 1);
+        let received = started.elapsed();
         app.update(Action::Engine(vec![event]));
         if loaded {
+            println!(
+                "  engine::start returned after {} ms; every customer received after {} ms; in the table after {} ms",
+                engine_started.as_millis(),
+                received.as_millis(),
+                started.elapsed().as_millis()
+            );
             break;
         }
     }

@@ -16,6 +16,9 @@ pub struct ConfigFile {
     pub default_profile: Option<String>,
     /// The dashboard's colours: `dark` (default), `light` or `plain`. `NO_COLOR` wins.
     pub theme: Option<String>,
+    /// Whether the dashboard captures the mouse at start (default true); `m` toggles it.
+    /// Off, the terminal's own text selection works.
+    pub mouse: Option<bool>,
     /// The dashboard's keys: command name → keys, replacing that command's defaults.
     #[serde(default)]
     pub keys: BTreeMap<String, Vec<String>>,

@@ -485,7 +485,21 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
     let (events_tx, events) = mpsc::unbounded_channel();
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    let uploaded: Uploaded = Arc::new(Mutex::new(snapshot.uploads.clone()));
+    let uploaded: Uploaded = Arc::new(Mutex::new(std::mem::take(&mut snapshot.uploads)));
+    let settings = std::mem::take(&mut snapshot.settings);
+
+    // What the cache knew goes out first, so a dashboard draws it while the receiver is
+    // still being registered.
+    let mut model = Model::new(
+        &config,
+        client.clone(),
+        writer,
+        events_tx.clone(),
+        observations_tx.clone(),
+    );
+    model.restore(snapshot);
+    let everyone: Vec<Uuid> = model.customers.keys().copied().collect();
+    model.publish(everyone);
 
     let mut webhook_url = None;
     let mut receiver_task = None;
@@ -502,7 +516,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
         let secret = match &receiver_config.secret {
             Some(secret) => secret.clone(),
-            None => register(&client, &url, &snapshot.settings, &writer).await?,
+            None => register(&client, &url, &settings, &model.writer).await?,
         };
         let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
         receiver_task = Some(receiver::serve(
@@ -540,10 +554,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         data_dir: data_dir.display().to_string(),
     });
 
-    let mut model = Model::new(&config, client.clone(), writer, events_tx, observations_tx);
-    model.restore(snapshot);
-    let everyone: Vec<Uuid> = model.customers.keys().copied().collect();
-    model.publish(everyone);
+    drop((events_tx, observations_tx));
     let handle = EngineHandle {
         commands: commands_tx,
         client,

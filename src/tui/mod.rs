@@ -81,7 +81,8 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
         demo,
         ..Header::default()
     };
-    let result = ui(header, keymap, theme, &handle, events, &demo_on).await;
+    let mouse = connection.config.mouse.unwrap_or(true);
+    let result = ui(header, keymap, theme, mouse, &handle, events, &demo_on).await;
     cancel.cancel();
     handle.stop();
     let _ = task.await;
@@ -110,13 +111,15 @@ async fn ui(
     header: Header,
     keymap: Keymap,
     theme: Theme,
+    mouse: bool,
     handle: &EngineHandle,
     mut events: mpsc::UnboundedReceiver<engine::EngineEvent>,
     demo: &AtomicBool,
 ) -> Result<(), Failure> {
     let mut guard =
-        TerminalGuard::enter(true).map_err(|e| Failure::fatal(format!("cannot use the terminal: {e}")))?;
+        TerminalGuard::enter(mouse).map_err(|e| Failure::fatal(format!("cannot use the terminal: {e}")))?;
     let mut app = App::new(header, OffsetDateTime::now_utc());
+    app.mouse = mouse;
     let (actions_tx, mut actions) = mpsc::unbounded_channel::<Action>();
     let mut input = EventStream::new();
     let size = guard.terminal.size().unwrap_or_default();
