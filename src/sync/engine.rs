@@ -70,10 +70,18 @@ impl std::fmt::Debug for ReceiverConfig {
 pub struct EngineTiming {
     /// How often customers are listed and every open onboarding is polled.
     pub sweep_every: Duration,
-    /// Poll interval of customers the provider or the end user is about to move.
+    /// Poll interval of customers the provider or the end user is about to move (a link
+    /// running out, a decision due).
     pub poll_active: Duration,
-    /// Poll interval of customers waiting on the integrator.
+    /// Poll interval of customers whose requirements or review may change without a webhook
+    /// (a document arriving completes the requirements and announces nothing).
     pub poll_idle: Duration,
+    /// Poll interval of customers waiting on the integrator (profile, start, rerun): what they
+    /// do next comes with a webhook.
+    pub poll_integrator: Duration,
+    /// Scheduled polls per second at most, whatever the number of customers: background
+    /// freshness must not become the load (webhooks and refreshes are not counted).
+    pub background_polls_per_second: u32,
     /// Intervals are multiplied by this while webhooks arrive.
     pub stretch_while_webhooks: u32,
     /// Alert when a link expires within this.
@@ -87,8 +95,10 @@ impl Default for EngineTiming {
     fn default() -> Self {
         Self {
             sweep_every: Duration::from_secs(300),
-            poll_active: Duration::from_secs(30),
-            poll_idle: Duration::from_secs(120),
+            poll_active: Duration::from_secs(60),
+            poll_idle: Duration::from_secs(300),
+            poll_integrator: Duration::from_secs(1800),
+            background_polls_per_second: 10,
             stretch_while_webhooks: 4,
             expiring_within: Duration::from_secs(300),
             stuck_after: Duration::from_secs(24 * 3600),
@@ -733,6 +743,10 @@ struct Model {
     server_offset: time::Duration,
     /// A refresh of everyone asked for while a sweep ran: another follows it.
     sweep_requested: bool,
+    /// Scheduled polls started in the current second: (its start, how many).
+    background: (Instant, u32),
+    /// When link expiries and decision waits are next checked.
+    countdowns_due: Instant,
 }
 
 impl Model {
@@ -771,6 +785,8 @@ impl Model {
             sandbox: config.sandbox,
             server_offset: time::Duration::ZERO,
             sweep_requested: false,
+            background: (Instant::now(), 0),
+            countdowns_due: Instant::now() + Duration::from_secs(60),
         }
     }
 
@@ -875,14 +891,21 @@ impl Model {
         while let Some(Reverse((at, id))) = self.schedule.peek().copied() {
             if self.due.get(&id) == Some(&at) {
                 if !self.paused {
-                    wake = wake.min(at);
+                    // With this second's budget spent, the next poll waits for the next one.
+                    let (second, spent) = self.background;
+                    let budget_back = if spent >= self.timing.background_polls_per_second.max(1) {
+                        second + Duration::from_secs(1)
+                    } else {
+                        at
+                    };
+                    wake = wake.min(at.max(budget_back));
                 }
                 break;
             }
             self.schedule.pop();
         }
         // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
-        wake.min(Instant::now() + Duration::from_secs(60))
+        wake.min(self.countdowns_due)
     }
 
     fn command(&mut self, command: Command) {
@@ -904,7 +927,7 @@ impl Model {
         }
         if !self.paused {
             while let Some(Reverse((at, id))) = self.schedule.peek().copied() {
-                if at > now {
+                if at > now || !self.background_budget(now) {
                     break;
                 }
                 self.schedule.pop();
@@ -914,7 +937,24 @@ impl Model {
                 }
             }
         }
-        self.check_countdowns();
+        if self.countdowns_due <= now {
+            self.check_countdowns();
+            self.countdowns_due = now + Duration::from_secs(60);
+        }
+    }
+
+    /// Takes one scheduled poll from this second's budget; `false` when it is spent.
+    fn background_budget(&mut self, now: Instant) -> bool {
+        let (second, spent) = &mut self.background;
+        if now.duration_since(*second) >= Duration::from_secs(1) {
+            *second = now;
+            *spent = 0;
+        }
+        if *spent >= self.timing.background_polls_per_second.max(1) {
+            return false;
+        }
+        *spent += 1;
+        true
     }
 
     fn start_sweep(&mut self) {
@@ -1227,7 +1267,8 @@ impl Model {
         let base = match stage {
             Stage::Approved | Stage::Denied | Stage::Errored => return None,
             Stage::AwaitingSdk | Stage::AwaitingDecision => self.timing.poll_active,
-            _ => self.timing.poll_idle,
+            Stage::CollectingRequirements | Stage::InReview => self.timing.poll_idle,
+            Stage::NeedsProfile | Stage::ReadyToStart | Stage::Expired => self.timing.poll_integrator,
         };
         let webhooks_healthy = self
             .last_webhook
