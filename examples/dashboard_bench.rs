@@ -40,6 +40,7 @@ fn rss_mb() -> f64 {
 }
 
 fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> EngineConfig {
+    let publish_customers = !once;
     EngineConfig {
         api: ClientConfig::new(url, sandbox::DEFAULT_API_KEY),
         sandbox: true,
@@ -52,6 +53,7 @@ fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> Engin
         }),
         concurrency: 32,
         once,
+        publish_customers,
         timing: EngineTiming::default(),
     }
 }

@@ -44,6 +44,7 @@ fn config(url: &str, dir: &std::path::Path, receiver: Option<ReceiverConfig>, on
         receiver,
         concurrency: 32,
         once,
+        publish_customers: false,
         timing: EngineTiming::default(),
     }
 }

@@ -254,6 +254,7 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
             .or_else(|| profile.and_then(|p| p.concurrency))
             .unwrap_or(8),
         once,
+        publish_customers: false,
         timing: EngineTiming::default(),
     }
 }

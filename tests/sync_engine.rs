@@ -45,6 +45,7 @@ fn engine_config(base_url: &str, data_dir: &Path, receiver: bool, once: bool) ->
         }),
         concurrency: 8,
         once,
+        publish_customers: false,
         timing: EngineTiming {
             inbox: InboxTiming {
                 stable_for: Duration::from_millis(300),

@@ -305,6 +305,7 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
         receiver: None,
         concurrency: 2,
         once: false,
+        publish_customers: false,
         timing: Default::default(),
     };
     let lock = kycdash::sync::engine::lock_data_dir(dir.path()).unwrap();

@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// Discovery and one sweep, then stop.
     pub once: bool,
+    /// Send `Customers` events (a dashboard's rows); `watch` has no use for them.
+    pub publish_customers: bool,
     pub timing: EngineTiming,
 }
 
@@ -743,6 +745,12 @@ struct Model {
     server_offset: time::Duration,
     /// A refresh of everyone asked for while a sweep ran: another follows it.
     sweep_requested: bool,
+    /// Sweep polls waiting to start, and how many are out.
+    sweep_queue: std::collections::VecDeque<Uuid>,
+    sweep_out: usize,
+    concurrency: usize,
+    /// Whether anyone wants `Customers` events (the dashboard does, `watch` does not).
+    publish_customers: bool,
     /// Scheduled polls started in the current second: (its start, how many).
     background: (Instant, u32),
     /// When link expiries and decision waits are next checked.
@@ -786,6 +794,10 @@ impl Model {
             server_offset: time::Duration::ZERO,
             sweep_requested: false,
             background: (Instant::now(), 0),
+            sweep_queue: std::collections::VecDeque::new(),
+            sweep_out: 0,
+            concurrency: config.concurrency.max(1),
+            publish_customers: config.publish_customers,
             countdowns_due: Instant::now() + Duration::from_secs(60),
         }
     }
@@ -819,6 +831,9 @@ impl Model {
 
     /// Tells the dashboard about customers that changed.
     fn publish(&self, ids: impl IntoIterator<Item = Uuid>) {
+        if !self.publish_customers {
+            return;
+        }
         let states: Vec<CustomerState> = ids.into_iter().filter_map(|id| self.state_of(id)).collect();
         if !states.is_empty() {
             self.emit(EngineEvent::Customers(states));
@@ -1009,6 +1024,7 @@ impl Model {
                 sweep,
             } => {
                 let stale = self.polled(customer_id);
+                self.sweep_returned(sweep);
                 self.failures.remove(&customer_id);
                 if !stale {
                     self.snapshot(customer_id, customer, status);
@@ -1021,6 +1037,7 @@ impl Model {
                 sweep,
             } => {
                 self.polled(customer_id);
+                self.sweep_returned(sweep);
                 if error.is_unauthorized() {
                     return self.fatal(error.to_string());
                 }
@@ -1139,10 +1156,20 @@ impl Model {
             sweep.customers = total;
             sweep.pending = to_poll.len();
         }
-        for id in to_poll {
+        // Queued, not spawned: 100,000 waiting tasks would cost more than the polls.
+        self.sweep_queue.extend(to_poll);
+        self.feed_sweep();
+        self.sweep_step(false);
+    }
+
+    /// Starts queued sweep polls while fewer than twice the concurrency are out.
+    fn feed_sweep(&mut self) {
+        while self.sweep_out < self.concurrency * 2 {
+            let Some(id) = self.sweep_queue.pop_front() else {
+                break;
+            };
             self.spawn_poll(id, false, true);
         }
-        self.sweep_step(false);
     }
 
     fn sweep_step(&mut self, polled_for_sweep: bool) {
@@ -1167,6 +1194,13 @@ impl Model {
         });
         if self.once {
             self.stopping = true;
+        }
+    }
+
+    fn sweep_returned(&mut self, sweep: bool) {
+        if sweep {
+            self.sweep_out = self.sweep_out.saturating_sub(1);
+            self.feed_sweep();
         }
     }
 
@@ -1208,6 +1242,9 @@ impl Model {
                 self.poll_again.insert(id);
             }
             return;
+        }
+        if sweep {
+            self.sweep_out += 1;
         }
         let fetch_customer = fetch_customer || !self.customers.contains_key(&id);
         let client = self.client.clone();

@@ -39,7 +39,8 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let keymap = Keymap::new(&connection.config.keys).map_err(Failure::usage)?;
     let read_only = args.read_only || connection.profile.as_ref().is_some_and(|(_, p)| p.read_only);
     let sandbox = connection.sandbox.is_some();
-    let config = headless::engine_config(&connection, &args.sync, false);
+    let mut config = headless::engine_config(&connection, &args.sync, false);
+    config.publish_customers = true;
     let inbox = config.inbox.clone();
     let Some(lock) = connection.lock.take() else {
         return Err(Failure::fatal("the data directory is not locked"));
