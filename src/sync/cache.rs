@@ -208,39 +208,49 @@ pub fn open(path: &Path) -> Result<Connection, CacheError> {
     Ok(conn)
 }
 
-/// Reads everything the engine keeps in memory. Rows are read on this thread and parsed on
-/// two (customers on one; statuses and workflows on the other).
+/// Reads everything the engine keeps in memory. Rows are parsed as they are read, never
+/// held as text: customers on this thread, statuses and workflows on a second one with its
+/// own connection (a file database; in memory, one after the other).
 pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
-    let mut snapshot = Snapshot::default();
-    let customers: Vec<(String, String)> = read_rows(conn, "SELECT id, body FROM customers ORDER BY rowid")?;
-    let statuses: Vec<(String, String, i64)> =
-        read_rows(conn, "SELECT customer_id, summary, fetched_at_ms FROM statuses")?;
-    let workflows: Vec<(String, String, i64)> =
-        read_rows(conn, "SELECT customer_id, view, since_ms FROM workflows")?;
-
-    type Parsed<T> = Result<HashMap<String, (T, OffsetDateTime)>, CacheError>;
-    let (customers, statuses, workflows) = std::thread::scope(|scope| {
-        let side = scope.spawn(|| -> (Parsed<StatusSummary>, Parsed<WorkflowView>) {
-            (
-                parse_keyed(statuses, "status"),
-                parse_keyed(workflows, "workflow"),
-            )
-        });
-        let customers: Result<Vec<Customer>, CacheError> = customers
-            .into_iter()
-            .map(|(id, body)| {
-                serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))
+    type Side = Result<(Keyed<StatusSummary>, Keyed<WorkflowView>), CacheError>;
+    let side_data = |conn: &Connection| -> Side {
+        Ok((
+            stream_keyed(
+                conn,
+                "SELECT customer_id, summary, fetched_at_ms FROM statuses",
+                "status",
+            )?,
+            stream_keyed(
+                conn,
+                "SELECT customer_id, view, since_ms FROM workflows",
+                "workflow",
+            )?,
+        ))
+    };
+    let path = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
+    let (customers, side): (Result<Vec<Customer>, CacheError>, Option<Side>) = std::thread::scope(|scope| {
+        let side = path.map(|path| {
+            scope.spawn(move || -> Side {
+                let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                side_data(&conn)
             })
-            .collect();
-        let (statuses, workflows) = side.join().unwrap_or_else(|_| {
-            (
-                Err(CacheError::Corrupt("parsing panicked".into())),
-                Ok(HashMap::new()),
-            )
         });
-        (customers, statuses, workflows)
+        let customers = stream_customers(conn);
+        let side = side.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(CacheError::Corrupt("reading the cache panicked".into())))
+        });
+        (customers, side)
     });
-    let (mut statuses, mut workflows) = (statuses?, workflows?);
+    let (mut statuses, mut workflows) = match side {
+        Some(side) => side?,
+        None => side_data(conn)?,
+    };
+    let mut snapshot = Snapshot::default();
     for customer in customers? {
         let id = customer.id.to_string();
         snapshot.customers.push(CachedCustomer {
@@ -276,40 +286,45 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     Ok(snapshot)
 }
 
-fn read_rows<R: FromRow>(conn: &Connection, sql: &str) -> Result<Vec<R>, CacheError> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], R::from_row)?;
-    Ok(rows.collect::<Result<Vec<R>, _>>()?)
-}
+type Keyed<T> = HashMap<String, (T, OffsetDateTime)>;
 
-/// A row read as a tuple.
-trait FromRow: Sized {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
-}
-
-impl FromRow for (String, String) {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok((row.get(0)?, row.get(1)?))
+fn stream_customers(conn: &Connection) -> Result<Vec<Customer>, CacheError> {
+    let mut stmt = conn.prepare("SELECT id, body FROM customers ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    let mut customers = Vec::new();
+    while let Some(row) = rows.next()? {
+        let body = row
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| CacheError::Corrupt(e.to_string()))?;
+        let customer = serde_json::from_str(body).map_err(|e| {
+            let id: String = row.get(0).unwrap_or_default();
+            CacheError::Corrupt(format!("customer {id}: {e}"))
+        })?;
+        customers.push(customer);
     }
+    Ok(customers)
 }
 
-impl FromRow for (String, String, i64) {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-    }
-}
-
-fn parse_keyed<T: serde::de::DeserializeOwned>(
-    rows: Vec<(String, String, i64)>,
+fn stream_keyed<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
     what: &str,
-) -> Result<HashMap<String, (T, OffsetDateTime)>, CacheError> {
-    rows.into_iter()
-        .map(|(id, json, at)| {
-            let value = serde_json::from_str(&json)
-                .map_err(|e| CacheError::Corrupt(format!("{what} of {id}: {e}")))?;
-            Ok((id, (value, from_ms(at)?)))
-        })
-        .collect()
+) -> Result<Keyed<T>, CacheError> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut out = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let json = row
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| CacheError::Corrupt(e.to_string()))?;
+        let value =
+            serde_json::from_str(json).map_err(|e| CacheError::Corrupt(format!("{what} of {id}: {e}")))?;
+        out.insert(id, (value, from_ms(row.get(2)?)?));
+    }
+    Ok(out)
 }
 
 /// The whole status last fetched for a customer.
