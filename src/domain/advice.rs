@@ -91,15 +91,15 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
             list(fields_to_patch.iter().map(|f| f.to_string()).collect())
         ),
         Some(NextAction::StartKyc) => "Ready for KYC: start it.".to_string(),
-        Some(NextAction::CompleteSdkFlow) => match &status.sdk {
-            Some(sdk) => format!(
-                "Waiting for the customer to finish identity verification: send them the SDK link (it expires at {}).",
-                sdk.expires_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            ),
-            None => "Waiting for the customer to finish identity verification in the SDK.".to_string(),
-        },
+        // The expiry is on the API's clock (a sandbox's may run ahead): shown beside the
+        // link, as a countdown where one can be computed, not in this sentence.
+        Some(NextAction::CompleteSdkFlow) if status.sdk.is_some() => {
+            "Waiting for the customer to finish identity verification: send them the SDK link before it expires."
+                .to_string()
+        }
+        Some(NextAction::CompleteSdkFlow) => {
+            "Waiting for the customer to finish identity verification in the SDK.".to_string()
+        }
         Some(NextAction::UploadDocument) => format!(
             "Upload {}.",
             list(
