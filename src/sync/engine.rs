@@ -1102,6 +1102,33 @@ impl Model {
         })
     }
 
+    /// Keeps a customer as the API returned them; returns whether anything changed (then the
+    /// row is written to the cache too).
+    fn keep_customer(&mut self, customer: Customer) -> bool {
+        let id = customer.id;
+        match self.customers.get_mut(&id) {
+            Some(entry) if entry.customer == customer => false,
+            Some(entry) => {
+                self.writer
+                    .write(Write::Customer(Box::new(customer.clone())))
+                    .unwrap_or_else(|err| tracing::error!("cannot queue a customer for the cache: {err}"));
+                entry.customer = customer;
+                true
+            }
+            None => {
+                self.writer_write(Write::Customer(Box::new(customer.clone())));
+                self.customers.insert(
+                    id,
+                    Entry {
+                        customer,
+                        status: None,
+                    },
+                );
+                true
+            }
+        }
+    }
+
     fn discovered(&mut self, customers: Vec<Customer>) {
         self.discovery_failures = 0;
         let total = customers.len();
@@ -1110,10 +1137,6 @@ impl Model {
         for customer in customers {
             let id = customer.id;
             let known = self.customers.get(&id);
-            if known.is_none_or(|entry| entry.customer != customer) {
-                self.writer_write(Write::Customer(Box::new(customer.clone())));
-                changed.push(id);
-            }
             // A sweep pulls the status of whom it does not know yet, or whose profile changed;
             // `--once` (a full sweep) also of every open onboarding. The others keep their
             // own schedule, so a sweep of 100,000 customers is one listing, not 100,000 polls.
@@ -1135,17 +1158,8 @@ impl Model {
                 let spread = rand::Rng::random_range(&mut rand::rng(), 0..=interval.as_millis() as u64);
                 self.schedule_poll(id, Duration::from_millis(spread));
             }
-            match self.customers.get_mut(&id) {
-                Some(entry) => entry.customer = customer,
-                None => {
-                    self.customers.insert(
-                        id,
-                        Entry {
-                            customer,
-                            status: None,
-                        },
-                    );
-                }
+            if self.keep_customer(customer) {
+                changed.push(id);
             }
             if needs_status {
                 to_poll.push(id);
@@ -1327,22 +1341,7 @@ impl Model {
         let now = OffsetDateTime::now_utc();
         let mut publish = false;
         if let Some(customer) = customer {
-            if self.customers.get(&id).is_none_or(|e| e.customer != customer) {
-                self.writer_write(Write::Customer(Box::new(customer.clone())));
-                publish = true;
-            }
-            match self.customers.get_mut(&id) {
-                Some(entry) => entry.customer = customer,
-                None => {
-                    self.customers.insert(
-                        id,
-                        Entry {
-                            customer,
-                            status: None,
-                        },
-                    );
-                }
-            }
+            publish = self.keep_customer(customer);
         }
         let Some(entry) = self.customers.get_mut(&id) else {
             return;

@@ -74,10 +74,15 @@ pub fn restore() {
 }
 
 fn install_panic_hook() {
+    // Only a panic of the thread that draws ends the dashboard; a background task's panic
+    // ends that task alone (tokio catches it), and the screen must stay as it is.
+    let drawing_thread = std::thread::current().id();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        // Restore first, so the panic message lands on a usable terminal.
-        restore();
+        if std::thread::current().id() == drawing_thread {
+            // Restore first, so the panic message lands on a usable terminal.
+            restore();
+        }
         previous(info);
     }));
 }
