@@ -367,13 +367,6 @@ pub fn timeline(
     Ok(out)
 }
 
-/// Reads one setting.
-pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, CacheError> {
-    Ok(conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
-}
-
 /// The handle the engine queues writes on.
 #[derive(Clone)]
 pub struct Writer {
