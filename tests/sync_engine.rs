@@ -470,24 +470,8 @@ async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
     client.start_kyc(ids[1], None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    let once = |dir: std::path::PathBuf, url: String| async move {
-        let lock = engine::lock_data_dir(&dir).unwrap();
-        let engine = engine::start(engine_config(&url, &dir, false, true), lock)
-            .await
-            .unwrap();
-        let (_, mut events, task) = engine.into_parts();
-        let mut seen = Vec::new();
-        while let Some(event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
-            .await
-            .unwrap()
-        {
-            seen.push(event);
-        }
-        task.await.unwrap();
-        seen
-    };
     let url = sandbox.base_url().to_string();
-    let first = once(dir.path().to_path_buf(), url.clone()).await;
+    let first = run_engine(&url, dir.path(), true, None).await;
     assert!(
         matches!(first.first(), Some(EngineEvent::Started { .. })),
         "{first:?}"
@@ -517,7 +501,7 @@ async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
     }));
 
     client.start_kyc(ids[2], None).await.unwrap();
-    let second = once(dir.path().to_path_buf(), url).await;
+    let second = run_engine(&url, dir.path(), true, None).await;
     let changes: Vec<_> = second
         .iter()
         .filter(|e| matches!(e, EngineEvent::StageChanged { .. }))
