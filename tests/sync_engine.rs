@@ -56,6 +56,13 @@ fn engine_config(base_url: &str, data_dir: &Path, receiver: bool, once: bool) ->
     }
 }
 
+/// An in-memory sandbox and a client of its default tenant.
+async fn sandbox_and_client() -> (RunningSandbox, ApiClient) {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    (sandbox, client)
+}
+
 async fn setup() -> Setup {
     setup_with(SandboxConfig::ephemeral()).await
 }
@@ -452,8 +459,7 @@ async fn bad_drops_end_in_failed_with_a_reason_and_duplicates_are_not_uploaded_a
 
 #[tokio::test]
 async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
-    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
-    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let (sandbox, client) = sandbox_and_client().await;
     let bare = client
         .create_customer(&CustomerProfile::default())
         .await
@@ -597,8 +603,7 @@ fn first_sightings(seen: &[EngineEvent]) -> Vec<Uuid> {
 
 #[tokio::test]
 async fn a_restart_mid_sweep_loses_nothing_and_repeats_nothing() {
-    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
-    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let (sandbox, client) = sandbox_and_client().await;
     let mut ids = Vec::new();
     for _ in 0..60 {
         ids.push(
@@ -638,8 +643,7 @@ async fn a_restart_mid_sweep_loses_nothing_and_repeats_nothing() {
 
 #[tokio::test]
 async fn an_upload_interrupted_before_it_was_recorded_is_not_uploaded_twice() {
-    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
-    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let (sandbox, client) = sandbox_and_client().await;
     let id = client
         .create_customer(&CustomerProfile::default())
         .await
@@ -690,4 +694,38 @@ async fn an_upload_interrupted_before_it_was_recorded_is_not_uploaded_twice() {
     );
     assert!(inbox.join(format!(".processed/{id}__W9.pdf")).exists());
     sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_handles_upload_follows_the_inbox_rule_and_is_reported() {
+    let mut s = setup().await;
+    let id = s.create("Lovelace", None).await.id;
+    s.wait_for_stage(id, Stage::ReadyToStart).await;
+    assert!(
+        !s.handle
+            .upload(id, DocumentType::W9, "w9.pdf", PDF)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.handle
+            .upload(id, DocumentType::W9, "w9.pdf", PDF)
+            .await
+            .unwrap(),
+        "the same file again is a duplicate"
+    );
+    for result in ["uploaded", "duplicate"] {
+        s.wait_for(result, |e| matches!(e, EngineEvent::Upload { result: r, customer_id: Some(c), .. } if *r == result && *c == id))
+            .await;
+    }
+    assert_eq!(s.client.documents(id).await.unwrap().data.len(), 1);
+    // The same content through the inbox is a duplicate too.
+    std::fs::write(s.inbox.join(format!("{id}__W9.pdf")), PDF).unwrap();
+    s.wait_for(
+        "the inbox duplicate",
+        |e| matches!(e, EngineEvent::Upload { result: "duplicate", path, .. } if path.contains("__W9")),
+    )
+    .await;
+    assert_eq!(s.client.documents(id).await.unwrap().data.len(), 1);
+    s.stop().await;
 }

@@ -284,7 +284,7 @@ pub enum Observation {
         sha256: Option<String>,
         result: UploadResult,
     },
-    Fatal(String),
+    Fatal(ApiError),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),
     /// A webhook's row could not be committed: its id is not known after all.
@@ -308,6 +308,8 @@ pub struct EngineHandle {
     uploaded: Uploaded,
     sandbox: bool,
     reader: Arc<Mutex<rusqlite::Connection>>,
+    /// What the handle's own actions observed (an upload), told to the engine like the inbox.
+    observations: mpsc::UnboundedSender<Observation>,
 }
 
 impl EngineHandle {
@@ -360,7 +362,8 @@ impl EngineHandle {
     }
 
     /// Uploads a document under the same rule as the inbox: the same content for the same
-    /// customer and type is not uploaded twice. Returns whether it was a duplicate.
+    /// customer and type is not uploaded twice. Recorded and reported like an inbox upload;
+    /// returns whether it was a duplicate.
     pub async fn upload(
         &self,
         customer_id: Uuid,
@@ -368,26 +371,24 @@ impl EngineHandle {
         file_name: &str,
         content: &[u8],
     ) -> Result<bool, ApiError> {
-        let sha = hex::encode(Sha256::digest(content));
-        let key = (sha.clone(), customer_id, document_type.as_str().to_string());
-        if self.uploaded.lock().map(|s| s.contains(&key)).unwrap_or(false) {
-            return Ok(true);
-        }
-        let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", document_type.as_str());
-        self.client
-            .upload_document(
-                customer_id,
-                document_type,
-                file_name,
-                content,
-                Some(idempotency_key),
-            )
-            .await?;
-        if let Ok(mut set) = self.uploaded.lock() {
-            set.insert(key);
-        }
-        self.refresh(Some(customer_id));
-        Ok(false)
+        let (sha, result) = super::inbox::upload_once(
+            &self.client,
+            &self.uploaded,
+            customer_id,
+            document_type,
+            file_name,
+            content,
+        )
+        .await?;
+        let duplicate = result == UploadResult::Duplicate;
+        let _ = self.observations.send(Observation::Upload {
+            path: file_name.to_string(),
+            customer_id: Some(customer_id),
+            document_type: Some(document_type),
+            sha256: Some(sha),
+            result,
+        });
+        Ok(duplicate)
     }
 
     pub async fn simulate(
@@ -566,13 +567,14 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         data_dir: data_dir.display().to_string(),
     });
 
-    drop((events_tx, observations_tx));
+    drop(events_tx);
     let handle = EngineHandle {
         commands: commands_tx,
         client,
         uploaded,
         sandbox: config.sandbox,
         reader,
+        observations: observations_tx,
     };
     let task = tokio::spawn(async move {
         let mut observations = observations;
@@ -738,8 +740,10 @@ struct Model {
     last_webhook: Option<Instant>,
     paused: bool,
     stopping: bool,
-    /// The poller state last sent to the dashboard.
+    /// The poller state last sent to the dashboard, when, and whether a newer one waits.
     poller_published: (usize, bool),
+    poller_emitted: Instant,
+    poller_pending: bool,
     sandbox: bool,
     /// How far the API's clock is ahead of this machine's.
     server_offset: time::Duration,
@@ -790,6 +794,8 @@ impl Model {
             paused: false,
             stopping: false,
             poller_published: (0, false),
+            poller_emitted: Instant::now(),
+            poller_pending: false,
             sandbox: config.sandbox,
             server_offset: time::Duration::ZERO,
             sweep_requested: false,
@@ -840,10 +846,18 @@ impl Model {
         }
     }
 
+    /// Tells the dashboard the poller's state: a pause at once, the in-flight count at most
+    /// once a second (it changes with every poll, and each change would be a frame).
     fn publish_poller(&mut self) {
         let now = (self.in_flight.len(), self.paused);
-        if now != self.poller_published {
+        self.poller_pending = now != self.poller_published;
+        if !self.poller_pending {
+            return;
+        }
+        if now.1 != self.poller_published.1 || self.poller_emitted.elapsed() >= Duration::from_secs(1) {
             self.poller_published = now;
+            self.poller_emitted = Instant::now();
+            self.poller_pending = false;
             self.emit(EngineEvent::Poller {
                 in_flight: now.0,
                 paused: now.1,
@@ -918,6 +932,9 @@ impl Model {
                 break;
             }
             self.schedule.pop();
+        }
+        if self.poller_pending {
+            wake = wake.min(self.poller_emitted + Duration::from_secs(1));
         }
         // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
         wake.min(self.countdowns_due)
@@ -1000,7 +1017,7 @@ impl Model {
             Observation::Discovered { customers } => self.discovered(customers),
             Observation::DiscoveryFailed(error) => {
                 if error.is_unauthorized() {
-                    return self.fatal(error.to_string());
+                    return self.fatal_api(&error);
                 }
                 self.discovery_failures += 1;
                 let retry = self.retry_delay(&error, self.discovery_failures);
@@ -1039,7 +1056,7 @@ impl Model {
                 self.polled(customer_id);
                 self.sweep_returned(sweep);
                 if error.is_unauthorized() {
-                    return self.fatal(error.to_string());
+                    return self.fatal_api(&error);
                 }
                 let failures = self.failures.entry(customer_id).or_insert(0);
                 *failures += 1;
@@ -1065,7 +1082,7 @@ impl Model {
                 sha256,
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
-            Observation::Fatal(error) => self.fatal(error),
+            Observation::Fatal(error) => self.fatal_api(&error),
             Observation::Unrecorded(event_id) => {
                 self.seen_events.remove(&event_id);
             }
@@ -1079,12 +1096,17 @@ impl Model {
         }
     }
 
-    fn fatal(&mut self, error: String) {
-        let error = if error.contains("HTTP 401") {
+    /// The API refused to go on: a refused key says how to fix it.
+    fn fatal_api(&mut self, error: &ApiError) {
+        let error = if error.is_unauthorized() {
             EngineError::Unauthorized.to_string()
         } else {
-            error
+            error.to_string()
         };
+        self.fatal(error);
+    }
+
+    fn fatal(&mut self, error: String) {
         if !self.stopping {
             self.emit(EngineEvent::Fatal { error });
             self.stopping = true;
@@ -1584,13 +1606,14 @@ impl Model {
         result: UploadResult,
     ) {
         let now = OffsetDateTime::now_utc();
+        let uploaded = result == UploadResult::Uploaded;
         let (result, error) = match result {
             UploadResult::Uploaded => ("uploaded", None),
             UploadResult::Duplicate => ("duplicate", None),
             UploadResult::Failed(why) => ("failed", Some(why)),
         };
-        if let (Some(id), Some(document_type), Some(sha256), "uploaded") =
-            (customer_id, document_type, &sha256, result)
+        if let (true, Some(id), Some(document_type), Some(sha256)) =
+            (uploaded, customer_id, document_type, &sha256)
         {
             self.writer_write(Write::Upload {
                 sha256: sha256.clone(),
@@ -1612,7 +1635,7 @@ impl Model {
                     error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                 ),
             });
-            if result == "uploaded" {
+            if uploaded {
                 self.poll_now(id, false);
             }
         }

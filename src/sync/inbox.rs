@@ -244,56 +244,36 @@ impl Inbox {
             }
             Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
             Err(err) if err.is_unauthorized() => {
-                let _ = self.engine.send(Observation::Fatal(err.to_string()));
+                let _ = self.engine.send(Observation::Fatal(err.clone()));
                 return Processed::RetryLater(err.to_string());
             }
             Err(err) => return self.fail(path, &relative, None, Some(drop.document_type), err.to_string()),
         };
-        let sha = hex::encode(Sha256::digest(&content));
-        let key = (sha.clone(), customer_id, drop.document_type.as_str().to_string());
-        let already = self
-            .uploaded
-            .lock()
-            .map(|set| set.contains(&key))
-            .unwrap_or(false);
-        let result = if already {
-            UploadResult::Duplicate
-        } else {
-            let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
-            // The key names the logical upload: after a crash or a lost answer, the same file
-            // for the same customer and type gets the first answer again, not a second upload.
-            let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", drop.document_type.as_str());
-            match self
-                .client
-                .upload_document(
-                    customer_id,
-                    drop.document_type,
-                    file_name,
-                    &content,
-                    Some(idempotency_key),
-                )
-                .await
-            {
-                Ok(_) => {
-                    if let Ok(mut set) = self.uploaded.lock() {
-                        set.insert(key);
-                    }
-                    UploadResult::Uploaded
-                }
-                Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
-                Err(err) if err.is_unauthorized() => {
-                    let _ = self.engine.send(Observation::Fatal(err.to_string()));
-                    return Processed::RetryLater(err.to_string());
-                }
-                Err(err) => {
-                    return self.fail(
-                        path,
-                        &relative,
-                        Some(customer_id),
-                        Some(drop.document_type),
-                        explain(&err),
-                    );
-                }
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
+        let (sha, result) = match upload_once(
+            &self.client,
+            &self.uploaded,
+            customer_id,
+            drop.document_type,
+            file_name,
+            &content,
+        )
+        .await
+        {
+            Ok(done) => done,
+            Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
+            Err(err) if err.is_unauthorized() => {
+                let _ = self.engine.send(Observation::Fatal(err.clone()));
+                return Processed::RetryLater(err.to_string());
+            }
+            Err(err) => {
+                return self.fail(
+                    path,
+                    &relative,
+                    Some(customer_id),
+                    Some(drop.document_type),
+                    explain(&err),
+                );
             }
         };
         let moved = move_under(&self.dir, PROCESSED, &relative);
@@ -358,6 +338,40 @@ impl Inbox {
         });
         Processed::Done
     }
+}
+
+/// Uploads a document unless the same content was already uploaded for the same customer and
+/// type; returns its SHA-256 and whether it was uploaded or a duplicate. The inbox and the
+/// engine's own upload action both go through here, so the rule is one rule.
+pub async fn upload_once(
+    client: &ApiClient,
+    uploaded: &Uploaded,
+    customer_id: Uuid,
+    document_type: DocumentType,
+    file_name: &str,
+    content: &[u8],
+) -> Result<(String, UploadResult), ApiError> {
+    let sha = hex::encode(Sha256::digest(content));
+    let key = (sha.clone(), customer_id, document_type.as_str().to_string());
+    if uploaded.lock().map(|set| set.contains(&key)).unwrap_or(false) {
+        return Ok((sha, UploadResult::Duplicate));
+    }
+    // The key names the logical upload: after a crash or a lost answer, the same file for the
+    // same customer and type gets the first answer again, not a second upload.
+    let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", document_type.as_str());
+    client
+        .upload_document(
+            customer_id,
+            document_type,
+            file_name,
+            content,
+            Some(idempotency_key),
+        )
+        .await?;
+    if let Ok(mut set) = uploaded.lock() {
+        set.insert(key);
+    }
+    Ok((sha, UploadResult::Uploaded))
 }
 
 enum Processed {
