@@ -58,6 +58,44 @@ fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> Engin
     }
 }
 
+/// Engine start → every customer in the model → the first frame; then a stop.
+async fn cold_start_once(url: &str, dir: &std::path::Path) -> Duration {
+    let started = Instant::now();
+    let lock = engine::lock_data_dir(dir).unwrap();
+    let (handle, mut events, task) = engine::start(config(url, dir, true, false), lock)
+        .await
+        .unwrap()
+        .into_parts();
+    let mut app = App::new(Header::default(), OffsetDateTime::now_utc());
+    app.update(Action::Resize {
+        table_rows: view::table_rows_for(200, 50),
+    });
+    loop {
+        let event = events.recv().await.expect("events");
+        let loaded = matches!(&event, EngineEvent::Customers(states) if states.len() > 1);
+        app.update(Action::Engine(vec![event]));
+        if loaded {
+            break;
+        }
+    }
+    let (keymap, theme) = (Keymap::default(), Theme::new(ThemeName::Dark));
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    terminal
+        .draw(|frame| {
+            view::draw(frame, &app, &keymap, &theme);
+        })
+        .unwrap();
+    let elapsed = started.elapsed();
+    handle.stop();
+    while events.recv().await.is_some() {}
+    task.await.unwrap();
+    elapsed
+}
+
+/// As the binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let customers: usize = std::env::args()
@@ -127,7 +165,13 @@ async fn main() {
         );
     }
 
-    // Cold start with the cache warm, up to the first frame.
+    // Cold start with the cache warm, up to the first frame: four starts and stops first
+    // (these machines are noisy; the spread is part of the answer), then the one kept.
+    let mut starts: Vec<u128> = Vec::new();
+    for _ in 0..4 {
+        starts.push(cold_start_once(sandbox.base_url(), &dir).await.as_millis());
+    }
+    println!("cold starts to the first frame, started and stopped: {starts:?} ms");
     let before = rss_mb();
     let started = Instant::now();
     let lock = engine::lock_data_dir(&dir).unwrap();
@@ -146,6 +190,7 @@ async fn main() {
         table_rows: view::table_rows_for(200, 50),
     });
     let engine_started = started.elapsed();
+    let engine_rss = rss_mb();
     loop {
         let event = events.recv().await.expect("events");
         let loaded = matches!(&event, EngineEvent::Customers(states) if states.len() > 1);
@@ -153,7 +198,7 @@ async fn main() {
         app.update(Action::Engine(vec![event]));
         if loaded {
             println!(
-                "  engine::start returned after {} ms; every customer received after {} ms; in the table after {} ms",
+                "  engine::start returned after {} ms (RSS {engine_rss:.0} MB); every customer received after {} ms; in the table after {} ms",
                 engine_started.as_millis(),
                 received.as_millis(),
                 started.elapsed().as_millis()
@@ -217,15 +262,34 @@ async fn main() {
     }
     app.finish_filter(false);
 
-    // A state change reaching the table through the webhook.
+    // A state change reaching the table through the webhook. Links issued when the data was
+    // made may have expired since: start fresh onboardings (not timed), wait to see them.
     let mut latencies = Vec::new();
     let waiting: Vec<uuid::Uuid> = app
         .rows
         .iter()
-        .filter(|r| r.stage() == Some(Stage::AwaitingSdk))
+        .filter(|r| r.stage() == Some(Stage::ReadyToStart))
         .map(|r| r.id())
         .take(100)
         .collect();
+    let mut pending: std::collections::HashSet<uuid::Uuid> = waiting.iter().copied().collect();
+    for &id in &waiting {
+        client.start_kyc(id, None).await.unwrap();
+    }
+    while !pending.is_empty() {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("the started onboardings are seen in time")
+            .expect("events");
+        if let EngineEvent::Customers(states) = &event {
+            for s in states {
+                if s.stage == Some(Stage::AwaitingSdk) {
+                    pending.remove(&s.customer.id);
+                }
+            }
+        }
+        app.update(Action::Engine(vec![event]));
+    }
     for &id in &waiting {
         let t = Instant::now();
         client.simulate(id, SimulateAction::SdkComplete).await.unwrap();

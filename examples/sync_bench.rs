@@ -49,6 +49,10 @@ fn config(url: &str, dir: &std::path::Path, receiver: Option<ReceiverConfig>, on
     }
 }
 
+/// As the binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let customers: usize = std::env::args()
@@ -232,7 +236,7 @@ async fn main() {
     for i in 0..100_000u128 {
         let customer = Customer::new(Uuid::from_u128(i + 1), profile.clone(), now);
         let id = customer.id;
-        writer.write(Write::Customer(Box::new(customer))).unwrap();
+        writer.write(Write::customer(&customer).unwrap()).unwrap();
         let (summary, body) = cache::StatusSummary::of(&kycdash::domain::ComplianceStatus {
             customer_id: Some(id),
             ..status.clone()
@@ -242,7 +246,7 @@ async fn main() {
             .write(Write::Status {
                 customer_id: id,
                 body,
-                summary: Box::new(summary),
+                summary: std::sync::Arc::new(summary),
                 fetched_at: now,
             })
             .unwrap();

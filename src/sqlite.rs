@@ -14,8 +14,8 @@ pub enum MigrateError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Applies the migrations the database has not seen yet.
-pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), MigrateError> {
+/// Applies the migrations the database has not seen yet; returns the version it was at.
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<i64, MigrateError> {
     let supported = migrations.len() as i64;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > supported {
@@ -27,7 +27,7 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Migrate
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The engine's SQLite cache (SPEC §7): customers, the latest status of each and when it was
 //! fetched, each customer's workflow as plain data, every webhook event received (one row per
 //! event id), uploads by SHA-256, customer and type, the timeline, and a few settings (the
-//! registered webhook endpoint). One writer thread owns the connection and commits whatever
+//! registered webhook endpoint). What the engine keeps in memory (summaries of the customer
+//! and the status, the workflow) is also in one narrow `overview` row per customer, so a
+//! start reads that alone; whole bodies are read one at a time, on demand. One writer thread owns the connection and commits whatever
 //! has queued up in one transaction, so a burst of webhooks or a sweep costs a handful of
 //! commits, not one per row.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -46,6 +49,34 @@ impl StatusSummary {
             is_compliant: status.is_compliant,
             required_failed: status.summary.required_failed.clone(),
             sdk: status.sdk.clone(),
+        };
+        Ok((summary, body))
+    }
+}
+
+/// What the engine and the dashboard keep of a customer in memory: what a table row shows
+/// and `/` searches, and a hash of the whole body to tell a change. The whole customer stays
+/// in the cache, read when someone selects them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSummary {
+    pub id: Uuid,
+    /// The KYC name, else the email, the externalId or the id: what a row is called.
+    pub name: Box<str>,
+    pub email: Option<Box<str>>,
+    pub external_id: Option<Box<str>>,
+    pub hash: u64,
+}
+
+impl CustomerSummary {
+    /// The summary of a customer and its body as the cache stores it.
+    pub fn of(customer: &Customer) -> Result<(CustomerSummary, String), CacheError> {
+        let body = serde_json::to_string(customer).map_err(|e| CacheError::Corrupt(e.to_string()))?;
+        let summary = CustomerSummary {
+            id: customer.id,
+            name: crate::headless::display_name(customer).into(),
+            email: customer.email.as_deref().map(Box::from),
+            external_id: customer.external_id.as_deref().map(Box::from),
+            hash: body_hash(&body),
         };
         Ok((summary, body))
     }
@@ -108,7 +139,32 @@ CREATE TABLE timeline (
 CREATE INDEX timeline_by_customer ON timeline(customer_id, id);
 "#;
 
-const MIGRATIONS: [&str; 1] = [V1];
+/// One narrow row per customer with everything the engine and the dashboard keep in memory
+/// (the customer's and the status's summaries, the workflow), so a start reads one small
+/// table instead of paging through every customer and status body. Customer summaries of
+/// rows written before are filled in by `open`.
+const V2: &str = r#"
+CREATE TABLE overview (
+    customer_id   TEXT PRIMARY KEY,
+    name          TEXT,
+    email         TEXT,
+    external_id   TEXT,
+    customer_hash INTEGER,
+    status        TEXT,
+    fetched_at_ms INTEGER,
+    workflow      TEXT,
+    since_ms      INTEGER
+);
+INSERT INTO overview (customer_id) SELECT id FROM customers;
+UPDATE overview SET (status, fetched_at_ms) =
+    (SELECT summary, fetched_at_ms FROM statuses WHERE statuses.customer_id = overview.customer_id);
+UPDATE overview SET (workflow, since_ms) =
+    (SELECT view, since_ms FROM workflows WHERE workflows.customer_id = overview.customer_id);
+DROP TABLE workflows;
+ALTER TABLE statuses DROP COLUMN summary;
+"#;
+
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -130,7 +186,7 @@ pub enum CacheError {
 /// A customer as the cache last knew them.
 #[derive(Debug, Clone)]
 pub struct CachedCustomer {
-    pub customer: Customer,
+    pub customer: CustomerSummary,
     pub status: Option<(StatusSummary, OffsetDateTime)>,
     pub workflow: Option<(WorkflowView, OffsetDateTime)>,
 }
@@ -148,11 +204,14 @@ pub struct Snapshot {
 /// One row to write.
 #[derive(Debug)]
 pub enum Write {
-    Customer(Box<Customer>),
+    Customer {
+        summary: Arc<CustomerSummary>,
+        body: String,
+    },
     Status {
         customer_id: Uuid,
         body: String,
-        summary: Box<StatusSummary>,
+        summary: Arc<StatusSummary>,
         fetched_at: OffsetDateTime,
     },
     Workflow {
@@ -192,6 +251,17 @@ pub enum Write {
     Clear,
 }
 
+impl Write {
+    /// A customer's row.
+    pub fn customer(customer: &Customer) -> Result<Write, CacheError> {
+        let (summary, body) = CustomerSummary::of(customer)?;
+        Ok(Write::Customer {
+            summary: Arc::new(summary),
+            body,
+        })
+    }
+}
+
 /// Opens the cache and its connection's settings; applies migrations.
 pub fn open(path: &Path) -> Result<Connection, CacheError> {
     let mut conn = Connection::open(path).map_err(|source| CacheError::Open {
@@ -201,64 +271,80 @@ pub fn open(path: &Path) -> Result<Connection, CacheError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    crate::sqlite::migrate(&mut conn, &MIGRATIONS).map_err(|source| CacheError::Migrate {
+    let found = crate::sqlite::migrate(&mut conn, &MIGRATIONS).map_err(|source| CacheError::Migrate {
         path: path.to_path_buf(),
         source,
     })?;
+    if found == 1 {
+        // Should this be interrupted, the rows left without a summary are not loaded, and the
+        // next listing writes them again.
+        summarize_old_rows(&mut conn)?;
+    }
     Ok(conn)
 }
 
-/// Reads everything the engine keeps in memory. Rows are parsed as they are read, never
-/// held as text: customers on this thread, statuses and workflows on a second one with its
-/// own connection (a file database; in memory, one after the other).
+/// Fills the customer summaries of rows written before they existed (once, after V2).
+fn summarize_old_rows(conn: &mut Connection) -> Result<(), CacheError> {
+    let tx = conn.transaction()?;
+    {
+        let mut read = tx.prepare(
+            "SELECT c.id, c.body FROM overview o JOIN customers c ON c.id = o.customer_id
+             WHERE o.customer_hash IS NULL",
+        )?;
+        let mut update = tx.prepare(
+            "UPDATE overview SET name = ?2, email = ?3, external_id = ?4, customer_hash = ?5
+             WHERE customer_id = ?1",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let body: String = row.get(1)?;
+            let customer: Customer = serde_json::from_str(&body)
+                .map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))?;
+            let (summary, _) = CustomerSummary::of(&customer)?;
+            update.execute(params![
+                id,
+                &*summary.name,
+                summary.email.as_deref(),
+                summary.external_id.as_deref(),
+                summary.hash as i64
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Reads everything the engine keeps in memory: one pass over the narrow `overview` table,
+/// each row parsed as it is read; a file database is read in two halves on two threads (each
+/// with its own connection), since parsing, not the disk, is what takes the time.
 pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
-    type Side = Result<(Keyed<StatusSummary>, Keyed<WorkflowView>), CacheError>;
-    let side_data = |conn: &Connection| -> Side {
-        Ok((
-            stream_keyed(
-                conn,
-                "SELECT customer_id, summary, fetched_at_ms FROM statuses",
-                "status",
-            )?,
-            stream_keyed(
-                conn,
-                "SELECT customer_id, view, since_ms FROM workflows",
-                "workflow",
-            )?,
-        ))
-    };
+    let mut snapshot = Snapshot::default();
+    let last: i64 = conn.query_row("SELECT coalesce(max(rowid), 0) FROM overview", [], |r| r.get(0))?;
+    let middle = last / 2;
     let path = conn
         .path()
-        .filter(|p| !p.is_empty())
-        .map(std::path::PathBuf::from);
-    let (customers, side): (Result<Vec<Customer>, CacheError>, Option<Side>) = std::thread::scope(|scope| {
-        let side = path.map(|path| {
-            scope.spawn(move || -> Side {
+        .filter(|p| !p.is_empty() && middle > 0)
+        .map(PathBuf::from);
+    let (first, second) = std::thread::scope(|scope| {
+        let second = path.map(|path| {
+            scope.spawn(move || {
                 let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                side_data(&conn)
+                overview_rows(&conn, middle + 1, i64::MAX)
             })
         });
-        let customers = stream_customers(conn);
-        let side = side.map(|handle| {
-            handle
-                .join()
-                .unwrap_or_else(|_| Err(CacheError::Corrupt("reading the cache panicked".into())))
-        });
-        (customers, side)
+        match second {
+            Some(second) => (
+                overview_rows(conn, 0, middle),
+                second
+                    .join()
+                    .unwrap_or_else(|_| Err(CacheError::Corrupt("reading the cache panicked".into()))),
+            ),
+            None => (overview_rows(conn, 0, i64::MAX), Ok(Vec::new())),
+        }
     });
-    let (mut statuses, mut workflows) = match side {
-        Some(side) => side?,
-        None => side_data(conn)?,
-    };
-    let mut snapshot = Snapshot::default();
-    for customer in customers? {
-        let id = customer.id.to_string();
-        snapshot.customers.push(CachedCustomer {
-            status: statuses.remove(&id),
-            workflow: workflows.remove(&id),
-            customer,
-        });
-    }
+    snapshot.customers = first?;
+    snapshot.customers.extend(second?);
     let mut stmt = conn.prepare("SELECT id FROM webhook_events")?;
     for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
         snapshot.event_ids.insert(id?);
@@ -286,45 +372,74 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     Ok(snapshot)
 }
 
-type Keyed<T> = HashMap<String, (T, OffsetDateTime)>;
-
-fn stream_customers(conn: &Connection) -> Result<Vec<Customer>, CacheError> {
-    let mut stmt = conn.prepare("SELECT id, body FROM customers ORDER BY rowid")?;
-    let mut rows = stmt.query([])?;
-    let mut customers = Vec::new();
+/// The `overview` rows with a rowid in `from..=to`.
+fn overview_rows(conn: &Connection, from: i64, to: i64) -> Result<Vec<CachedCustomer>, CacheError> {
+    let mut stmt = conn.prepare(
+        "SELECT customer_id, name, email, external_id, customer_hash, status, fetched_at_ms, workflow, since_ms
+         FROM overview WHERE rowid BETWEEN ?1 AND ?2 AND customer_hash IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([from, to])?;
+    let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let body = row
-            .get_ref(1)?
-            .as_str()
-            .map_err(|e| CacheError::Corrupt(e.to_string()))?;
-        let customer = serde_json::from_str(body).map_err(|e| {
-            let id: String = row.get(0).unwrap_or_default();
-            CacheError::Corrupt(format!("customer {id}: {e}"))
-        })?;
-        customers.push(customer);
-    }
-    Ok(customers)
-}
-
-fn stream_keyed<T: serde::de::DeserializeOwned>(
-    conn: &Connection,
-    sql: &str,
-    what: &str,
-) -> Result<Keyed<T>, CacheError> {
-    let mut stmt = conn.prepare(sql)?;
-    let mut rows = stmt.query([])?;
-    let mut out = HashMap::new();
-    while let Some(row) = rows.next()? {
-        let id: String = row.get(0)?;
-        let json = row
-            .get_ref(1)?
-            .as_str()
-            .map_err(|e| CacheError::Corrupt(e.to_string()))?;
-        let value =
-            serde_json::from_str(json).map_err(|e| CacheError::Corrupt(format!("{what} of {id}: {e}")))?;
-        out.insert(id, (value, from_ms(row.get(2)?)?));
+        out.push(overview_row(row)?);
     }
     Ok(out)
+}
+
+/// One `overview` row: columns read in place, the two small JSON values parsed.
+fn overview_row(row: &rusqlite::Row) -> Result<CachedCustomer, CacheError> {
+    let text = |i: usize| -> Result<Option<&str>, CacheError> {
+        row.get_ref(i)?
+            .as_str_or_null()
+            .map_err(|e| CacheError::Corrupt(e.to_string()))
+    };
+    let id = text(0)?.unwrap_or_default();
+    let corrupt = |what: &str| CacheError::Corrupt(format!("{what} of customer {id}"));
+    let parsed = |json: usize, at: usize, what: &str| -> Result<Option<_>, CacheError> {
+        match (text(json)?, row.get::<_, Option<i64>>(at)?) {
+            (Some(json), Some(at)) => Ok(Some((json, from_ms(at)?))),
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(corrupt(what)),
+        }
+    };
+    let status = match parsed(5, 6, "the status time")? {
+        Some((json, at)) => Some((serde_json::from_str(json).map_err(|_| corrupt("the status"))?, at)),
+        None => None,
+    };
+    let workflow = match parsed(7, 8, "the workflow time")? {
+        Some((json, at)) => Some((
+            serde_json::from_str(json).map_err(|_| corrupt("the workflow"))?,
+            at,
+        )),
+        None => None,
+    };
+    let customer = CustomerSummary {
+        id: id.parse().map_err(|_| corrupt("the id"))?,
+        name: text(1)?.ok_or_else(|| corrupt("the name"))?.into(),
+        email: text(2)?.map(Box::from),
+        external_id: text(3)?.map(Box::from),
+        hash: row.get::<_, i64>(4)? as u64,
+    };
+    Ok(CachedCustomer {
+        customer,
+        status,
+        workflow,
+    })
+}
+
+/// The whole customer last fetched.
+pub fn customer(conn: &Connection, customer_id: Uuid) -> Result<Option<Customer>, CacheError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM customers WHERE id = ?1",
+            [customer_id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    body.map(|b| {
+        serde_json::from_str(&b).map_err(|e| CacheError::Corrupt(format!("customer {customer_id}: {e}")))
+    })
+    .transpose()
 }
 
 /// The whole status last fetched for a customer.
@@ -434,14 +549,26 @@ fn commit(
     let tx = conn.transaction()?;
     for write in batch {
         match write {
-            Write::Customer(customer) => {
-                let body =
-                    serde_json::to_string(&customer).map_err(|e| CacheError::Corrupt(e.to_string()))?;
+            Write::Customer { summary, body } => {
+                let id = summary.id.to_string();
                 tx.prepare_cached(
                     "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)
                      ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, body = excluded.body",
                 )?
-                .execute(params![customer.id.to_string(), customer.external_id, body])?;
+                .execute(params![id, summary.external_id.as_deref(), body])?;
+                tx.prepare_cached(
+                    "INSERT INTO overview (customer_id, name, email, external_id, customer_hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(customer_id) DO UPDATE SET name = excluded.name, email = excluded.email,
+                         external_id = excluded.external_id, customer_hash = excluded.customer_hash",
+                )?
+                .execute(params![
+                    id,
+                    &*summary.name,
+                    summary.email.as_deref(),
+                    summary.external_id.as_deref(),
+                    summary.hash as i64
+                ])?;
             }
             Write::Status {
                 customer_id,
@@ -449,19 +576,21 @@ fn commit(
                 summary,
                 fetched_at,
             } => {
+                let (id, at) = (customer_id.to_string(), to_ms(fetched_at));
                 let summary =
                     serde_json::to_string(&*summary).map_err(|e| CacheError::Corrupt(e.to_string()))?;
                 tx.prepare_cached(
-                    "INSERT INTO statuses (customer_id, body, summary, fetched_at_ms) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(customer_id) DO UPDATE SET body = excluded.body, summary = excluded.summary,
+                    "INSERT INTO statuses (customer_id, body, fetched_at_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET body = excluded.body,
                          fetched_at_ms = excluded.fetched_at_ms",
                 )?
-                .execute(params![
-                    customer_id.to_string(),
-                    body,
-                    summary,
-                    to_ms(fetched_at)
-                ])?;
+                .execute(params![id, body, at])?;
+                tx.prepare_cached(
+                    "INSERT INTO overview (customer_id, status, fetched_at_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET status = excluded.status,
+                         fetched_at_ms = excluded.fetched_at_ms",
+                )?
+                .execute(params![id, summary, at])?;
             }
             Write::Workflow {
                 customer_id,
@@ -470,8 +599,9 @@ fn commit(
             } => {
                 let view = serde_json::to_string(&view).map_err(|e| CacheError::Corrupt(e.to_string()))?;
                 tx.prepare_cached(
-                    "INSERT INTO workflows (customer_id, view, since_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(customer_id) DO UPDATE SET view = excluded.view, since_ms = excluded.since_ms",
+                    "INSERT INTO overview (customer_id, workflow, since_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET workflow = excluded.workflow,
+                         since_ms = excluded.since_ms",
                 )?
                 .execute(params![customer_id.to_string(), view, to_ms(since)])?;
             }
@@ -541,7 +671,7 @@ fn commit(
             }
             Write::Clear => {
                 tx.execute_batch(
-                    "DELETE FROM customers; DELETE FROM statuses; DELETE FROM workflows;
+                    "DELETE FROM customers; DELETE FROM statuses; DELETE FROM overview;
                      DELETE FROM webhook_events; DELETE FROM uploads; DELETE FROM timeline; DELETE FROM settings;",
                 )?;
             }
@@ -566,6 +696,84 @@ mod tests {
     use super::*;
     use crate::domain::{CustomerProfile, Stage};
 
+    fn a_status(customer: &Customer) -> ComplianceStatus {
+        crate::domain::evaluate(
+            customer,
+            &Default::default(),
+            &view(),
+            crate::domain::Strategy::CfKyc,
+        )
+    }
+
+    fn view() -> WorkflowView {
+        WorkflowView {
+            stage: Stage::ReadyToStart,
+            onboarding: None,
+            sdk: None,
+            identity_verified: false,
+        }
+    }
+
+    #[test]
+    fn a_cache_written_before_the_overview_loads_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let profile: CustomerProfile = serde_json::from_value(serde_json::json!({
+            "email": "ada@example.com",
+            "externalId": "crm-1",
+            "kyc": {"firstName": "Ada", "lastName": "Lovelace"}
+        }))
+        .unwrap();
+        let customer = Customer::new(Uuid::new_v4(), profile, now);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            crate::sqlite::migrate(&mut conn, &[V1]).unwrap();
+            conn.execute(
+                "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)",
+                params![
+                    customer.id.to_string(),
+                    "crm-1",
+                    serde_json::to_string(&customer).unwrap()
+                ],
+            )
+            .unwrap();
+            let (status, body) = StatusSummary::of(&a_status(&customer)).unwrap();
+            conn.execute(
+                "INSERT INTO statuses (customer_id, body, summary, fetched_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    customer.id.to_string(),
+                    body,
+                    serde_json::to_string(&status).unwrap(),
+                    to_ms(now)
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO workflows (customer_id, view, since_ms) VALUES (?1, ?2, ?3)",
+                params![
+                    customer.id.to_string(),
+                    serde_json::to_string(&view()).unwrap(),
+                    to_ms(now)
+                ],
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let snapshot = load(&conn).unwrap();
+        let cached = &snapshot.customers[0];
+        assert_eq!(
+            cached.status.as_ref().map(|(s, at)| (s.hash, *at)),
+            Some((StatusSummary::of(&a_status(&customer)).unwrap().0.hash, now))
+        );
+        assert_eq!(cached.workflow, Some((view(), now)));
+        assert!(self::status(&conn, customer.id).unwrap().is_some());
+        let summary = &cached.customer;
+        assert_eq!(*summary, CustomerSummary::of(&customer).unwrap().0);
+        assert_eq!(&*summary.name, "Ada Lovelace");
+        assert_eq!(summary.external_id.as_deref(), Some("crm-1"));
+    }
+
     #[tokio::test]
     async fn rows_written_in_batches_load_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -573,7 +781,13 @@ mod tests {
         let (writer, thread) = spawn_writer(open(&path).unwrap());
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let customer = Customer::new(Uuid::new_v4(), CustomerProfile::default(), now);
-        writer.write(Write::Customer(Box::new(customer.clone()))).unwrap();
+        let (summary, body) = CustomerSummary::of(&customer).unwrap();
+        writer
+            .write(Write::Customer {
+                summary: Arc::new(summary.clone()),
+                body,
+            })
+            .unwrap();
         let view = WorkflowView {
             stage: Stage::ReadyToStart,
             onboarding: None,
@@ -604,7 +818,10 @@ mod tests {
 
         let snapshot = load(&open(&path).unwrap()).unwrap();
         assert_eq!(snapshot.customers.len(), 1);
-        assert_eq!(snapshot.customers[0].customer, customer);
+        assert_eq!(snapshot.customers[0].customer, summary);
+        let conn = open(&path).unwrap();
+        assert_eq!(self::customer(&conn, customer.id).unwrap(), Some(customer));
+        assert_eq!(self::customer(&conn, Uuid::nil()).unwrap(), None);
         assert_eq!(snapshot.customers[0].workflow, Some((view, now)));
         assert_eq!(snapshot.event_ids, HashSet::from(["evt_1".to_string()]));
     }

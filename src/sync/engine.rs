@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::cache::{self, Write, Writer};
+use super::cache::{self, CustomerSummary, Write, Writer};
 use super::inbox::{Inbox, InboxTiming, UploadResult, Uploaded};
 use super::receiver::{self, Ack, RejectReason};
 use super::tracker::Tracker;
@@ -231,8 +231,9 @@ impl EngineEvent {
 /// One customer as the engine knows them now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerState {
-    pub customer: Customer,
-    pub status: Option<cache::StatusSummary>,
+    /// Shared with the engine: a row costs the dashboard no copy.
+    pub customer: Arc<CustomerSummary>,
+    pub status: Option<Arc<cache::StatusSummary>>,
     /// The stage the last status proved.
     pub stage: Option<Stage>,
     /// Since when the customer is in `stage`.
@@ -253,8 +254,10 @@ pub enum AlertKind {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum Observation {
+    /// A page of the customer listing; `last`: the listing is complete.
     Discovered {
         customers: Vec<Customer>,
+        last: bool,
     },
     DiscoveryFailed(ApiError),
     Snapshot {
@@ -412,16 +415,19 @@ impl EngineHandle {
         &self.client
     }
 
-    /// The whole status last fetched for a customer, from the cache (a point read on its own
+    /// The whole customer and status last fetched, from the cache (point reads on their own
     /// connection; the writer thread is never waited for).
-    pub async fn cached_status(
+    pub async fn cached(
         &self,
         customer_id: Uuid,
-    ) -> Result<Option<ComplianceStatus>, cache::CacheError> {
+    ) -> Result<(Option<Customer>, Option<ComplianceStatus>), cache::CacheError> {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().map_err(|_| cache::CacheError::Closed)?;
-            cache::status(&conn, customer_id)
+            Ok((
+                cache::customer(&conn, customer_id)?,
+                cache::status(&conn, customer_id)?,
+            ))
         })
         .await
         .map_err(|_| cache::CacheError::Closed)?
@@ -699,12 +705,15 @@ fn unauthorized(err: ApiError) -> EngineError {
 
 /// A customer as the engine knows them.
 struct Entry {
-    customer: Customer,
-    status: Option<cache::StatusSummary>,
+    customer: Arc<CustomerSummary>,
+    status: Option<Arc<cache::StatusSummary>>,
 }
 
 struct SweepProgress {
     started: Instant,
+    /// Whether the listing's last page arrived.
+    listed: bool,
+    /// Sweep polls queued or out.
     pending: usize,
     customers: usize,
     changed: usize,
@@ -818,8 +827,8 @@ impl Model {
             self.customers.insert(
                 id,
                 Entry {
-                    customer: cached.customer,
-                    status: cached.status.map(|(status, _)| status),
+                    customer: Arc::new(cached.customer),
+                    status: cached.status.map(|(status, _)| Arc::new(status)),
                 },
             );
         }
@@ -993,7 +1002,8 @@ impl Model {
         self.sweep_requested = false;
         self.sweep = Some(SweepProgress {
             started: Instant::now(),
-            pending: usize::MAX,
+            listed: false,
+            pending: 0,
             customers: 0,
             changed: 0,
         });
@@ -1004,17 +1014,40 @@ impl Model {
             if sandbox && let Ok(clock) = client.clock().await {
                 let _ = observations.send(Observation::Clock(clock.offset_seconds as i64));
             }
-            let observation = match client.all_customers().await {
-                Ok(customers) => Observation::Discovered { customers },
-                Err(err) => Observation::DiscoveryFailed(err),
-            };
-            let _ = observations.send(observation);
+            // Page by page: 100,000 whole customers held at once would be most of the
+            // engine's memory, for a moment.
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = match client
+                    .list_customers(crate::api::client::PAGE_LIMIT, cursor.as_deref())
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(err) => {
+                        let _ = observations.send(Observation::DiscoveryFailed(err));
+                        return;
+                    }
+                };
+                let next = page.next_cursor.filter(|next| Some(next) != cursor.as_ref());
+                let last = next.is_none();
+                if observations
+                    .send(Observation::Discovered {
+                        customers: page.data,
+                        last,
+                    })
+                    .is_err()
+                    || last
+                {
+                    return;
+                }
+                cursor = next;
+            }
         });
     }
 
     fn observe(&mut self, observation: Observation) {
         match observation {
-            Observation::Discovered { customers } => self.discovered(customers),
+            Observation::Discovered { customers, last } => self.discovered(customers, last),
             Observation::DiscoveryFailed(error) => {
                 if error.is_unauthorized() {
                     return self.fatal_api(&error);
@@ -1126,38 +1159,44 @@ impl Model {
 
     /// Keeps a customer as the API returned them; returns whether anything changed (then the
     /// row is written to the cache too).
-    fn keep_customer(&mut self, customer: Customer) -> bool {
-        let id = customer.id;
-        match self.customers.get_mut(&id) {
-            Some(entry) if entry.customer == customer => false,
-            Some(entry) => {
-                self.writer
-                    .write(Write::Customer(Box::new(customer.clone())))
-                    .unwrap_or_else(|err| tracing::error!("cannot queue a customer for the cache: {err}"));
-                entry.customer = customer;
-                true
-            }
-            None => {
-                self.writer_write(Write::Customer(Box::new(customer.clone())));
-                self.customers.insert(
-                    id,
-                    Entry {
-                        customer,
-                        status: None,
-                    },
-                );
-                true
-            }
+    fn keep_customer(&mut self, (summary, body): (CustomerSummary, String)) -> bool {
+        let id = summary.id;
+        let unchanged = self
+            .customers
+            .get(&id)
+            .is_some_and(|entry| entry.customer.hash == summary.hash);
+        if unchanged {
+            return false;
         }
+        let summary = Arc::new(summary);
+        self.writer_write(Write::Customer {
+            summary: summary.clone(),
+            body,
+        });
+        self.customers
+            .entry(id)
+            .and_modify(|entry| entry.customer = summary.clone())
+            .or_insert(Entry {
+                customer: summary,
+                status: None,
+            });
+        true
     }
 
-    fn discovered(&mut self, customers: Vec<Customer>) {
+    fn discovered(&mut self, customers: Vec<Customer>, last: bool) {
         self.discovery_failures = 0;
         let total = customers.len();
         let mut to_poll = Vec::new();
         let mut changed = Vec::new();
         for customer in customers {
             let id = customer.id;
+            let kept = match CustomerSummary::of(&customer) {
+                Ok(kept) => kept,
+                Err(err) => {
+                    tracing::error!("cannot keep customer {id}: {err}");
+                    continue;
+                }
+            };
             let known = self.customers.get(&id);
             // A sweep pulls the status of whom it does not know yet, or whose profile changed;
             // `--once` (a full sweep) also of every open onboarding. The others keep their
@@ -1166,7 +1205,7 @@ impl Model {
             let needs_status = match (known, stage) {
                 (Some(entry), Some(stage)) => {
                     entry.status.is_none()
-                        || entry.customer.updated_at != customer.updated_at
+                        || entry.customer.hash != kept.0.hash
                         || (self.once && !stage.is_terminal())
                 }
                 _ => true,
@@ -1180,7 +1219,7 @@ impl Model {
                 let spread = rand::Rng::random_range(&mut rand::rng(), 0..=interval.as_millis() as u64);
                 self.schedule_poll(id, Duration::from_millis(spread));
             }
-            if self.keep_customer(customer) {
+            if self.keep_customer(kept) {
                 changed.push(id);
             }
             if needs_status {
@@ -1189,8 +1228,9 @@ impl Model {
         }
         self.publish(changed);
         if let Some(sweep) = &mut self.sweep {
-            sweep.customers = total;
-            sweep.pending = to_poll.len();
+            sweep.customers += total;
+            sweep.pending += to_poll.len();
+            sweep.listed = last;
         }
         // Queued, not spawned: 100,000 waiting tasks would cost more than the polls.
         self.sweep_queue.extend(to_poll);
@@ -1213,7 +1253,7 @@ impl Model {
         if polled_for_sweep {
             sweep.pending = sweep.pending.saturating_sub(1);
         }
-        if sweep.pending != 0 {
+        if !sweep.listed || sweep.pending != 0 {
             return;
         }
         let (customers, changed, duration) = (sweep.customers, sweep.changed, sweep.started.elapsed());
@@ -1363,13 +1403,16 @@ impl Model {
         let now = OffsetDateTime::now_utc();
         let mut publish = false;
         if let Some(customer) = customer {
-            publish = self.keep_customer(customer);
+            match CustomerSummary::of(&customer) {
+                Ok(kept) => publish = self.keep_customer(kept),
+                Err(err) => tracing::error!("cannot keep customer {id}: {err}"),
+            }
         }
         let Some(entry) = self.customers.get_mut(&id) else {
             return;
         };
         let reconciled = self.tracker.on_snapshot(id, &status, now);
-        let summary = match cache::StatusSummary::of(&status) {
+        match cache::StatusSummary::of(&status) {
             Ok((summary, body)) => {
                 if entry
                     .status
@@ -1377,29 +1420,24 @@ impl Model {
                     .is_none_or(|known| known.hash != summary.hash)
                 {
                     publish = true;
+                    let summary = Arc::new(summary);
+                    entry.status = Some(summary.clone());
                     self.writer
                         .write(Write::Status {
                             customer_id: id,
                             body,
-                            summary: Box::new(summary.clone()),
+                            summary,
                             fetched_at: now,
                         })
                         .unwrap_or_else(|err| tracing::error!("cannot queue a status for the cache: {err}"));
                 }
-                Some(summary)
             }
-            Err(err) => {
-                tracing::error!("cannot keep the status of {id}: {err}");
-                None
-            }
-        };
-        let external_id = entry.customer.external_id.clone();
+            Err(err) => tracing::error!("cannot keep the status of {id}: {err}"),
+        }
+        let external_id = entry.customer.external_id.as_deref().map(String::from);
         let (onboarding_status, next_action, is_compliant) =
             (status.onboarding_status, status.next_action, status.is_compliant);
         let sdk_expires = status.sdk.as_ref().map(|s| s.expires_at);
-        if summary.is_some() {
-            entry.status = summary;
-        }
 
         if let Some(drift) = reconciled.drift {
             self.emit(EngineEvent::Alert {

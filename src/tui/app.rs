@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keymap::Command;
-use crate::domain::{ComplianceStatus, NextAction, OnboardingStatus, Stage};
+use crate::api::types::Document;
+use crate::domain::{ComplianceStatus, Customer, NextAction, OnboardingStatus, Stage};
 use crate::sync::cache::StatusSummary;
 use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
 
@@ -114,40 +115,60 @@ pub enum Pane {
 #[derive(Debug, Clone)]
 pub struct Row {
     pub state: CustomerState,
-    pub name: String,
-    /// Name, email, id and externalId, lower case: what `/` searches.
-    pub haystack: String,
-    /// The name in lower case: what sorting by name compares.
-    pub sort_name: String,
+    /// Name, email, externalId and id, lower case: what `/` searches. The name comes first,
+    /// so sorting by name compares its first `name_len` bytes.
+    pub haystack: Box<str>,
+    name_len: usize,
     pub last_change: OffsetDateTime,
 }
 
 impl Row {
     fn new(state: CustomerState, now: OffsetDateTime) -> Row {
         let customer = &state.customer;
-        let name = crate::headless::display_name(customer);
-        let haystack = [
-            Some(name.as_str()),
+        let mut id = uuid::Uuid::encode_buffer();
+        let id = customer.id.hyphenated().encode_lower(&mut id);
+        let parts = [
+            Some(&*customer.name),
             customer.email.as_deref(),
             customer.external_id.as_deref(),
-            Some(&customer.id.to_string()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("\u{1f}")
-        .to_lowercase();
+            Some(&*id),
+        ];
+        let mut haystack = String::with_capacity(parts.iter().flatten().map(|p| p.len() + 1).sum());
+        let mut name_len = 0;
+        for (n, part) in parts.into_iter().flatten().enumerate() {
+            if n > 0 {
+                haystack.push('\u{1f}');
+            }
+            if part.is_ascii() {
+                let start = haystack.len();
+                haystack.push_str(part);
+                haystack[start..].make_ascii_lowercase();
+            } else {
+                haystack.push_str(&part.to_lowercase());
+            }
+            if n == 0 {
+                name_len = haystack.len();
+            }
+        }
         Row {
-            sort_name: name.to_lowercase(),
             state,
-            name,
-            haystack,
+            haystack: haystack.into(),
+            name_len,
             last_change: now,
         }
     }
 
+    /// The name in lower case: what sorting by name compares.
+    pub fn sort_name(&self) -> &str {
+        &self.haystack[..self.name_len]
+    }
+
     pub fn id(&self) -> Uuid {
         self.state.customer.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.customer.name
     }
 
     pub fn stage(&self) -> Option<Stage> {
@@ -155,7 +176,7 @@ impl Row {
     }
 
     pub fn status(&self) -> Option<&StatusSummary> {
-        self.state.status.as_ref()
+        self.state.status.as_deref()
     }
 
     pub fn next_action(&self) -> Option<NextAction> {
@@ -165,6 +186,19 @@ impl Row {
     pub fn onboarding_status(&self) -> Option<OnboardingStatus> {
         self.status().and_then(|s| s.onboarding_status)
     }
+}
+
+/// What the details pane shows beyond the row: read from the cache when a customer is
+/// selected (the engine keeps only summaries in memory), documents from the API after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    pub id: Uuid,
+    pub customer: Option<Customer>,
+    pub status: Option<ComplianceStatus>,
+    /// The customer's timeline from the cache, oldest first.
+    pub history: Vec<LogLine>,
+    /// Documents on file, once read (or why they could not be).
+    pub documents: Option<Result<Vec<Document>, String>>,
 }
 
 /// A line of the event log, or of a customer's timeline.
@@ -215,8 +249,10 @@ pub enum Action {
         table_rows: usize,
     },
     Engine(Vec<EngineEvent>),
-    /// The whole status of a customer, from the cache.
-    Details(Uuid, Option<Box<ComplianceStatus>>),
+    /// The selected customer's whole profile, status and timeline, from the cache.
+    Details(Box<Details>),
+    /// The documents a customer has on file.
+    Documents(Uuid, Result<Vec<Document>, String>),
     Tick(OffsetDateTime),
 }
 
@@ -225,8 +261,8 @@ pub enum Action {
 pub enum Effect {
     Refresh(Option<Uuid>),
     Pause(bool),
-    /// Read a customer's whole status; `Some(hash)`: the one the row shows, which may still
-    /// be on its way to the cache.
+    /// Read a customer's whole profile, status and timeline, then their documents;
+    /// `Some(hash)`: the status the row shows, which may still be on its way to the cache.
     LoadDetails(Uuid, Option<u64>),
     Copy(String),
     Mouse(bool),
@@ -261,8 +297,11 @@ pub struct App {
     pub log: VecDeque<LogLine>,
     pub timelines: HashMap<Uuid, VecDeque<LogLine>>,
     pub toasts: Vec<Toast>,
-    /// The selected customer's whole status, once loaded.
-    pub details: Option<(Uuid, ComplianceStatus)>,
+    /// The selected customer's details, once loaded.
+    pub details: Option<Details>,
+    /// When this session started: the cache's timeline before it is history, the lines
+    /// after it are in `timelines` already.
+    pub started: OffsetDateTime,
     pub now: OffsetDateTime,
     /// The engine stopped for this reason (a refused key): the dashboard ends with it.
     pub fatal: Option<String>,
@@ -294,6 +333,7 @@ impl App {
             timelines: HashMap::new(),
             toasts: Vec::new(),
             details: None,
+            started: now,
             now,
             fatal: None,
             server_offset: time::Duration::ZERO,
@@ -374,9 +414,19 @@ impl App {
             Action::ScrollDown => self.move_by(3),
             Action::Resize { table_rows } => self.table_rows = table_rows.max(1),
             Action::Engine(events) => self.engine(events, &mut effects),
-            Action::Details(id, status) => {
-                if self.selected == Some(id) {
-                    self.details = status.map(|s| (id, *s));
+            Action::Details(mut details) => {
+                if self.selected == Some(details.id) {
+                    let started = self.started;
+                    details.history.retain(|line| line.at < started);
+                    if let Some(known) = self.details.take().filter(|d| d.id == details.id) {
+                        details.documents = known.documents;
+                    }
+                    self.details = Some(*details);
+                }
+            }
+            Action::Documents(id, documents) => {
+                if let Some(details) = self.details.as_mut().filter(|d| d.id == id) {
+                    details.documents = Some(documents);
                 }
             }
             Action::Tick(now) => {
@@ -553,14 +603,15 @@ impl App {
     fn order(&self, a: usize, b: usize) -> std::cmp::Ordering {
         let (x, y) = (&self.rows[a], &self.rows[b]);
         let order = compare(x, y, self.sort, self.now)
-            .then_with(|| x.sort_name.cmp(&y.sort_name))
+            .then_with(|| x.sort_name().cmp(y.sort_name()))
             .then_with(|| x.id().cmp(&y.id()));
         if self.descending { order.reverse() } else { order }
     }
 
     fn resort(&mut self) {
         let mut view = std::mem::take(&mut self.view);
-        view.sort_by(|&a, &b| self.order(a, b));
+        // The order is total (the id breaks ties), so an unstable sort gives the same result.
+        view.sort_unstable_by(|&a, &b| self.order(a, b));
         self.view = view;
     }
 
@@ -726,7 +777,7 @@ impl App {
     fn name_of(&self, id: Uuid) -> String {
         self.index
             .get(&id)
-            .map(|&i| self.rows[i].name.clone())
+            .map(|&i| self.rows[i].name().to_string())
             .unwrap_or_else(|| id.to_string())
     }
 
@@ -832,7 +883,7 @@ fn stage_rank(stage: Option<Stage>) -> u8 {
 
 fn compare(a: &Row, b: &Row, column: Column, now: OffsetDateTime) -> std::cmp::Ordering {
     match column {
-        Column::Name => a.sort_name.cmp(&b.sort_name),
+        Column::Name => a.sort_name().cmp(b.sort_name()),
         Column::Stage => stage_rank(a.stage()).cmp(&stage_rank(b.stage())),
         // Longest in its stage first.
         Column::InStage => a.state.since.unwrap_or(now).cmp(&b.state.since.unwrap_or(now)),

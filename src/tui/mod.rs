@@ -20,8 +20,9 @@ use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use self::app::{Action, App, Effect, Header};
+use self::app::{Action, App, Details, Effect, Header, LogLine};
 use self::keymap::Keymap;
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
@@ -131,6 +132,8 @@ async fn ui(
     let mut dirty = true;
     let mut next_frame = tokio::time::Instant::now();
     let mut batch = Vec::with_capacity(1024);
+    // Which customer's details were asked for last (documents are read only for that one).
+    let selected = Arc::new(std::sync::Mutex::new(None));
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -182,7 +185,7 @@ async fn ui(
             if let Effect::Demo(on) = effect {
                 demo.store(on, Ordering::Relaxed);
             }
-            perform(effect, handle, &mut guard, &actions_tx);
+            perform(effect, handle, &mut guard, &actions_tx, &selected);
         }
     }
     Ok(())
@@ -264,18 +267,25 @@ fn perform(
     handle: &EngineHandle,
     guard: &mut TerminalGuard,
     actions: &mpsc::UnboundedSender<Action>,
+    selected: &Arc<std::sync::Mutex<Option<Uuid>>>,
 ) {
     match effect {
         Effect::Refresh(id) => handle.refresh(id),
         Effect::Pause(paused) => handle.pause(paused),
         Effect::LoadDetails(id, expected) => {
             let (handle, actions) = (handle.clone(), actions.clone());
+            *selected.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+            let selected = selected.clone();
             tokio::spawn(async move {
                 // The row may be ahead of the cache by one batch: read until they agree.
-                let mut status = None;
+                let mut cached = (None, None);
                 for _ in 0..20 {
-                    status = handle.cached_status(id).await.ok().flatten();
-                    let hash = status
+                    cached = handle.cached(id).await.unwrap_or_else(|err| {
+                        tracing::error!("cannot read {id} from the cache: {err}");
+                        (None, None)
+                    });
+                    let hash = cached
+                        .1
                         .as_ref()
                         .and_then(|s| crate::sync::cache::StatusSummary::of(s).ok())
                         .map(|(summary, _)| summary.hash);
@@ -284,7 +294,44 @@ fn perform(
                     }
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
-                let _ = actions.send(Action::Details(id, status.map(Box::new)));
+                let history = handle
+                    .timeline(id, 50)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(at, kind, text)| LogLine {
+                        at,
+                        customer: Some(id),
+                        text: if kind == "webhook" {
+                            format!("webhook {text}")
+                        } else {
+                            text
+                        },
+                        alert: kind == "alert",
+                    })
+                    .collect();
+                let (customer, status) = cached;
+                let details = Details {
+                    id,
+                    customer,
+                    status,
+                    history,
+                    documents: None,
+                };
+                if actions.send(Action::Details(Box::new(details))).is_err() {
+                    return;
+                }
+                // Documents are an API read: only for a selection that stays a moment, not
+                // for every row the cursor passes.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if *selected.lock().unwrap_or_else(|e| e.into_inner()) != Some(id) {
+                    return;
+                }
+                let documents = match handle.client().documents(id).await {
+                    Ok(list) => Ok(list.data),
+                    Err(err) => Err(err.to_string()),
+                };
+                let _ = actions.send(Action::Documents(id, documents));
             });
         }
         Effect::Copy(text) => {

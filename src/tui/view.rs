@@ -9,10 +9,10 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table, Tabs, Wrap};
 use time::OffsetDateTime;
 
-use super::app::{App, Column, Pane, Row, Tab};
+use super::app::{App, Column, Details, Pane, Row, Tab};
 use super::keymap::Keymap;
 use super::theme::{Theme, symbol};
-use crate::domain::{Advice, ComplianceStatus, advise};
+use crate::domain::{Advice, advise};
 
 /// The smallest terminal the layout works in.
 pub const MIN_WIDTH: u16 = 80;
@@ -259,7 +259,7 @@ fn cell<'a>(row: &'a Row, column: Column, app: &App, theme: &Theme) -> Cell<'a> 
     let status = row.status();
     let now = app.now;
     match column {
-        Column::Name => Cell::from(row.name.as_str()),
+        Column::Name => Cell::from(row.name()),
         Column::Stage => Cell::from(Span::styled(
             format!(
                 "{} {}",
@@ -293,15 +293,14 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         frame.render_widget(block(" Details ".into(), app.focus == Pane::Details, theme), area);
         return;
     };
-    let outer = block(format!(" {} ", row.name), app.focus == Pane::Details, theme);
+    let outer = block(format!(" {} ", row.name()), app.focus == Pane::Details, theme);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
-    let status = app
-        .details
-        .as_ref()
-        .filter(|(id, _)| *id == row.id())
-        .map(|(_, s)| s);
-    let (text_area, qr_area) = match status.and_then(|s| s.sdk.as_ref()) {
+    let details = app.details.as_ref().filter(|d| d.id == row.id());
+    let (text_area, qr_area) = match details
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.sdk.as_ref())
+    {
         Some(sdk) if inner.width >= 70 => {
             let qr = qr_lines(&sdk.link, theme.name != super::theme::ThemeName::Light);
             let width = qr.first().map_or(0, |l| l.chars().count() as u16) + 1;
@@ -316,7 +315,7 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         _ => (inner, None),
     };
     frame.render_widget(
-        Paragraph::new(details_text(row, status, app, theme)).wrap(Wrap { trim: false }),
+        Paragraph::new(details_text(row, details, app, theme)).wrap(Wrap { trim: false }),
         text_area,
     );
     if let Some((area, qr)) = qr_area {
@@ -330,35 +329,36 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 /// The details of one customer as lines of text.
-pub fn details_text<'a>(
-    row: &'a Row,
-    status: Option<&ComplianceStatus>,
-    app: &App,
-    theme: &Theme,
-) -> Text<'a> {
-    let customer = &row.state.customer;
+pub fn details_text<'a>(row: &'a Row, details: Option<&Details>, app: &App, theme: &Theme) -> Text<'a> {
+    let summary = &row.state.customer;
     let mut lines = Vec::new();
-    let mut profile = vec![Span::styled(customer.id.to_string(), theme.dim())];
-    if let Some(external) = &customer.external_id {
+    let mut profile = vec![Span::styled(summary.id.to_string(), theme.dim())];
+    if let Some(external) = &summary.external_id {
         profile.push(Span::raw(format!("  ext {external}")));
     }
-    if let Some(email) = &customer.email {
+    if let Some(email) = &summary.email {
         profile.push(Span::raw(format!("  {email}")));
     }
     lines.push(Line::from(profile));
-    let kyc = customer.kyc.as_ref();
-    let nationality = kyc.and_then(|k| k.nationality.as_deref()).unwrap_or("—");
-    let country = kyc
-        .and_then(|k| k.main_address.as_ref())
-        .and_then(|a| a.country_code.as_deref())
-        .unwrap_or("—");
-    lines.push(Line::from(format!(
-        "nationality {nationality} · address {country} · IP {}",
-        customer
-            .ip_address
-            .as_deref()
-            .unwrap_or("none (proof of address needed)")
-    )));
+    let customer = details.and_then(|d| d.customer.as_ref());
+    match customer {
+        Some(customer) => {
+            let kyc = customer.kyc.as_ref();
+            let nationality = kyc.and_then(|k| k.nationality.as_deref()).unwrap_or("—");
+            let country = kyc
+                .and_then(|k| k.main_address.as_ref())
+                .and_then(|a| a.country_code.as_deref())
+                .unwrap_or("—");
+            lines.push(Line::from(format!(
+                "nationality {nationality} · address {country} · IP {}",
+                customer
+                    .ip_address
+                    .as_deref()
+                    .unwrap_or("none (proof of address needed)")
+            )));
+        }
+        None => lines.push(Line::styled("Loading the profile…", theme.dim())),
+    }
     lines.push(Line::from(vec![
         Span::styled(format!("{} ", symbol(row.stage())), theme.stage(row.stage())),
         Span::styled(
@@ -376,8 +376,8 @@ pub fn details_text<'a>(
         ),
     ]));
     lines.push(Line::default());
-    match status {
-        Some(status) => {
+    match (customer, details.and_then(|d| d.status.as_ref())) {
+        (Some(customer), Some(status)) => {
             let Advice {
                 headline,
                 fields_to_patch,
@@ -428,14 +428,56 @@ pub fn details_text<'a>(
                 lines.push(Line::from(spans));
             }
         }
-        None => lines.push(Line::styled("Loading the status…", theme.dim())),
+        (None, _) if details.is_some() => lines.push(Line::styled(
+            "Not in the cache yet: the next poll reads it.",
+            theme.dim(),
+        )),
+        (Some(_), None) if details.is_some() => lines.push(Line::styled(
+            "No status yet: the next poll reads it.",
+            theme.dim(),
+        )),
+        _ => lines.push(Line::styled("Loading the status…", theme.dim())),
     }
-    if let Some(timeline) = app.timelines.get(&row.id()) {
+    if let Some(documents) = details.and_then(|d| d.documents.as_ref()) {
+        lines.push(Line::default());
+        lines.push(Line::styled("Documents", theme.title()));
+        match documents {
+            Ok(documents) if documents.is_empty() => lines.push(Line::styled(" none on file", theme.dim())),
+            Ok(documents) => {
+                for document in documents.iter().take(6) {
+                    lines.push(Line::from(vec![
+                        Span::raw(format!(" {:<17}", document.document_type.as_str())),
+                        Span::raw(format!(
+                            "{} · {} · {}",
+                            document.file_name.as_deref().unwrap_or("(no name)"),
+                            human_size(document.size),
+                            when(document.uploaded_at, app.server_now())
+                        )),
+                        Span::styled(if document.current { "" } else { " · replaced" }, theme.dim()),
+                    ]));
+                }
+                if documents.len() > 6 {
+                    lines.push(Line::styled(
+                        format!(" and {} more", documents.len() - 6),
+                        theme.dim(),
+                    ));
+                }
+            }
+            Err(error) => lines.push(Line::styled(format!(" cannot be read: {error}"), theme.bad())),
+        }
+    }
+    let session = app.timelines.get(&row.id());
+    let history = details.map(|d| d.history.as_slice()).unwrap_or_default();
+    if session.is_some_and(|t| !t.is_empty()) || !history.is_empty() {
         lines.push(Line::default());
         lines.push(Line::styled("Timeline", theme.title()));
-        for entry in timeline.iter().rev().take(8) {
+        let newest_first = session
+            .into_iter()
+            .flat_map(|t| t.iter().rev())
+            .chain(history.iter().rev());
+        for entry in newest_first.take(8) {
             lines.push(Line::from(vec![
-                Span::styled(format!(" {} ", clock(entry.at)), theme.dim()),
+                Span::styled(format!(" {} ", when(entry.at, app.now)), theme.dim()),
                 Span::styled(
                     entry.text.clone(),
                     if entry.alert {
@@ -601,6 +643,30 @@ pub fn countdown(left: time::Duration) -> String {
 
 fn clock(at: OffsetDateTime) -> String {
     format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+}
+
+/// The time of day if it was today, else the date too (`Nov 28 14:02`).
+fn when(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    if at.date() == now.date() {
+        clock(at)
+    } else {
+        format!(
+            "{} {:>2} {:02}:{:02}",
+            &at.month().to_string()[..3],
+            at.day(),
+            at.hour(),
+            at.minute()
+        )
+    }
+}
+
+/// `812 B`, `14 KB`, `2.3 MB`.
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{} KB", bytes / 1024),
+        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
+    }
 }
 
 fn short_url(url: &str) -> &str {

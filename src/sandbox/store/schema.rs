@@ -118,5 +118,6 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             StoreError::NewerSchema { found, supported }
         }
         crate::sqlite::MigrateError::Sqlite(err) => err.into(),
-    })
+    })?;
+    Ok(())
 }

@@ -4,6 +4,7 @@ use time::macros::datetime;
 
 use super::*;
 use crate::domain::{Customer, CustomerProfile};
+use crate::sync::cache::CustomerSummary;
 
 const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
 
@@ -15,7 +16,10 @@ fn state(n: u128, name: &str, stage: Stage) -> CustomerState {
     }))
     .unwrap();
     CustomerState {
-        customer: Customer::new(Uuid::from_u128(n), profile, NOW),
+        customer: CustomerSummary::of(&Customer::new(Uuid::from_u128(n), profile, NOW))
+            .unwrap()
+            .0
+            .into(),
         status: None,
         stage: Some(stage),
         since: Some(NOW),
@@ -30,11 +34,11 @@ fn app_with(states: Vec<CustomerState>) -> App {
 }
 
 fn names(app: &App) -> Vec<&str> {
-    app.view.iter().map(|&i| app.rows[i].name.as_str()).collect()
+    app.view.iter().map(|&i| app.rows[i].name()).collect()
 }
 
 fn selected_name(app: &App) -> &str {
-    app.selected_row().map(|r| r.name.as_str()).unwrap_or("")
+    app.selected_row().map(|r| r.name()).unwrap_or("")
 }
 
 fn four() -> Vec<CustomerState> {

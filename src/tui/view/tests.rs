@@ -13,9 +13,9 @@ use crate::domain::{
     ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, OnboardingRef, SdkLink,
     Stage, Strategy, WorkflowView, evaluate,
 };
-use crate::sync::cache::StatusSummary;
+use crate::sync::cache::{CustomerSummary, StatusSummary};
 use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
-use crate::tui::app::{Action, App, Header};
+use crate::tui::app::{Action, App, Header, LogLine};
 use crate::tui::keymap::Command;
 use crate::tui::theme::ThemeName;
 
@@ -88,8 +88,8 @@ fn status(p: &Person) -> ComplianceStatus {
 
 fn state(p: &Person) -> CustomerState {
     CustomerState {
-        customer: customer(p),
-        status: Some(StatusSummary::of(&status(p)).unwrap().0),
+        customer: CustomerSummary::of(&customer(p)).unwrap().0.into(),
+        status: Some(StatusSummary::of(&status(p)).unwrap().0.into()),
         stage: Some(p.stage),
         since: Some(NOW - time::Duration::minutes(p.n as i64 * 7)),
     }
@@ -167,10 +167,13 @@ fn select(app: &mut App, first: &str) {
     while app.selected_row().map(|r| r.state.customer.id) != Some(Uuid::from_u128(person.n)) {
         app.update(Action::Key(Command::Down));
     }
-    app.update(Action::Details(
-        Uuid::from_u128(person.n),
-        Some(Box::new(status(&person))),
-    ));
+    app.update(Action::Details(Box::new(Details {
+        id: Uuid::from_u128(person.n),
+        customer: Some(customer(&person)),
+        status: Some(status(&person)),
+        history: Vec::new(),
+        documents: None,
+    })));
 }
 
 fn render(app: &App, width: u16, height: u16, theme: ThemeName) -> Terminal<TestBackend> {
@@ -262,5 +265,80 @@ fn no_color_draws_no_colour_and_keeps_the_symbols() {
             .content()
             .iter()
             .any(|c| c.fg != ratatui::style::Color::Reset)
+    );
+}
+
+#[test]
+fn details_with_documents_and_an_earlier_timeline() {
+    let mut app = app(100, 40);
+    select(&mut app, "Tim");
+    let id = app.selected_row().unwrap().id();
+    let document = |n: u128, document_type, name: &str, size, current| crate::api::types::Document {
+        id: Uuid::from_u128(5000 + n),
+        customer_id: id,
+        document_type,
+        format: crate::domain::ContentFormat::Pdf,
+        file_name: Some(name.into()),
+        size,
+        sha256: "0".repeat(64),
+        current,
+        uploaded_at: NOW - time::Duration::hours(n as i64),
+    };
+    let mut details = app.details.clone().unwrap();
+    details.history = vec![
+        LogLine {
+            at: datetime!(2026-11-28 09:12 UTC),
+            customer: Some(id),
+            text: "first seen: ready_to_start".into(),
+            alert: false,
+        },
+        LogLine {
+            at: datetime!(2026-11-29 17:40 UTC),
+            customer: Some(id),
+            text: "the SDK link expires in 240 s; remind the customer to finish".into(),
+            alert: true,
+        },
+        // From this session: already in the session's own timeline, not shown twice.
+        LogLine {
+            at: NOW + time::Duration::seconds(1),
+            customer: Some(id),
+            text: "never shown".into(),
+            alert: false,
+        },
+    ];
+    app.update(Action::Details(Box::new(details)));
+    app.update(Action::Documents(
+        id,
+        Ok(vec![
+            document(1, DocumentType::SourceOfFunds, "statement.pdf", 18_734, true),
+            document(
+                30,
+                DocumentType::SourceOfFunds,
+                "old statement.pdf",
+                2_400_000,
+                false,
+            ),
+        ]),
+    ));
+    app.update(Action::Key(Command::Open));
+    let screen = render(&app, 100, 40, ThemeName::Dark);
+    assert_snapshot!(screen.backend());
+    let text = format!("{:?}", screen.backend().buffer());
+    assert!(!text.contains("never shown"));
+}
+
+#[test]
+fn documents_that_cannot_be_read_say_why() {
+    let mut app = app(100, 40);
+    select(&mut app, "Tim");
+    let id = app.selected_row().unwrap().id();
+    app.update(Action::Documents(id, Err("the API is unreachable".into())));
+    // Documents of someone no longer selected are not shown.
+    app.update(Action::Documents(Uuid::from_u128(999), Ok(Vec::new())));
+    app.update(Action::Key(Command::Open));
+    let screen = format!("{:?}", render(&app, 100, 40, ThemeName::Dark).backend().buffer());
+    assert!(
+        screen.contains("cannot be read: the API is unreachable"),
+        "{screen}"
     );
 }
