@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keymap::Command;
+use super::modal::{self, Done, Modal, ModalKey, Outcome, Request};
 use crate::api::types::Document;
 use crate::domain::{ComplianceStatus, Customer, NextAction, OnboardingStatus, Stage};
 use crate::sync::cache::StatusSummary;
@@ -253,6 +254,13 @@ pub enum Action {
     Details(Box<Details>),
     /// The documents a customer has on file.
     Documents(Uuid, Result<Vec<Document>, String>),
+    /// A key while a dialog is open.
+    ModalKey(ModalKey),
+    /// A request to the engine ended.
+    Done {
+        request: Request,
+        result: Result<Done, String>,
+    },
     Tick(OffsetDateTime),
 }
 
@@ -265,6 +273,8 @@ pub enum Effect {
     /// `Some(hash)`: the status the row shows, which may still be on its way to the cache.
     LoadDetails(Uuid, Option<u64>),
     Copy(String),
+    /// Ask the engine (the API) for this; the answer comes back as `Action::Done`.
+    Send(Request),
     Mouse(bool),
     Demo(bool),
     Quit,
@@ -299,6 +309,10 @@ pub struct App {
     pub toasts: Vec<Toast>,
     /// The selected customer's details, once loaded.
     pub details: Option<Details>,
+    /// The dialog on top, if any: it takes the keys.
+    pub modal: Option<Modal>,
+    /// Requests sent and not answered yet.
+    pub in_flight: Vec<Request>,
     /// When this session started: the cache's timeline before it is history, the lines
     /// after it are in `timelines` already.
     pub started: OffsetDateTime,
@@ -333,6 +347,8 @@ impl App {
             timelines: HashMap::new(),
             toasts: Vec::new(),
             details: None,
+            modal: None,
+            in_flight: Vec::new(),
             started: now,
             now,
             fatal: None,
@@ -429,6 +445,23 @@ impl App {
                     details.documents = Some(documents);
                 }
             }
+            Action::ModalKey(key) => {
+                let outcome = self.modal.as_mut().map_or(Outcome::Close, |m| m.key(key));
+                match outcome {
+                    Outcome::Stay => {}
+                    Outcome::Close => self.modal = None,
+                    Outcome::Send(request) => {
+                        self.modal = None;
+                        self.send(request, &mut effects);
+                    }
+                    Outcome::Copy(text) => {
+                        self.toast(format!("copied {text}"));
+                        effects.push(Effect::Copy(text));
+                    }
+                    Outcome::Refused(why) => self.toast(why),
+                }
+            }
+            Action::Done { request, result } => self.done(request, result),
             Action::Tick(now) => {
                 self.now = now;
                 self.toasts.retain(|t| t.until > now);
@@ -513,6 +546,9 @@ impl App {
                     effects.push(Effect::Copy(text));
                 }
             }
+            Command::StartKyc | Command::Rerun | Command::Simulate | Command::AdvanceClock => {
+                self.open_action(command)
+            }
             Command::Mouse => {
                 self.mouse = !self.mouse;
                 self.toast(if self.mouse {
@@ -537,6 +573,96 @@ impl App {
             Command::Quit => {
                 self.quit = true;
                 effects.push(Effect::Quit);
+            }
+        }
+    }
+
+    /// Whether a command can be used now (the hint bar shows only those).
+    pub fn available(&self, command: Command) -> bool {
+        !(command.writes() && self.header.read_only || command.sandbox_only() && !self.header.sandbox)
+    }
+
+    /// Opens the dialog of an action that writes, or says why it cannot be used now.
+    fn open_action(&mut self, command: Command) {
+        if self.header.read_only {
+            return self.toast(
+                "read-only: actions that write are disabled (--read-only, or read_only in the profile)"
+                    .into(),
+            );
+        }
+        if command.sandbox_only() && !self.header.sandbox {
+            return self.toast("simulating and moving the clock exist only in the sandbox".into());
+        }
+        if command == Command::AdvanceClock {
+            self.modal = Some(modal::clock_menu());
+            return;
+        }
+        let Some(row) = self.selected_row() else {
+            return self.toast("select a customer first".into());
+        };
+        let (id, name, stage) = (row.id(), row.name().to_string(), row.stage());
+        if let Some(request) = self.in_flight.iter().find(|r| r.customer() == Some(id)) {
+            return self.toast(format!("still {} for {name}", request.doing()));
+        }
+        self.modal = Some(match command {
+            Command::StartKyc => modal::confirm_start(id, &name, stage),
+            Command::Rerun => modal::confirm_rerun(id, &name, stage),
+            _ => modal::simulate_menu(id, &name, stage),
+        });
+    }
+
+    fn send(&mut self, request: Request, effects: &mut Vec<Effect>) {
+        let text = format!("{}{}…", request.doing(), request.subject());
+        self.push_log(request.customer(), text, false);
+        self.in_flight.push(request.clone());
+        effects.push(Effect::Send(request));
+    }
+
+    /// What the row shows while a request for it is in flight.
+    pub fn in_flight_for(&self, id: Uuid) -> Option<&Request> {
+        self.in_flight.iter().find(|r| r.customer() == Some(id))
+    }
+
+    fn done(&mut self, request: Request, result: Result<Done, String>) {
+        if let Some(at) = self.in_flight.iter().position(|r| *r == request) {
+            self.in_flight.remove(at);
+        }
+        let customer = request.customer();
+        match result {
+            Ok(Done::Started { sdk }) => {
+                let name = match &request {
+                    Request::StartKyc { name, .. } | Request::Rerun { name, .. } => name.clone(),
+                    _ => String::new(),
+                };
+                self.push_log(customer, format!("KYC started for {name}"), false);
+                match sdk {
+                    Some(link) if self.modal.is_none() => self.modal = Some(Modal::Sdk { name, link }),
+                    Some(_) => self.toast(format!("KYC started for {name}: its SDK link is in the details")),
+                    None => self.toast(format!("KYC started for {name} (external path: no SDK link)")),
+                }
+            }
+            Ok(Done::Simulated) => {
+                let text = format!("{}{}: done", request.doing(), request.subject());
+                self.push_log(customer, text.clone(), false);
+                self.toast(text);
+            }
+            Ok(Done::ClockAdvanced { now }) => {
+                let text = format!(
+                    "{}: the sandbox clock reads {}",
+                    request.doing(),
+                    now.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                );
+                self.push_log(None, text.clone(), false);
+                self.toast(text);
+            }
+            Err(error) => {
+                let text = format!("{}{} failed: {error}", request.doing(), request.subject());
+                self.push_log(customer, text.clone(), true);
+                self.toasts.push(Toast {
+                    text,
+                    until: self.now + time::Duration::seconds(10),
+                });
             }
         }
     }
@@ -825,6 +951,7 @@ impl App {
 
     pub fn needs_tick(&self) -> bool {
         !self.toasts.is_empty()
+            || matches!(self.modal, Some(Modal::Sdk { .. }))
             || self.view[self.offset..(self.offset + self.table_rows).min(self.view.len())]
                 .iter()
                 .any(|&i| self.rows[i].status().is_some_and(|s| s.sdk.is_some()))

@@ -31,9 +31,28 @@ pub enum Command {
     RefreshAll,
     Pause,
     Copy,
+    StartKyc,
+    Rerun,
+    Simulate,
+    AdvanceClock,
     Mouse,
     Demo,
     Quit,
+}
+
+impl Command {
+    /// Whether it writes through the API (disabled when read-only).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Command::StartKyc | Command::Rerun | Command::Simulate | Command::AdvanceClock
+        )
+    }
+
+    /// Whether only a sandbox has it.
+    pub fn sandbox_only(self) -> bool {
+        matches!(self, Command::Simulate | Command::AdvanceClock | Command::Demo)
+    }
 }
 
 /// A command's place in the help and the hint bar.
@@ -68,13 +87,7 @@ pub const COMMANDS: &[CommandInfo] = &[
         Some("details"),
     ),
     info(Command::Back, "back", &["Esc"], "back / close", None),
-    info(
-        Command::NextPane,
-        "next_pane",
-        &["Tab"],
-        "next pane",
-        Some("pane"),
-    ),
+    info(Command::NextPane, "next_pane", &["Tab"], "next pane", None),
     info(
         Command::Filter,
         "filter",
@@ -90,7 +103,7 @@ pub const COMMANDS: &[CommandInfo] = &[
         Some("sort"),
     ),
     info(Command::Reverse, "reverse", &["o"], "reverse the sort", None),
-    info(Command::TabAll, "tab_all", &["1"], "tab: all", Some("tabs 1-5")),
+    info(Command::TabAll, "tab_all", &["1"], "tab: all", None),
     info(
         Command::TabAction,
         "tab_action",
@@ -141,6 +154,34 @@ pub const COMMANDS: &[CommandInfo] = &[
         &["y"],
         "copy the id (or the SDK link) to the clipboard",
         Some("copy"),
+    ),
+    info(
+        Command::StartKyc,
+        "start_kyc",
+        &["K"],
+        "start KYC for the selected customer (asks first)",
+        Some("start KYC"),
+    ),
+    info(
+        Command::Rerun,
+        "rerun",
+        &["r"],
+        "rerun an expired onboarding (asks first)",
+        None,
+    ),
+    info(
+        Command::Simulate,
+        "simulate",
+        &["S"],
+        "simulate what the end user or the provider does (sandbox)",
+        Some("simulate"),
+    ),
+    info(
+        Command::AdvanceClock,
+        "advance_clock",
+        &["+"],
+        "advance the sandbox clock (2 s, 30 min, 1 day)",
+        None,
     ),
     info(
         Command::Mouse,
@@ -308,10 +349,11 @@ impl Keymap {
             .collect()
     }
 
-    /// The key-hint bar: `? help  / filter  …`.
-    pub fn hints(&self) -> Vec<(String, &'static str)> {
+    /// The key-hint bar: `? help  / filter  …`, of the commands `available` now.
+    pub fn hints(&self, available: impl Fn(Command) -> bool) -> Vec<(String, &'static str)> {
         COMMANDS
             .iter()
+            .filter(|info| available(info.command))
             .filter_map(|info| {
                 let hint = info.hint?;
                 let key = self.keys_of(info.command).into_iter().next()?;
@@ -396,7 +438,7 @@ mod tests {
         let keymap = Keymap::default();
         let help = keymap.help();
         assert_eq!(help.len(), COMMANDS.len());
-        for (key, hint) in keymap.hints() {
+        for (key, hint) in keymap.hints(|_| true) {
             assert!(
                 help.iter().any(|(keys, _)| keys.split(' ').any(|k| k == key)),
                 "{key} {hint}"

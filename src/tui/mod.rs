@@ -6,6 +6,7 @@
 pub mod app;
 pub mod demo;
 pub mod keymap;
+pub mod modal;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use self::app::{Action, App, Details, Effect, Header, LogLine};
 use self::keymap::Keymap;
+use self::modal::{Done, Request};
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
 use crate::cli::DashboardArgs;
@@ -234,6 +236,19 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
                     _ => None,
                 };
             }
+            if app.modal.is_some() {
+                use self::modal::ModalKey;
+                let ctrl = key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL);
+                return match key.code {
+                    KeyCode::Char('c') if ctrl => Some(Action::Key(keymap::Command::Quit)),
+                    KeyCode::Up => Some(Action::ModalKey(ModalKey::Up)),
+                    KeyCode::Down => Some(Action::ModalKey(ModalKey::Down)),
+                    KeyCode::Enter => Some(Action::ModalKey(ModalKey::Enter)),
+                    KeyCode::Esc => Some(Action::ModalKey(ModalKey::Esc)),
+                    KeyCode::Char(c) if !ctrl => Some(Action::ModalKey(ModalKey::Char(c))),
+                    _ => None,
+                };
+            }
             keymap.command(key).map(Action::Key)
         }
         Event::Paste(text) if app.editing_filter => {
@@ -260,6 +275,40 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
         }),
         _ => None,
     }
+}
+
+/// Asks the engine for a request; errors in the words of the API's problem details.
+async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> {
+    let sdk = |started: crate::api::types::KycStarted| Done::Started {
+        sdk: started.sdk.map(|s| crate::domain::SdkLink {
+            link: s.link,
+            expires_at: s.expires_at,
+        }),
+    };
+    match request {
+        Request::StartKyc { customer, .. } => handle.start_kyc(*customer).await.map(sdk),
+        Request::Rerun { customer, .. } => {
+            // The onboarding to rerun is the one the API has now, not what the cache says.
+            let status = handle
+                .client()
+                .status(*customer)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(onboarding) = status.onboarding_id else {
+                return Err("this customer has no onboarding to rerun yet; start KYC with K".into());
+            };
+            handle.rerun_kyc(*customer, onboarding).await.map(sdk)
+        }
+        Request::Simulate { customer, action, .. } => handle
+            .simulate(*customer, *action)
+            .await
+            .map(|()| Done::Simulated),
+        Request::AdvanceClock { seconds } => handle
+            .advance_clock(*seconds)
+            .await
+            .map(|clock| Done::ClockAdvanced { now: clock.now }),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn perform(
@@ -341,6 +390,13 @@ fn perform(
             let backend = guard.terminal.backend_mut();
             let _ = write!(backend, "\x1b]52;c;{encoded}\x07");
             let _ = backend.flush();
+        }
+        Effect::Send(request) => {
+            let (handle, actions) = (handle.clone(), actions.clone());
+            tokio::spawn(async move {
+                let result = send(&handle, &request).await;
+                let _ = actions.send(Action::Done { request, result });
+            });
         }
         Effect::Mouse(on) => {
             let _ = guard.set_mouse(on);

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::app::{App, Column, Details, Pane, Row, Tab};
 use super::keymap::Keymap;
+use super::modal::Modal;
 use super::theme::{Theme, symbol};
 use crate::domain::{Advice, advise};
 
@@ -63,6 +64,9 @@ pub fn draw(frame: &mut Frame, app: &App, keymap: &Keymap, theme: &Theme) -> Hit
     draw_log(frame, log, app, theme);
     draw_hints(frame, hints, app, keymap, theme);
     draw_toasts(frame, main, app, theme);
+    if let Some(modal) = &app.modal {
+        draw_modal(frame, area, modal, app, theme);
+    }
     if app.help {
         draw_help(frame, area, keymap, theme);
     }
@@ -269,7 +273,10 @@ fn cell<'a>(row: &'a Row, column: Column, app: &App, theme: &Theme) -> Cell<'a> 
             theme.stage(row.stage()),
         )),
         Column::InStage => Cell::from(row.state.since.map_or(String::new(), |since| ago(now - since))),
-        Column::NextAction => Cell::from(row.next_action().map_or("—", |a| a.as_str())),
+        Column::NextAction => match app.in_flight_for(row.id()) {
+            Some(request) => Cell::from(Span::styled(format!("⋯ {}", request.doing()), theme.accent())),
+            None => Cell::from(row.next_action().map_or("—", |a| a.as_str())),
+        },
         Column::Onboarding => Cell::from(row.onboarding_status().map_or("—", |s| s.as_str())),
         Column::Failed => Cell::from(status.map_or(String::new(), |s| s.required_failed.len().to_string())),
         Column::SdkLink => match status.and_then(|s| s.sdk.as_ref()) {
@@ -546,7 +553,7 @@ fn draw_hints(frame: &mut Frame, area: Rect, app: &App, keymap: &Keymap, theme: 
             "type to narrow · Enter keep · Esc clear · a leading ! inverts",
         ));
     } else {
-        for (key, hint) in keymap.hints() {
+        for (key, hint) in keymap.hints(|command| app.available(command)) {
             spans.push(Span::styled(format!(" {key}"), theme.accent()));
             spans.push(Span::raw(format!(" {hint} ")));
         }
@@ -578,6 +585,108 @@ fn draw_toasts(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .block(Block::default().borders(Borders::ALL).border_style(theme.alert())),
             rect,
         );
+    }
+}
+
+/// A box of `width`×`height` in the middle of `area` (clipped to it).
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (width.min(area.width), height.min(area.height));
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &Theme) {
+    let (title, lines, qr) = match modal {
+        Modal::Confirm { title, lines, .. } => {
+            let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.as_str())).collect();
+            text.push(Line::default());
+            text.push(Line::from(vec![
+                Span::styled(" y ", theme.accent()),
+                Span::raw("yes   "),
+                Span::styled(" n ", theme.accent()),
+                Span::raw("no"),
+            ]));
+            (title.as_str(), text, None)
+        }
+        Modal::Menu { title, items, cursor } => {
+            let mut text: Vec<Line> = items
+                .iter()
+                .enumerate()
+                .map(|(n, item)| {
+                    let pointer = if n == *cursor { "›" } else { " " };
+                    let style = match (&item.disabled, n == *cursor) {
+                        (Some(_), _) => theme.dim(),
+                        (None, true) => theme.selected(),
+                        (None, false) => Style::default(),
+                    };
+                    Line::from(vec![
+                        Span::styled(format!("{pointer} {} ", item.key), theme.accent()),
+                        Span::styled(item.label.clone(), style),
+                    ])
+                })
+                .collect();
+            text.push(Line::default());
+            if let Some(why) = items.get(*cursor).and_then(|i| i.disabled.as_ref()) {
+                text.push(Line::styled(format!(" {why}"), theme.dim()));
+            }
+            text.push(Line::styled(
+                " ↑↓ choose · Enter or its number do it · Esc close",
+                theme.dim(),
+            ));
+            (title.as_str(), text, None)
+        }
+        Modal::Sdk { name, link } => {
+            let text = vec![
+                Line::from(format!("KYC started for {name}. Hand the end user this link:")),
+                Line::default(),
+                Line::styled(link.link.clone(), theme.accent()),
+                Line::from(format!(
+                    "expires in {}",
+                    countdown(link.expires_at - app.server_now())
+                )),
+                Line::default(),
+                Line::from(vec![
+                    Span::styled(" y ", theme.accent()),
+                    Span::raw("copy the link   "),
+                    Span::styled(" Esc ", theme.accent()),
+                    Span::raw("close"),
+                ]),
+            ];
+            let qr = qr_lines(&link.link, theme.name != super::theme::ThemeName::Light);
+            (" SDK link ", text, Some(qr))
+        }
+    };
+    let text_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
+    let qr_height = qr.as_ref().map_or(0, |q| q.len() as u16);
+    let qr_width = qr
+        .as_ref()
+        .and_then(|q| q.first())
+        .map_or(0, |l| l.chars().count() as u16);
+    // The QR code only where it fits whole: a cut code does not scan.
+    let show_qr =
+        qr.is_some() && qr_height + lines.len() as u16 + 2 <= area.height && qr_width + 4 <= area.width;
+    let height = lines.len() as u16 + 2 + if show_qr { qr_height } else { 0 };
+    let width = text_width
+        .max(if show_qr { qr_width } else { 0 })
+        .max(title.chars().count() as u16)
+        + 4;
+    let rect = centered(area, width, height);
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(format!(" {} ", title.trim()), theme.title()))
+        .border_style(theme.focused_border());
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [text_area, qr_area] =
+        Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
+    if let (true, Some(qr)) = (show_qr, qr) {
+        frame.render_widget(Paragraph::new(qr.join("\n")), qr_area);
     }
 }
 

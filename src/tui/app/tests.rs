@@ -5,6 +5,7 @@ use time::macros::datetime;
 use super::*;
 use crate::domain::{Customer, CustomerProfile};
 use crate::sync::cache::CustomerSummary;
+use crate::tui::modal::{Done, Modal, ModalKey, Request};
 
 const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
 
@@ -257,4 +258,177 @@ mod incremental {
             prop_assert_eq!(incremental, app.view);
         }
     }
+}
+
+fn sandbox_app(states: Vec<CustomerState>) -> App {
+    let mut app = App::new(
+        Header {
+            sandbox: true,
+            ..Header::default()
+        },
+        NOW,
+    );
+    app.update(Action::Resize { table_rows: 3 });
+    app.update(Action::Engine(vec![EngineEvent::Customers(states)]));
+    app
+}
+
+fn select_named(app: &mut App, name: &str) {
+    app.update(Action::Key(Command::Top));
+    while selected_name(app) != name {
+        app.update(Action::Key(Command::Down));
+    }
+}
+
+#[test]
+fn start_kyc_asks_first_then_sends_shows_it_in_flight_and_opens_the_link() {
+    let mut app = sandbox_app(vec![state(5, "Barbara", Stage::ReadyToStart)]);
+    let id = Uuid::from_u128(5);
+    assert!(app.update(Action::Key(Command::StartKyc)).is_empty());
+    assert!(
+        matches!(&app.modal, Some(Modal::Confirm { title, .. }) if title == "Start KYC for Barbara Test?")
+    );
+    // Any other key leaves the question open; `n` closes it without sending.
+    assert!(app.update(Action::ModalKey(ModalKey::Char('x'))).is_empty());
+    assert!(app.modal.is_some());
+    assert!(app.update(Action::ModalKey(ModalKey::Char('n'))).is_empty());
+    assert!(app.modal.is_none());
+
+    app.update(Action::Key(Command::StartKyc));
+    let effects = app.update(Action::ModalKey(ModalKey::Char('y')));
+    let request = Request::StartKyc {
+        customer: id,
+        name: "Barbara Test".into(),
+    };
+    assert_eq!(effects, [Effect::Send(request.clone())]);
+    assert!(app.modal.is_none());
+    assert_eq!(app.in_flight_for(id), Some(&request));
+    // A second start while the first is out is not sent.
+    app.update(Action::Key(Command::StartKyc));
+    assert!(app.modal.is_none());
+    assert!(app.toasts.iter().any(|t| t.text.contains("still starting KYC")));
+
+    let link = crate::domain::SdkLink {
+        link: "http://127.0.0.1:8080/sdk/abc".into(),
+        expires_at: NOW + time::Duration::minutes(30),
+    };
+    app.update(Action::Done {
+        request,
+        result: Ok(Done::Started {
+            sdk: Some(link.clone()),
+        }),
+    });
+    assert_eq!(app.in_flight_for(id), None);
+    assert_eq!(
+        app.modal,
+        Some(Modal::Sdk {
+            name: "Barbara Test".into(),
+            link: link.clone()
+        })
+    );
+    assert!(app.needs_tick(), "the link's countdown ticks");
+    assert_eq!(
+        app.update(Action::ModalKey(ModalKey::Char('y'))),
+        [Effect::Copy(link.link)]
+    );
+    app.update(Action::ModalKey(ModalKey::Esc));
+    assert!(app.modal.is_none());
+}
+
+#[test]
+fn a_failed_request_says_why_and_frees_the_row() {
+    let mut app = sandbox_app(vec![state(6, "Radia", Stage::NeedsProfile)]);
+    app.update(Action::Key(Command::StartKyc));
+    let Some(Modal::Confirm { lines, request, .. }) = app.modal.clone() else {
+        panic!("a confirmation")
+    };
+    assert!(
+        lines.iter().any(|l| l.contains("name the missing fields")),
+        "{lines:?}"
+    );
+    app.update(Action::ModalKey(ModalKey::Enter));
+    app.update(Action::Done {
+        request,
+        result: Err("HTTP 409 Profile incomplete (kyc.birthDate: required)".into()),
+    });
+    assert!(app.in_flight.is_empty());
+    let toast = app.toasts.last().map(|t| t.text.as_str()).unwrap_or("");
+    assert_eq!(
+        toast,
+        "starting KYC for Radia Test failed: HTTP 409 Profile incomplete (kyc.birthDate: required)"
+    );
+    assert!(app.log.back().is_some_and(|l| l.alert && l.text == toast));
+}
+
+#[test]
+fn read_only_disables_every_write_and_hides_its_hints() {
+    let mut app = sandbox_app(four());
+    app.header.read_only = true;
+    for command in [
+        Command::StartKyc,
+        Command::Rerun,
+        Command::Simulate,
+        Command::AdvanceClock,
+    ] {
+        assert!(app.update(Action::Key(command)).is_empty());
+        assert!(app.modal.is_none(), "{command:?}");
+        assert!(!app.available(command));
+    }
+    assert!(app.toasts.iter().all(|t| t.text.starts_with("read-only:")));
+    assert!(app.available(Command::Refresh));
+}
+
+#[test]
+fn simulate_and_the_clock_exist_only_in_the_sandbox() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::Simulate));
+    app.update(Action::Key(Command::AdvanceClock));
+    assert!(app.modal.is_none());
+    assert!(!app.available(Command::Simulate));
+    assert!(app.available(Command::StartKyc));
+}
+
+#[test]
+fn the_simulate_menu_offers_what_the_stage_allows() {
+    let mut app = sandbox_app(four());
+    select_named(&mut app, "Alan Test");
+    app.update(Action::Key(Command::Simulate));
+    // `1` is SDK_COMPLETE, which an onboarding awaiting the SDK accepts.
+    let effects = app.update(Action::ModalKey(ModalKey::Char('1')));
+    assert_eq!(
+        effects,
+        [Effect::Send(Request::Simulate {
+            customer: Uuid::from_u128(3),
+            name: "Alan Test".into(),
+            action: crate::api::types::SimulateAction::SdkComplete,
+        })]
+    );
+    app.update(Action::Done {
+        request: Request::Simulate {
+            customer: Uuid::from_u128(3),
+            name: "Alan Test".into(),
+            action: crate::api::types::SimulateAction::SdkComplete,
+        },
+        result: Ok(Done::Simulated),
+    });
+
+    select_named(&mut app, "Ada Test");
+    app.update(Action::Key(Command::Simulate));
+    // Approved: nothing applies; picking says why and sends nothing.
+    assert!(app.update(Action::ModalKey(ModalKey::Char('4'))).is_empty());
+    assert!(app.modal.is_some());
+    assert!(
+        app.toasts
+            .last()
+            .is_some_and(|t| t.text.contains("does not apply"))
+    );
+}
+
+#[test]
+fn the_clock_menu_advances_by_the_chosen_step() {
+    let mut app = sandbox_app(four());
+    app.update(Action::Key(Command::AdvanceClock));
+    app.update(Action::ModalKey(ModalKey::Down));
+    let effects = app.update(Action::ModalKey(ModalKey::Enter));
+    assert_eq!(effects, [Effect::Send(Request::AdvanceClock { seconds: 1800 })]);
 }

@@ -342,3 +342,40 @@ fn documents_that_cannot_be_read_say_why() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_dialogs_of_actions() {
+    use crate::tui::modal::ModalKey;
+    let mut app = app(100, 40);
+    select(&mut app, "Edsger");
+    app.update(Action::Key(Command::StartKyc));
+    assert_snapshot!(
+        "dialog_confirm_start",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
+    app.update(Action::ModalKey(ModalKey::Esc));
+
+    select(&mut app, "Radia");
+    app.update(Action::Key(Command::Simulate));
+    assert_snapshot!(
+        "dialog_simulate",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
+    app.update(Action::ModalKey(ModalKey::Esc));
+
+    app.update(Action::Key(Command::AdvanceClock));
+    assert_snapshot!("dialog_clock", render(&app, 100, 40, ThemeName::Dark).backend());
+    app.update(Action::ModalKey(ModalKey::Esc));
+
+    app.modal = Some(crate::tui::modal::Modal::Sdk {
+        name: "Radia Example".into(),
+        link: SdkLink {
+            link: "http://127.0.0.1:8080/sdk/token3".into(),
+            expires_at: NOW + time::Duration::minutes(30),
+        },
+    });
+    assert_snapshot!(
+        "dialog_sdk_link",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
+}

@@ -1,0 +1,398 @@
+//! Dialogs over the dashboard: a confirmation before an action that writes, a menu (simulate,
+//! advance the sandbox clock), and the SDK link with its QR code once KYC started. Pure state
+//! and keys, like the rest of the dashboard: what a dialog decides comes back as an outcome
+//! for `update` to act on.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::types::SimulateAction;
+use crate::domain::{OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowEvent, WorkflowView};
+
+/// An action that writes, as the dashboard asks the engine for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    StartKyc {
+        customer: Uuid,
+        name: String,
+    },
+    Rerun {
+        customer: Uuid,
+        name: String,
+    },
+    Simulate {
+        customer: Uuid,
+        name: String,
+        action: SimulateAction,
+    },
+    AdvanceClock {
+        seconds: u64,
+    },
+}
+
+impl Request {
+    /// The customer it acts on (the clock belongs to the whole sandbox).
+    pub fn customer(&self) -> Option<Uuid> {
+        match self {
+            Request::StartKyc { customer, .. }
+            | Request::Rerun { customer, .. }
+            | Request::Simulate { customer, .. } => Some(*customer),
+            Request::AdvanceClock { .. } => None,
+        }
+    }
+
+    /// What is happening, for the row while it is in flight and for the toasts after.
+    pub fn doing(&self) -> String {
+        match self {
+            Request::StartKyc { .. } => "starting KYC".into(),
+            Request::Rerun { .. } => "rerunning KYC".into(),
+            Request::Simulate { action, .. } => format!("simulating {}", simulate_name(*action)),
+            Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
+        }
+    }
+
+    /// Whom it is about, in a sentence.
+    pub fn subject(&self) -> String {
+        match self {
+            Request::StartKyc { name, .. } | Request::Rerun { name, .. } | Request::Simulate { name, .. } => {
+                format!(" for {name}")
+            }
+            Request::AdvanceClock { .. } => String::new(),
+        }
+    }
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// KYC started or rerun: the links to hand to the end user, if the path has them.
+    Started {
+        sdk: Option<SdkLink>,
+    },
+    Simulated,
+    /// The sandbox clock now reads this.
+    ClockAdvanced {
+        now: OffsetDateTime,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuItem {
+    /// The key that picks it directly.
+    pub key: char,
+    pub label: String,
+    /// Why it cannot be picked now, if it cannot.
+    pub disabled: Option<String>,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modal {
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        request: Request,
+    },
+    Menu {
+        title: String,
+        items: Vec<MenuItem>,
+        cursor: usize,
+    },
+    Sdk {
+        name: String,
+        link: SdkLink,
+    },
+}
+
+/// The keys a dialog reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModalKey {
+    Up,
+    Down,
+    Enter,
+    Esc,
+    Char(char),
+}
+
+/// What a key did to a dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Stay,
+    Close,
+    Send(Request),
+    /// Copy this text (the SDK link), and stay.
+    Copy(String),
+    /// The key picks something that cannot be done now: say why, and stay.
+    Refused(String),
+}
+
+impl Modal {
+    pub fn key(&mut self, key: ModalKey) -> Outcome {
+        match self {
+            Modal::Confirm { request, .. } => match key {
+                ModalKey::Enter | ModalKey::Char('y' | 'Y') => Outcome::Send(request.clone()),
+                ModalKey::Esc | ModalKey::Char('n' | 'N' | 'q') => Outcome::Close,
+                _ => Outcome::Stay,
+            },
+            Modal::Menu { items, cursor, .. } => match key {
+                ModalKey::Up | ModalKey::Char('k') => {
+                    *cursor = cursor.checked_sub(1).unwrap_or(items.len().saturating_sub(1));
+                    Outcome::Stay
+                }
+                ModalKey::Down | ModalKey::Char('j') => {
+                    *cursor = (*cursor + 1) % items.len().max(1);
+                    Outcome::Stay
+                }
+                ModalKey::Enter => pick(&items[(*cursor).min(items.len().saturating_sub(1))]),
+                ModalKey::Esc | ModalKey::Char('q') => Outcome::Close,
+                ModalKey::Char(c) => match items.iter().position(|item| item.key == c) {
+                    Some(at) => {
+                        *cursor = at;
+                        pick(&items[at])
+                    }
+                    None => Outcome::Stay,
+                },
+            },
+            Modal::Sdk { link, .. } => match key {
+                ModalKey::Char('y') => Outcome::Copy(link.link.clone()),
+                ModalKey::Esc | ModalKey::Enter | ModalKey::Char('q') => Outcome::Close,
+                _ => Outcome::Stay,
+            },
+        }
+    }
+}
+
+fn pick(item: &MenuItem) -> Outcome {
+    match &item.disabled {
+        Some(why) => Outcome::Refused(why.clone()),
+        None => Outcome::Send(item.request.clone()),
+    }
+}
+
+/// The confirmation before starting KYC.
+pub fn confirm_start(customer: Uuid, name: &str, stage: Option<Stage>) -> Modal {
+    let mut lines =
+        vec!["Creates an onboarding and its SDK links (the end user has 30 minutes to finish).".into()];
+    match stage {
+        Some(Stage::ReadyToStart) | None => {}
+        Some(Stage::NeedsProfile) => lines
+            .push("The profile is not complete yet: the API will refuse and name the missing fields.".into()),
+        Some(stage) => lines.push(format!(
+            "The onboarding is {stage} already: the API will refuse a second start."
+        )),
+    }
+    Modal::Confirm {
+        title: format!("Start KYC for {name}?"),
+        lines,
+        request: Request::StartKyc {
+            customer,
+            name: name.into(),
+        },
+    }
+}
+
+/// The confirmation before a rerun.
+pub fn confirm_rerun(customer: Uuid, name: &str, stage: Option<Stage>) -> Modal {
+    let mut lines = vec!["Replaces the expired onboarding with a new one and new SDK links.".into()];
+    if stage != Some(Stage::Expired) {
+        lines.push(format!(
+            "The onboarding is {} now: only an expired one can be rerun, so the API will refuse.",
+            stage.map_or("unknown yet", |s| s.as_str())
+        ));
+    }
+    Modal::Confirm {
+        title: format!("Rerun KYC for {name}?"),
+        lines,
+        request: Request::Rerun {
+            customer,
+            name: name.into(),
+        },
+    }
+}
+
+pub const SIMULATIONS: [SimulateAction; 6] = [
+    SimulateAction::SdkComplete,
+    SimulateAction::SdkExpire,
+    SimulateAction::Review,
+    SimulateAction::Approve,
+    SimulateAction::Deny,
+    SimulateAction::Error,
+];
+
+pub fn simulate_name(action: SimulateAction) -> &'static str {
+    match action {
+        SimulateAction::SdkComplete => "SDK_COMPLETE",
+        SimulateAction::SdkExpire => "SDK_EXPIRE",
+        SimulateAction::Review => "REVIEW",
+        SimulateAction::Approve => "APPROVE",
+        SimulateAction::Deny => "DENY",
+        SimulateAction::Error => "ERROR",
+    }
+}
+
+fn simulate_words(action: SimulateAction) -> &'static str {
+    match action {
+        SimulateAction::SdkComplete => "the end user finishes the SDK",
+        SimulateAction::SdkExpire => "the SDK links expire now",
+        SimulateAction::Review => "the SDK submission goes to manual review",
+        SimulateAction::Approve => "approve the review or the pending decision",
+        SimulateAction::Deny => "deny the review or the pending decision",
+        SimulateAction::Error => "a verification error now",
+    }
+}
+
+/// Whether the sandbox accepts this simulation for a customer in `stage`, decided by the
+/// domain's own machine (the one the sandbox runs): the event the action sends is tried on
+/// a workflow restored in that stage.
+pub fn simulation_applies(stage: Stage, action: SimulateAction) -> bool {
+    let event = match (action, stage) {
+        (SimulateAction::SdkComplete, Stage::AwaitingSdk) => WorkflowEvent::SdkCompleted,
+        (SimulateAction::SdkComplete, _) => return false,
+        (SimulateAction::SdkExpire, _) => WorkflowEvent::SdkExpired,
+        (SimulateAction::Review, _) => WorkflowEvent::SentToReview,
+        (SimulateAction::Approve, Stage::AwaitingDecision) => WorkflowEvent::DecisionApproved,
+        (SimulateAction::Approve, _) => WorkflowEvent::ReviewApproved,
+        (SimulateAction::Deny, Stage::AwaitingDecision) => WorkflowEvent::DecisionDenied,
+        (SimulateAction::Deny, _) => WorkflowEvent::ReviewDenied,
+        (SimulateAction::Error, _) => WorkflowEvent::VerificationError,
+    };
+    let started = stage.onboarding_status().is_some();
+    let view = WorkflowView {
+        stage,
+        onboarding: started.then_some(OnboardingRef {
+            id: Uuid::nil(),
+            strategy: Strategy::CfKyc,
+        }),
+        sdk: (stage == Stage::AwaitingSdk).then(|| SdkLink {
+            link: String::new(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        }),
+        identity_verified: matches!(stage, Stage::CollectingRequirements | Stage::AwaitingDecision),
+    };
+    let mut workflow = Workflow::restore(Uuid::nil(), &view);
+    workflow.handle(&event, crate::domain::Readiness::NOTHING).is_ok() && workflow.stage() != stage
+}
+
+/// The simulate menu for a customer, every action listed, those that do not apply now
+/// disabled with the reason.
+pub fn simulate_menu(customer: Uuid, name: &str, stage: Option<Stage>) -> Modal {
+    let items = SIMULATIONS
+        .iter()
+        .enumerate()
+        .map(|(n, &action)| MenuItem {
+            key: char::from(b'1' + n as u8),
+            label: format!("{:<13} {}", simulate_name(action), simulate_words(action)),
+            disabled: match stage {
+                Some(stage) if simulation_applies(stage, action) => None,
+                Some(stage) => Some(format!(
+                    "{} does not apply to an onboarding {stage}",
+                    simulate_name(action)
+                )),
+                None => Some("this customer's stage is not known yet".into()),
+            },
+            request: Request::Simulate {
+                customer,
+                name: name.into(),
+                action,
+            },
+        })
+        .collect::<Vec<_>>();
+    let cursor = items.iter().position(|i| i.disabled.is_none()).unwrap_or(0);
+    Modal::Menu {
+        title: format!("Simulate for {name}"),
+        items,
+        cursor,
+    }
+}
+
+/// The advance-the-clock menu.
+pub fn clock_menu() -> Modal {
+    let items = [2, 30 * 60, 24 * 3600]
+        .into_iter()
+        .enumerate()
+        .map(|(n, seconds)| MenuItem {
+            key: char::from(b'1' + n as u8),
+            label: format!("+{:<8} {}", duration_words(seconds), clock_effect(seconds)),
+            disabled: None,
+            request: Request::AdvanceClock { seconds },
+        })
+        .collect();
+    Modal::Menu {
+        title: "Advance the sandbox clock".into(),
+        items,
+        cursor: 0,
+    }
+}
+
+fn clock_effect(seconds: u64) -> &'static str {
+    match seconds {
+        0..=60 => "pending decisions are made",
+        61..=3600 => "SDK links expire",
+        _ => "everything due fires",
+    }
+}
+
+/// `2 s`, `30 min`, `1 day`.
+pub fn duration_words(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86400 => format!("{} h", seconds / 3600),
+        86400..172800 => "1 day".into(),
+        _ => format!("{} days", seconds / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulations_apply_where_the_sandbox_accepts_them() {
+        use SimulateAction::*;
+        use Stage::*;
+        let allowed = |stage| {
+            SIMULATIONS
+                .into_iter()
+                .filter(|&a| simulation_applies(stage, a))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(allowed(AwaitingSdk), [SdkComplete, SdkExpire, Review, Error]);
+        assert_eq!(allowed(InReview), [Approve, Deny, Error]);
+        assert_eq!(allowed(AwaitingDecision), [Approve, Deny, Error]);
+        for stage in [NeedsProfile, ReadyToStart, Approved, Denied, Expired] {
+            assert_eq!(allowed(stage), [], "{stage}");
+        }
+    }
+
+    #[test]
+    fn a_menu_skips_to_what_applies_and_refuses_what_does_not() {
+        let id = Uuid::from_u128(7);
+        let mut menu = simulate_menu(id, "Ada", Some(Stage::InReview));
+        // The cursor starts on the first action that applies (APPROVE).
+        assert_eq!(
+            menu.key(ModalKey::Enter),
+            Outcome::Send(Request::Simulate {
+                customer: id,
+                name: "Ada".into(),
+                action: SimulateAction::Approve
+            })
+        );
+        assert!(
+            matches!(menu.key(ModalKey::Char('1')), Outcome::Refused(why) if why.contains("SDK_COMPLETE"))
+        );
+        assert_eq!(menu.key(ModalKey::Char('x')), Outcome::Stay);
+        assert_eq!(menu.key(ModalKey::Esc), Outcome::Close);
+    }
+
+    #[test]
+    fn a_confirmation_needs_a_yes() {
+        let mut confirm = confirm_start(Uuid::from_u128(1), "Ada", Some(Stage::ReadyToStart));
+        assert_eq!(confirm.key(ModalKey::Char('x')), Outcome::Stay);
+        assert_eq!(confirm.key(ModalKey::Char('n')), Outcome::Close);
+        assert!(matches!(
+            confirm.key(ModalKey::Char('y')),
+            Outcome::Send(Request::StartKyc { .. })
+        ));
+    }
+}
