@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keymap::Command;
-use super::modal::{self, Done, Modal, ModalKey, Outcome, Request};
+use super::modal::{self, Done, FileEntry, Modal, ModalKey, Outcome, Request};
 use crate::api::types::Document;
 use crate::domain::{ComplianceStatus, Customer, NextAction, OnboardingStatus, Stage};
 use crate::sync::cache::StatusSummary;
@@ -256,6 +256,8 @@ pub enum Action {
     Documents(Uuid, Result<Vec<Document>, String>),
     /// A key while a dialog is open.
     ModalKey(ModalKey),
+    /// A folder the file picker asked for, read.
+    Listed(std::path::PathBuf, Result<Vec<FileEntry>, String>),
     /// A request to the engine ended.
     Done {
         request: Request,
@@ -275,6 +277,8 @@ pub enum Effect {
     Copy(String),
     /// Ask the engine (the API) for this; the answer comes back as `Action::Done`.
     Send(Request),
+    /// Read a folder for the file picker; the answer comes back as `Action::Listed`.
+    ListDir(std::path::PathBuf),
     Mouse(bool),
     Demo(bool),
     Quit,
@@ -313,6 +317,8 @@ pub struct App {
     pub modal: Option<Modal>,
     /// Requests sent and not answered yet.
     pub in_flight: Vec<Request>,
+    /// Where the file picker was last (it starts in the inbox the first time).
+    pub last_folder: Option<std::path::PathBuf>,
     /// When this session started: the cache's timeline before it is history, the lines
     /// after it are in `timelines` already.
     pub started: OffsetDateTime,
@@ -349,6 +355,7 @@ impl App {
             details: None,
             modal: None,
             in_flight: Vec::new(),
+            last_folder: None,
             started: now,
             now,
             fatal: None,
@@ -459,6 +466,23 @@ impl App {
                         effects.push(Effect::Copy(text));
                     }
                     Outcome::Refused(why) => self.toast(why),
+                    Outcome::List(dir) => effects.push(Effect::ListDir(dir)),
+                    Outcome::Picked(path) => self.choose_type(path),
+                    Outcome::Quit => {
+                        self.modal = None;
+                        self.quit = true;
+                        effects.push(Effect::Quit);
+                    }
+                }
+            }
+            Action::Listed(dir, entries) => {
+                if let Some(Modal::Files(files)) = &mut self.modal {
+                    let error = entries.as_ref().err().cloned();
+                    if files.listed(&dir, entries) {
+                        self.last_folder = Some(dir);
+                    } else if let Some(error) = error {
+                        self.toast(error);
+                    }
                 }
             }
             Action::Done { request, result } => self.done(request, result),
@@ -546,9 +570,11 @@ impl App {
                     effects.push(Effect::Copy(text));
                 }
             }
-            Command::StartKyc | Command::Rerun | Command::Simulate | Command::AdvanceClock => {
-                self.open_action(command)
-            }
+            Command::StartKyc
+            | Command::Rerun
+            | Command::Simulate
+            | Command::AdvanceClock
+            | Command::Upload => self.open_action(command, effects),
             Command::Mouse => {
                 self.mouse = !self.mouse;
                 self.toast(if self.mouse {
@@ -570,6 +596,16 @@ impl App {
                     self.toast("the demo plays only against the embedded sandbox".into());
                 }
             }
+            Command::Quit if !self.in_flight.is_empty() && self.modal.is_none() => {
+                // An upload or a start cut short would leave the operator guessing.
+                let mut lines: Vec<String> = self
+                    .in_flight
+                    .iter()
+                    .map(|r| format!("still {}{}", r.doing(), r.subject()))
+                    .collect();
+                lines.push("Quit anyway? What is in flight may not finish.".into());
+                self.modal = Some(Modal::ConfirmQuit { lines });
+            }
             Command::Quit => {
                 self.quit = true;
                 effects.push(Effect::Quit);
@@ -583,7 +619,7 @@ impl App {
     }
 
     /// Opens the dialog of an action that writes, or says why it cannot be used now.
-    fn open_action(&mut self, command: Command) {
+    fn open_action(&mut self, command: Command, effects: &mut Vec<Effect>) {
         if self.header.read_only {
             return self.toast(
                 "read-only: actions that write are disabled (--read-only, or read_only in the profile)"
@@ -604,11 +640,38 @@ impl App {
         if let Some(request) = self.in_flight.iter().find(|r| r.customer() == Some(id)) {
             return self.toast(format!("still {} for {name}", request.doing()));
         }
+        if command == Command::Upload {
+            let dir = self
+                .last_folder
+                .clone()
+                .or_else(|| self.header.inbox.as_ref().map(std::path::PathBuf::from))
+                .unwrap_or_else(|| std::path::PathBuf::from("."));
+            self.modal = Some(Modal::Files(modal::Files::new(id, &name, dir.clone())));
+            effects.push(Effect::ListDir(dir));
+            return;
+        }
         self.modal = Some(match command {
             Command::StartKyc => modal::confirm_start(id, &name, stage),
             Command::Rerun => modal::confirm_rerun(id, &name, stage),
             _ => modal::simulate_menu(id, &name, stage),
         });
+    }
+
+    /// The document type chooser for a picked file: what the customer is missing first (from
+    /// their status when it is loaded, else the FATCA form their nationality calls for).
+    fn choose_type(&mut self, path: std::path::PathBuf) {
+        let Some(Modal::Files(files)) = self.modal.take() else {
+            return;
+        };
+        let details = self.details.as_ref().filter(|d| d.id == files.customer);
+        let missing = match details.and_then(|d| Some((d.customer.as_ref()?, d.status.as_ref()?))) {
+            Some((customer, status)) => crate::domain::advise(customer, status).documents_to_upload,
+            None => details
+                .and_then(|d| d.customer.as_ref())
+                .map(|c| vec![crate::domain::fatca_form(c)])
+                .unwrap_or_default(),
+        };
+        self.modal = Some(modal::type_menu(files.customer, &files.name, path, &missing));
     }
 
     fn send(&mut self, request: Request, effects: &mut Vec<Effect>) {
@@ -643,6 +706,19 @@ impl App {
             }
             Ok(Done::Simulated) => {
                 let text = format!("{}{}: done", request.doing(), request.subject());
+                self.push_log(customer, text.clone(), false);
+                self.toast(text);
+            }
+            Ok(Done::Uploaded { duplicate }) => {
+                let text = if duplicate {
+                    format!(
+                        "{}{}: the same file was uploaded before for this type, not sent again",
+                        request.doing(),
+                        request.subject()
+                    )
+                } else {
+                    format!("{}{}: done", request.doing(), request.subject())
+                };
                 self.push_log(customer, text.clone(), false);
                 self.toast(text);
             }

@@ -35,6 +35,7 @@ pub enum Command {
     Rerun,
     Simulate,
     AdvanceClock,
+    Upload,
     Mouse,
     Demo,
     Quit,
@@ -45,7 +46,7 @@ impl Command {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            Command::StartKyc | Command::Rerun | Command::Simulate | Command::AdvanceClock
+            Command::StartKyc | Command::Rerun | Command::Simulate | Command::AdvanceClock | Command::Upload
         )
     }
 
@@ -168,6 +169,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         &["r"],
         "rerun an expired onboarding (asks first)",
         None,
+    ),
+    info(
+        Command::Upload,
+        "upload",
+        &["u"],
+        "upload a document for the selected customer (file picker, then its type)",
+        Some("upload"),
     ),
     info(
         Command::Simulate,

@@ -245,6 +245,8 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
                     KeyCode::Down => Some(Action::ModalKey(ModalKey::Down)),
                     KeyCode::Enter => Some(Action::ModalKey(ModalKey::Enter)),
                     KeyCode::Esc => Some(Action::ModalKey(ModalKey::Esc)),
+                    KeyCode::Backspace | KeyCode::Left => Some(Action::ModalKey(ModalKey::Back)),
+                    KeyCode::Right => Some(Action::ModalKey(ModalKey::Enter)),
                     KeyCode::Char(c) if !ctrl => Some(Action::ModalKey(ModalKey::Char(c))),
                     _ => None,
                 };
@@ -277,6 +279,31 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
     }
 }
 
+/// Reads a file to upload and checks it as the API will (size, format for the type), so a
+/// file the API would refuse is not sent.
+async fn read_document(
+    path: &std::path::Path,
+    document_type: crate::domain::DocumentType,
+) -> Result<Vec<u8>, String> {
+    let path = path.to_path_buf();
+    let display = path.display().to_string();
+    let content = tokio::task::spawn_blocking(move || {
+        let size = std::fs::metadata(&path)?.len();
+        if size > crate::domain::MAX_DOCUMENT_BYTES as u64 {
+            return Ok(Err(format!(
+                "{display} is {} MB; the API takes at most 10 MB",
+                size / 1_048_576
+            )));
+        }
+        std::fs::read(&path).map(Ok)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read the file: {e}"))??;
+    document_type.check_content(&content).map_err(|e| e.to_string())?;
+    Ok(content)
+}
+
 /// Asks the engine for a request; errors in the words of the API's problem details.
 async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> {
     let sdk = |started: crate::api::types::KycStarted| Done::Started {
@@ -303,6 +330,21 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> 
             .simulate(*customer, *action)
             .await
             .map(|()| Done::Simulated),
+        Request::Upload {
+            customer,
+            path,
+            document_type,
+            ..
+        } => {
+            let content = read_document(path, *document_type).await?;
+            let file_name = path
+                .file_name()
+                .map_or_else(|| "document".to_string(), |n| n.to_string_lossy().into_owned());
+            handle
+                .upload(*customer, *document_type, &file_name, &content)
+                .await
+                .map(|duplicate| Done::Uploaded { duplicate })
+        }
         Request::AdvanceClock { seconds } => handle
             .advance_clock(*seconds)
             .await
@@ -396,6 +438,13 @@ fn perform(
             tokio::spawn(async move {
                 let result = send(&handle, &request).await;
                 let _ = actions.send(Action::Done { request, result });
+            });
+        }
+        Effect::ListDir(dir) => {
+            let actions = actions.clone();
+            tokio::task::spawn_blocking(move || {
+                let entries = self::modal::list_folder(&dir);
+                let _ = actions.send(Action::Listed(dir, entries));
             });
         }
         Effect::Mouse(on) => {

@@ -3,11 +3,15 @@
 //! and keys, like the rest of the dashboard: what a dialog decides comes back as an outcome
 //! for `update` to act on.
 
+use std::path::{Path, PathBuf};
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::api::types::SimulateAction;
-use crate::domain::{OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowEvent, WorkflowView};
+use crate::domain::{
+    DocumentType, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowEvent, WorkflowView,
+};
 
 /// An action that writes, as the dashboard asks the engine for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,12 @@ pub enum Request {
     AdvanceClock {
         seconds: u64,
     },
+    Upload {
+        customer: Uuid,
+        name: String,
+        path: PathBuf,
+        document_type: DocumentType,
+    },
 }
 
 impl Request {
@@ -36,7 +46,8 @@ impl Request {
         match self {
             Request::StartKyc { customer, .. }
             | Request::Rerun { customer, .. }
-            | Request::Simulate { customer, .. } => Some(*customer),
+            | Request::Simulate { customer, .. }
+            | Request::Upload { customer, .. } => Some(*customer),
             Request::AdvanceClock { .. } => None,
         }
     }
@@ -48,15 +59,24 @@ impl Request {
             Request::Rerun { .. } => "rerunning KYC".into(),
             Request::Simulate { action, .. } => format!("simulating {}", simulate_name(*action)),
             Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
+            Request::Upload {
+                path, document_type, ..
+            } => format!(
+                "uploading {} as {}",
+                path.file_name()
+                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into()),
+                document_type.as_str()
+            ),
         }
     }
 
     /// Whom it is about, in a sentence.
     pub fn subject(&self) -> String {
         match self {
-            Request::StartKyc { name, .. } | Request::Rerun { name, .. } | Request::Simulate { name, .. } => {
-                format!(" for {name}")
-            }
+            Request::StartKyc { name, .. }
+            | Request::Rerun { name, .. }
+            | Request::Simulate { name, .. }
+            | Request::Upload { name, .. } => format!(" for {name}"),
             Request::AdvanceClock { .. } => String::new(),
         }
     }
@@ -74,6 +94,30 @@ pub enum Done {
     ClockAdvanced {
         now: OffsetDateTime,
     },
+    /// `true`: the same content was uploaded for this customer and type before, and was
+    /// not sent again.
+    Uploaded {
+        duplicate: bool,
+    },
+}
+
+/// One entry of a folder, as the file picker lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub name: String,
+    pub dir: bool,
+    pub size: u64,
+}
+
+/// Where a file picker is, and what it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub customer: Uuid,
+    pub name: String,
+    pub dir: PathBuf,
+    /// `None` while the folder is being read.
+    pub entries: Option<Result<Vec<FileEntry>, String>>,
+    pub cursor: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +146,11 @@ pub enum Modal {
         name: String,
         link: SdkLink,
     },
+    Files(Files),
+    /// Quitting while requests are in flight.
+    ConfirmQuit {
+        lines: Vec<String>,
+    },
 }
 
 /// The keys a dialog reads.
@@ -111,6 +160,8 @@ pub enum ModalKey {
     Down,
     Enter,
     Esc,
+    /// Backspace or Left: up one folder in the file picker.
+    Back,
     Char(char),
 }
 
@@ -124,6 +175,11 @@ pub enum Outcome {
     Copy(String),
     /// The key picks something that cannot be done now: say why, and stay.
     Refused(String),
+    /// Read this folder for the file picker.
+    List(PathBuf),
+    /// The file picker chose this file.
+    Picked(PathBuf),
+    Quit,
 }
 
 impl Modal {
@@ -145,6 +201,7 @@ impl Modal {
                 }
                 ModalKey::Enter => pick(&items[(*cursor).min(items.len().saturating_sub(1))]),
                 ModalKey::Esc | ModalKey::Char('q') => Outcome::Close,
+                ModalKey::Back => Outcome::Stay,
                 ModalKey::Char(c) => match items.iter().position(|item| item.key == c) {
                     Some(at) => {
                         *cursor = at;
@@ -158,7 +215,142 @@ impl Modal {
                 ModalKey::Esc | ModalKey::Enter | ModalKey::Char('q') => Outcome::Close,
                 _ => Outcome::Stay,
             },
+            Modal::Files(files) => files.key(key),
+            Modal::ConfirmQuit { .. } => match key {
+                ModalKey::Enter | ModalKey::Char('y' | 'Y' | 'q') => Outcome::Quit,
+                ModalKey::Esc | ModalKey::Char('n' | 'N') => Outcome::Close,
+                _ => Outcome::Stay,
+            },
         }
+    }
+}
+
+impl Files {
+    pub fn new(customer: Uuid, name: &str, dir: PathBuf) -> Files {
+        Files {
+            customer,
+            name: name.into(),
+            dir,
+            entries: None,
+            cursor: 0,
+        }
+    }
+
+    fn key(&mut self, key: ModalKey) -> Outcome {
+        let count = match &self.entries {
+            Some(Ok(entries)) => entries.len(),
+            _ => 0,
+        };
+        match key {
+            ModalKey::Up | ModalKey::Char('k') => {
+                self.cursor = self.cursor.saturating_sub(1);
+                Outcome::Stay
+            }
+            ModalKey::Down | ModalKey::Char('j') => {
+                self.cursor = (self.cursor + 1).min(count.saturating_sub(1));
+                Outcome::Stay
+            }
+            ModalKey::Back | ModalKey::Char('h') => match self.dir.parent() {
+                Some(parent) => Outcome::List(parent.to_path_buf()),
+                None => Outcome::Stay,
+            },
+            ModalKey::Enter | ModalKey::Char('l') => match &self.entries {
+                Some(Ok(entries)) => match entries.get(self.cursor) {
+                    Some(entry) if entry.dir => Outcome::List(self.dir.join(&entry.name)),
+                    Some(entry) => Outcome::Picked(self.dir.join(&entry.name)),
+                    None => Outcome::Stay,
+                },
+                _ => Outcome::Stay,
+            },
+            ModalKey::Esc | ModalKey::Char('q') => Outcome::Close,
+            _ => Outcome::Stay,
+        }
+    }
+
+    /// The folder's entries arrived (or could not be read).
+    pub fn listed(&mut self, dir: &Path, entries: Result<Vec<FileEntry>, String>) -> bool {
+        if self.dir != dir && self.entries.is_some() {
+            // The picker moves only when the folder could be read.
+            if entries.is_err() {
+                return false;
+            }
+        }
+        match entries {
+            Ok(entries) => {
+                self.dir = dir.to_path_buf();
+                self.entries = Some(Ok(entries));
+                self.cursor = 0;
+                true
+            }
+            Err(error) if self.entries.is_none() => {
+                self.dir = dir.to_path_buf();
+                self.entries = Some(Err(error));
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Reads a folder for the file picker: folders first, then files, each by name; hidden
+/// entries (a leading dot, like the inbox's `.processed`) left out.
+pub fn list_folder(dir: &Path) -> Result<Vec<FileEntry>, String> {
+    let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut entries: Vec<FileEntry> = read
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            let meta = entry.metadata().ok()?;
+            Some(FileEntry {
+                name,
+                dir: meta.is_dir(),
+                size: meta.len(),
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
+    Ok(entries)
+}
+
+/// The document type chooser, the types the customer is missing first and the cursor on
+/// the first of them.
+pub fn type_menu(customer: Uuid, name: &str, path: PathBuf, missing: &[DocumentType]) -> Modal {
+    let mut types: Vec<DocumentType> = missing.to_vec();
+    types.extend(DocumentType::ALL.into_iter().filter(|t| !missing.contains(t)));
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let items = types
+        .into_iter()
+        .enumerate()
+        .map(|(n, document_type)| MenuItem {
+            key: char::from(b'1' + n as u8),
+            label: format!(
+                "{:<17}{}",
+                document_type.as_str(),
+                if missing.contains(&document_type) {
+                    "missing"
+                } else {
+                    ""
+                }
+            ),
+            disabled: None,
+            request: Request::Upload {
+                customer,
+                name: name.into(),
+                path: path.clone(),
+                document_type,
+            },
+        })
+        .collect();
+    Modal::Menu {
+        title: format!("Upload {file} for {name} as"),
+        items,
+        cursor: 0,
     }
 }
 
@@ -394,5 +586,53 @@ mod tests {
             confirm.key(ModalKey::Char('y')),
             Outcome::Send(Request::StartKyc { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_lists_folders_first_by_name_without_hidden_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.pdf"), b"%PDF").unwrap();
+        std::fs::write(dir.path().join("a.png"), b"png").unwrap();
+        std::fs::create_dir(dir.path().join("zeta")).unwrap();
+        std::fs::create_dir(dir.path().join(".processed")).unwrap();
+        let names: Vec<(String, bool)> = list_folder(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.dir))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("zeta".into(), true),
+                ("a.png".into(), false),
+                ("b.pdf".into(), false)
+            ]
+        );
+        assert!(
+            list_folder(&dir.path().join("missing"))
+                .unwrap_err()
+                .contains("cannot read")
+        );
+    }
+
+    #[test]
+    fn the_type_chooser_puts_what_is_missing_first() {
+        let menu = type_menu(
+            Uuid::nil(),
+            "Ada",
+            PathBuf::from("/x/w8.pdf"),
+            &[DocumentType::W8ben],
+        );
+        let Modal::Menu { items, cursor, .. } = menu else {
+            panic!()
+        };
+        assert_eq!(cursor, 0);
+        assert!(items[0].label.starts_with("W8BEN") && items[0].label.contains("missing"));
+        assert!(!items[1].label.contains("missing"));
     }
 }

@@ -659,6 +659,18 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &T
             let qr = qr_lines(&link.link, theme.name != super::theme::ThemeName::Light);
             (" SDK link ", text, Some(qr))
         }
+        Modal::Files(files) => (" Choose a file to upload ", file_lines(files, area, theme), None),
+        Modal::ConfirmQuit { lines } => {
+            let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.as_str())).collect();
+            text.push(Line::default());
+            text.push(Line::from(vec![
+                Span::styled(" y ", theme.accent()),
+                Span::raw("quit   "),
+                Span::styled(" n ", theme.accent()),
+                Span::raw("stay"),
+            ]));
+            (" Quit? ", text, None)
+        }
     };
     let text_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
     let qr_height = qr.as_ref().map_or(0, |q| q.len() as u16);
@@ -688,6 +700,52 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &T
     if let (true, Some(qr)) = (show_qr, qr) {
         frame.render_widget(Paragraph::new(qr.join("\n")), qr_area);
     }
+}
+
+/// The file picker's lines: the folder, a window of its entries around the cursor, the keys.
+fn file_lines<'a>(files: &'a super::modal::Files, area: Rect, theme: &Theme) -> Vec<Line<'a>> {
+    let mut lines = vec![
+        Line::from(format!("for {}", files.name)),
+        Line::styled(files.dir.display().to_string(), theme.dim()),
+        Line::default(),
+    ];
+    match &files.entries {
+        None => lines.push(Line::styled("reading…", theme.dim())),
+        Some(Err(error)) => lines.push(Line::styled(error.clone(), theme.bad())),
+        Some(Ok(entries)) if entries.is_empty() => {
+            lines.push(Line::styled("(empty: ← goes up a folder)", theme.dim()))
+        }
+        Some(Ok(entries)) => {
+            let room = (area.height as usize).saturating_sub(12).clamp(3, 15);
+            let start = files
+                .cursor
+                .saturating_sub(room / 2)
+                .min(entries.len().saturating_sub(room));
+            for (n, entry) in entries.iter().enumerate().skip(start).take(room) {
+                let selected = n == files.cursor;
+                let (name, size) = if entry.dir {
+                    (format!("{}/", entry.name), String::new())
+                } else {
+                    (entry.name.clone(), human_size(entry.size))
+                };
+                let style = if selected {
+                    theme.selected()
+                } else {
+                    Style::default()
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(if selected { "› " } else { "  " }, theme.accent()),
+                    Span::styled(format!("{name:<40} {size:>8}"), style),
+                ]));
+            }
+        }
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        " ↑↓ move · Enter open or choose · ← up a folder · Esc close",
+        theme.dim(),
+    ));
+    lines
 }
 
 fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {

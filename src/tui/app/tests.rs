@@ -432,3 +432,62 @@ fn the_clock_menu_advances_by_the_chosen_step() {
     let effects = app.update(Action::ModalKey(ModalKey::Enter));
     assert_eq!(effects, [Effect::Send(Request::AdvanceClock { seconds: 1800 })]);
 }
+
+#[test]
+fn upload_picks_a_file_from_the_inbox_then_its_type_missing_first() {
+    use crate::domain::DocumentType;
+    use crate::tui::modal::FileEntry;
+    use std::path::PathBuf;
+    let mut app = sandbox_app(vec![state(8, "Grace", Stage::CollectingRequirements)]);
+    app.header.inbox = Some("/data/inbox".into());
+    let effects = app.update(Action::Key(Command::Upload));
+    assert_eq!(effects, [Effect::ListDir(PathBuf::from("/data/inbox"))]);
+    let entry = |name: &str, dir| FileEntry {
+        name: name.into(),
+        dir,
+        size: 1000,
+    };
+    app.update(Action::Listed(
+        PathBuf::from("/data/inbox"),
+        Ok(vec![entry("scans", true), entry("w9.pdf", false)]),
+    ));
+    // Into a folder and back out: both are reads the picker asks for.
+    assert_eq!(
+        app.update(Action::ModalKey(ModalKey::Enter)),
+        [Effect::ListDir(PathBuf::from("/data/inbox/scans"))]
+    );
+    assert_eq!(
+        app.update(Action::ModalKey(ModalKey::Back)),
+        [Effect::ListDir(PathBuf::from("/data"))]
+    );
+    // A folder that cannot be read leaves the picker where it was, and says so.
+    app.update(Action::Listed(
+        PathBuf::from("/data"),
+        Err("cannot read /data: denied".into()),
+    ));
+    assert!(matches!(&app.modal, Some(Modal::Files(f)) if f.dir == std::path::Path::new("/data/inbox")));
+    assert!(app.toasts.last().is_some_and(|t| t.text.contains("denied")));
+
+    app.update(Action::ModalKey(ModalKey::Down));
+    assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
+    let Some(Modal::Menu { title, items, .. }) = &app.modal else {
+        panic!("the type chooser")
+    };
+    assert_eq!(title, "Upload w9.pdf for Grace Test as");
+    assert_eq!(items.len(), DocumentType::ALL.len());
+    let effects = app.update(Action::ModalKey(ModalKey::Char('2')));
+    let [Effect::Send(Request::Upload { path, .. })] = effects.as_slice() else {
+        panic!("an upload: {effects:?}")
+    };
+    assert_eq!(path, &PathBuf::from("/data/inbox/w9.pdf"));
+    assert_eq!(app.last_folder, Some(PathBuf::from("/data/inbox")));
+
+    // Quitting now asks first.
+    assert!(app.update(Action::Key(Command::Quit)).is_empty());
+    assert!(!app.quit);
+    assert!(
+        matches!(&app.modal, Some(Modal::ConfirmQuit { lines }) if lines[0].starts_with("still uploading w9.pdf"))
+    );
+    assert_eq!(app.update(Action::ModalKey(ModalKey::Char('y'))), [Effect::Quit]);
+    assert!(app.quit);
+}

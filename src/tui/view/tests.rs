@@ -367,6 +367,33 @@ fn the_dialogs_of_actions() {
     assert_snapshot!("dialog_clock", render(&app, 100, 40, ThemeName::Dark).backend());
     app.update(Action::ModalKey(ModalKey::Esc));
 
+    app.header.inbox = Some("/data/inbox".into());
+    app.update(Action::Key(Command::Upload));
+    let entry = |name: &str, dir, size| crate::tui::modal::FileEntry {
+        name: name.into(),
+        dir,
+        size,
+    };
+    app.update(Action::Listed(
+        "/data/inbox".into(),
+        Ok(vec![
+            entry("scans", true, 0),
+            entry("bank statement.pdf", false, 18_734),
+            entry("w8ben.pdf", false, 2_400_000),
+        ]),
+    ));
+    app.update(Action::ModalKey(ModalKey::Down));
+    assert_snapshot!(
+        "dialog_file_picker",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
+    app.update(Action::ModalKey(ModalKey::Enter));
+    assert_snapshot!(
+        "dialog_document_type",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
+    app.update(Action::ModalKey(ModalKey::Esc));
+
     app.modal = Some(crate::tui::modal::Modal::Sdk {
         name: "Radia Example".into(),
         link: SdkLink {
