@@ -8,8 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::form::Form;
 use super::keymap::Command;
-use super::modal::{self, Done, FileEntry, Modal, ModalKey, Outcome, Request};
+use super::modal::{self, Done, Failed, FileEntry, Modal, ModalKey, Outcome, Request};
 use crate::api::types::Document;
 use crate::domain::{ComplianceStatus, Customer, NextAction, OnboardingStatus, Stage};
 use crate::sync::cache::StatusSummary;
@@ -261,7 +262,7 @@ pub enum Action {
     /// A request to the engine ended.
     Done {
         request: Request,
-        result: Result<Done, String>,
+        result: Result<Done, Failed>,
     },
     Tick(OffsetDateTime),
 }
@@ -317,6 +318,8 @@ pub struct App {
     pub modal: Option<Modal>,
     /// Requests sent and not answered yet.
     pub in_flight: Vec<Request>,
+    /// A customer just created: selected when the engine reports their row.
+    pub select_when_seen: Option<Uuid>,
     /// Where the file picker was last (it starts in the inbox the first time).
     pub last_folder: Option<std::path::PathBuf>,
     /// When this session started: the cache's timeline before it is history, the lines
@@ -356,6 +359,7 @@ impl App {
             modal: None,
             in_flight: Vec::new(),
             last_folder: None,
+            select_when_seen: None,
             started: now,
             now,
             fatal: None,
@@ -468,6 +472,7 @@ impl App {
                     Outcome::Refused(why) => self.toast(why),
                     Outcome::List(dir) => effects.push(Effect::ListDir(dir)),
                     Outcome::Picked(path) => self.choose_type(path),
+                    Outcome::Submit => self.submit(&mut effects),
                     Outcome::Quit => {
                         self.modal = None;
                         self.quit = true;
@@ -574,7 +579,9 @@ impl App {
             | Command::Rerun
             | Command::Simulate
             | Command::AdvanceClock
-            | Command::Upload => self.open_action(command, effects),
+            | Command::Upload
+            | Command::New
+            | Command::Edit => self.open_action(command, effects),
             Command::Mouse => {
                 self.mouse = !self.mouse;
                 self.toast(if self.mouse {
@@ -633,12 +640,31 @@ impl App {
             self.modal = Some(modal::clock_menu());
             return;
         }
+        if command == Command::New {
+            self.modal = Some(Modal::Form(Box::default()));
+            return;
+        }
         let Some(row) = self.selected_row() else {
             return self.toast("select a customer first".into());
         };
         let (id, name, stage) = (row.id(), row.name().to_string(), row.stage());
         if let Some(request) = self.in_flight.iter().find(|r| r.customer() == Some(id)) {
             return self.toast(format!("still {} for {name}", request.doing()));
+        }
+        if command == Command::Edit {
+            let loaded = self.details.as_ref().filter(|d| d.id == id);
+            let Some(customer) = loaded.and_then(|d| d.customer.as_ref()) else {
+                return self.toast(format!(
+                    "{name}'s profile is still loading; try again in a moment"
+                ));
+            };
+            // UPDATE_PROFILE: open on the fields it asks for.
+            let focus = loaded
+                .and_then(|d| d.status.as_ref())
+                .map(|status| crate::domain::advise(customer, status).fields_to_patch)
+                .unwrap_or_default();
+            self.modal = Some(Modal::Form(Box::new(Form::edit(customer, &name, &focus))));
+            return;
         }
         if command == Command::Upload {
             let dir = self
@@ -686,7 +712,7 @@ impl App {
         self.in_flight.iter().find(|r| r.customer() == Some(id))
     }
 
-    fn done(&mut self, request: Request, result: Result<Done, String>) {
+    fn done(&mut self, request: Request, result: Result<Done, Failed>) {
         if let Some(at) = self.in_flight.iter().position(|r| *r == request) {
             self.in_flight.remove(at);
         }
@@ -732,6 +758,21 @@ impl App {
                 self.push_log(None, text.clone(), false);
                 self.toast(text);
             }
+            Ok(Done::Saved { customer, name }) => {
+                if let Some(Modal::Form(_)) = self.modal {
+                    self.modal = None;
+                }
+                let text = match request {
+                    Request::Create { .. } => {
+                        // Selected as soon as the engine reports the new row.
+                        self.select_when_seen = Some(customer);
+                        format!("created {name}")
+                    }
+                    _ => format!("saved the profile of {name}"),
+                };
+                self.push_log(Some(customer), text.clone(), false);
+                self.toast(text);
+            }
             Err(error) => {
                 let text = format!("{}{} failed: {error}", request.doing(), request.subject());
                 self.push_log(customer, text.clone(), true);
@@ -739,8 +780,55 @@ impl App {
                     text,
                     until: self.now + time::Duration::seconds(10),
                 });
+                // A form stays open with everything typed, the API's complaints on its fields.
+                if let (Request::Create { .. } | Request::Patch { .. }, Some(Modal::Form(form))) =
+                    (&request, &mut self.modal)
+                {
+                    form.sending = false;
+                    form.show_errors(&error.fields);
+                    if error.fields.is_empty() {
+                        form.message = Some(error.message);
+                    }
+                }
             }
         }
+    }
+
+    /// The form asks to be saved: checked here first, as the API will check it.
+    fn submit(&mut self, effects: &mut Vec<Effect>) {
+        let today = self.now.date();
+        let Some(Modal::Form(form)) = &mut self.modal else {
+            return;
+        };
+        if form.sending {
+            return;
+        }
+        let request = match form.check(today) {
+            Err(()) => return,
+            Ok(Some(profile)) => Request::Create {
+                profile: Box::new(profile),
+            },
+            Ok(None) => {
+                let patch = form.body();
+                if patch.as_object().is_some_and(|o| o.is_empty()) {
+                    self.modal = None;
+                    return self.toast("nothing changed".into());
+                }
+                let (Some(customer), super::form::FormKind::Edit { name, .. }) =
+                    (form.customer(), &form.kind)
+                else {
+                    return;
+                };
+                Request::Patch {
+                    customer,
+                    name: name.clone(),
+                    patch,
+                }
+            }
+        };
+        form.sending = true;
+        form.message = None;
+        self.send(request, effects);
     }
 
     /// Ends editing the filter (Enter keeps it, Esc clears it).
@@ -972,6 +1060,14 @@ impl App {
         } else {
             for i in touched {
                 self.place(i);
+            }
+        }
+        if let Some(id) = self.select_when_seen
+            && let Some(&i) = self.index.get(&id)
+        {
+            self.select_when_seen = None;
+            if self.view.contains(&i) {
+                self.selected = Some(id);
             }
         }
     }

@@ -36,6 +36,8 @@ pub enum Command {
     Simulate,
     AdvanceClock,
     Upload,
+    New,
+    Edit,
     Mouse,
     Demo,
     Quit,
@@ -46,7 +48,13 @@ impl Command {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            Command::StartKyc | Command::Rerun | Command::Simulate | Command::AdvanceClock | Command::Upload
+            Command::StartKyc
+                | Command::Rerun
+                | Command::Simulate
+                | Command::AdvanceClock
+                | Command::Upload
+                | Command::New
+                | Command::Edit
         )
     }
 
@@ -155,6 +163,14 @@ pub const COMMANDS: &[CommandInfo] = &[
         &["y"],
         "copy the id (or the SDK link) to the clipboard",
         Some("copy"),
+    ),
+    info(Command::New, "new", &["n"], "new customer (a form)", Some("new")),
+    info(
+        Command::Edit,
+        "edit",
+        &["e"],
+        "edit the selected customer's profile (opens on what is missing)",
+        None,
     ),
     info(
         Command::StartKyc,
@@ -414,10 +430,10 @@ mod tests {
 
     #[test]
     fn every_default_can_be_remapped_and_conflicts_are_refused() {
-        let overrides = BTreeMap::from([("down".to_string(), vec!["n".to_string(), "F5".to_string()])]);
+        let overrides = BTreeMap::from([("down".to_string(), vec!["J".to_string(), "F5".to_string()])]);
         let keymap = Keymap::new(&overrides).unwrap();
         assert_eq!(
-            keymap.command(&press(KeyCode::Char('n'), KeyModifiers::NONE)),
+            keymap.command(&press(KeyCode::Char('J'), KeyModifiers::NONE)),
             Some(Command::Down)
         );
         assert_eq!(

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod demo;
+pub mod form;
 pub mod keymap;
 pub mod modal;
 pub mod terminal;
@@ -25,7 +26,7 @@ use uuid::Uuid;
 
 use self::app::{Action, App, Details, Effect, Header, LogLine};
 use self::keymap::Keymap;
-use self::modal::{Done, Request};
+use self::modal::{Done, Failed, Request};
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
 use crate::cli::DashboardArgs;
@@ -245,8 +246,14 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
                     KeyCode::Down => Some(Action::ModalKey(ModalKey::Down)),
                     KeyCode::Enter => Some(Action::ModalKey(ModalKey::Enter)),
                     KeyCode::Esc => Some(Action::ModalKey(ModalKey::Esc)),
-                    KeyCode::Backspace | KeyCode::Left => Some(Action::ModalKey(ModalKey::Back)),
-                    KeyCode::Right => Some(Action::ModalKey(ModalKey::Enter)),
+                    KeyCode::Left => Some(Action::ModalKey(ModalKey::Left)),
+                    KeyCode::Right => Some(Action::ModalKey(ModalKey::Right)),
+                    KeyCode::Backspace => Some(Action::ModalKey(ModalKey::Backspace)),
+                    KeyCode::Delete => Some(Action::ModalKey(ModalKey::Delete)),
+                    KeyCode::Home => Some(Action::ModalKey(ModalKey::Home)),
+                    KeyCode::End => Some(Action::ModalKey(ModalKey::End)),
+                    KeyCode::Tab => Some(Action::ModalKey(ModalKey::Tab)),
+                    KeyCode::BackTab => Some(Action::ModalKey(ModalKey::BackTab)),
                     KeyCode::Char(c) if !ctrl => Some(Action::ModalKey(ModalKey::Char(c))),
                     _ => None,
                 };
@@ -305,7 +312,7 @@ async fn read_document(
 }
 
 /// Asks the engine for a request; errors in the words of the API's problem details.
-async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> {
+async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> {
     let sdk = |started: crate::api::types::KycStarted| Done::Started {
         sdk: started.sdk.map(|s| crate::domain::SdkLink {
             link: s.link,
@@ -316,13 +323,11 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> 
         Request::StartKyc { customer, .. } => handle.start_kyc(*customer).await.map(sdk),
         Request::Rerun { customer, .. } => {
             // The onboarding to rerun is the one the API has now, not what the cache says.
-            let status = handle
-                .client()
-                .status(*customer)
-                .await
-                .map_err(|e| e.to_string())?;
+            let status = handle.client().status(*customer).await?;
             let Some(onboarding) = status.onboarding_id else {
-                return Err("this customer has no onboarding to rerun yet; start KYC with K".into());
+                return Err(Failed::new(
+                    "this customer has no onboarding to rerun yet; start KYC with K",
+                ));
             };
             handle.rerun_kyc(*customer, onboarding).await.map(sdk)
         }
@@ -336,7 +341,7 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> 
             document_type,
             ..
         } => {
-            let content = read_document(path, *document_type).await?;
+            let content = read_document(path, *document_type).await.map_err(Failed::new)?;
             let file_name = path
                 .file_name()
                 .map_or_else(|| "document".to_string(), |n| n.to_string_lossy().into_owned());
@@ -349,8 +354,21 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, String> 
             .advance_clock(*seconds)
             .await
             .map(|clock| Done::ClockAdvanced { now: clock.now }),
+        Request::Create { profile } => handle.create_customer(profile).await.map(|c| Done::Saved {
+            customer: c.id,
+            name: headless::display_name(&c),
+        }),
+        Request::Patch { customer, patch, .. } => {
+            handle
+                .patch_customer(*customer, patch)
+                .await
+                .map(|c| Done::Saved {
+                    customer: c.id,
+                    name: headless::display_name(&c),
+                })
+        }
     }
-    .map_err(|e| e.to_string())
+    .map_err(Failed::from)
 }
 
 fn perform(

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::form::{Form, FormOutcome};
 use crate::api::types::SimulateAction;
 use crate::domain::{
     DocumentType, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowEvent, WorkflowView,
@@ -38,6 +39,14 @@ pub enum Request {
         path: PathBuf,
         document_type: DocumentType,
     },
+    Create {
+        profile: Box<crate::domain::CustomerProfile>,
+    },
+    Patch {
+        customer: Uuid,
+        name: String,
+        patch: serde_json::Value,
+    },
 }
 
 impl Request {
@@ -47,8 +56,9 @@ impl Request {
             Request::StartKyc { customer, .. }
             | Request::Rerun { customer, .. }
             | Request::Simulate { customer, .. }
-            | Request::Upload { customer, .. } => Some(*customer),
-            Request::AdvanceClock { .. } => None,
+            | Request::Upload { customer, .. }
+            | Request::Patch { customer, .. } => Some(*customer),
+            Request::AdvanceClock { .. } | Request::Create { .. } => None,
         }
     }
 
@@ -59,6 +69,8 @@ impl Request {
             Request::Rerun { .. } => "rerunning KYC".into(),
             Request::Simulate { action, .. } => format!("simulating {}", simulate_name(*action)),
             Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
+            Request::Create { .. } => "creating a customer".into(),
+            Request::Patch { .. } => "saving the profile".into(),
             Request::Upload {
                 path, document_type, ..
             } => format!(
@@ -77,7 +89,8 @@ impl Request {
             | Request::Rerun { name, .. }
             | Request::Simulate { name, .. }
             | Request::Upload { name, .. } => format!(" for {name}"),
-            Request::AdvanceClock { .. } => String::new(),
+            Request::Patch { name, .. } => format!(" of {name}"),
+            Request::AdvanceClock { .. } | Request::Create { .. } => String::new(),
         }
     }
 }
@@ -99,6 +112,46 @@ pub enum Done {
     Uploaded {
         duplicate: bool,
     },
+    /// The customer created or saved, and what they are called now.
+    Saved {
+        customer: Uuid,
+        name: String,
+    },
+}
+
+/// Why a request failed: the API's words, and the fields it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub message: String,
+    pub fields: Vec<crate::domain::FieldError>,
+}
+
+impl Failed {
+    pub fn new(message: impl Into<String>) -> Failed {
+        Failed {
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+impl From<crate::api::ApiError> for Failed {
+    fn from(error: crate::api::ApiError) -> Failed {
+        let fields = match &error {
+            crate::api::ApiError::Status { problem, .. } => problem.errors.clone(),
+            _ => Vec::new(),
+        };
+        Failed {
+            message: error.to_string(),
+            fields,
+        }
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// One entry of a folder, as the file picker lists it.
@@ -147,6 +200,7 @@ pub enum Modal {
         link: SdkLink,
     },
     Files(Files),
+    Form(Box<Form>),
     /// Quitting while requests are in flight.
     ConfirmQuit {
         lines: Vec<String>,
@@ -158,10 +212,16 @@ pub enum Modal {
 pub enum ModalKey {
     Up,
     Down,
+    Left,
+    Right,
     Enter,
     Esc,
-    /// Backspace or Left: up one folder in the file picker.
-    Back,
+    Backspace,
+    Delete,
+    Home,
+    End,
+    Tab,
+    BackTab,
     Char(char),
 }
 
@@ -179,6 +239,8 @@ pub enum Outcome {
     List(PathBuf),
     /// The file picker chose this file.
     Picked(PathBuf),
+    /// The form asks to be saved.
+    Submit,
     Quit,
 }
 
@@ -201,7 +263,6 @@ impl Modal {
                 }
                 ModalKey::Enter => pick(&items[(*cursor).min(items.len().saturating_sub(1))]),
                 ModalKey::Esc | ModalKey::Char('q') => Outcome::Close,
-                ModalKey::Back => Outcome::Stay,
                 ModalKey::Char(c) => match items.iter().position(|item| item.key == c) {
                     Some(at) => {
                         *cursor = at;
@@ -209,6 +270,7 @@ impl Modal {
                     }
                     None => Outcome::Stay,
                 },
+                _ => Outcome::Stay,
             },
             Modal::Sdk { link, .. } => match key {
                 ModalKey::Char('y') => Outcome::Copy(link.link.clone()),
@@ -216,6 +278,11 @@ impl Modal {
                 _ => Outcome::Stay,
             },
             Modal::Files(files) => files.key(key),
+            Modal::Form(form) => match form.key(key) {
+                FormOutcome::Stay => Outcome::Stay,
+                FormOutcome::Close => Outcome::Close,
+                FormOutcome::Submit => Outcome::Submit,
+            },
             Modal::ConfirmQuit { .. } => match key {
                 ModalKey::Enter | ModalKey::Char('y' | 'Y' | 'q') => Outcome::Quit,
                 ModalKey::Esc | ModalKey::Char('n' | 'N') => Outcome::Close,
@@ -250,11 +317,11 @@ impl Files {
                 self.cursor = (self.cursor + 1).min(count.saturating_sub(1));
                 Outcome::Stay
             }
-            ModalKey::Back | ModalKey::Char('h') => match self.dir.parent() {
+            ModalKey::Backspace | ModalKey::Left | ModalKey::Char('h') => match self.dir.parent() {
                 Some(parent) => Outcome::List(parent.to_path_buf()),
                 None => Outcome::Stay,
             },
-            ModalKey::Enter | ModalKey::Char('l') => match &self.entries {
+            ModalKey::Enter | ModalKey::Right | ModalKey::Char('l') => match &self.entries {
                 Some(Ok(entries)) => match entries.get(self.cursor) {
                     Some(entry) if entry.dir => Outcome::List(self.dir.join(&entry.name)),
                     Some(entry) => Outcome::Picked(self.dir.join(&entry.name)),

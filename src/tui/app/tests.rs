@@ -349,7 +349,9 @@ fn a_failed_request_says_why_and_frees_the_row() {
     app.update(Action::ModalKey(ModalKey::Enter));
     app.update(Action::Done {
         request,
-        result: Err("HTTP 409 Profile incomplete (kyc.birthDate: required)".into()),
+        result: Err(crate::tui::modal::Failed::new(
+            "HTTP 409 Profile incomplete (kyc.birthDate: required)",
+        )),
     });
     assert!(app.in_flight.is_empty());
     let toast = app.toasts.last().map(|t| t.text.as_str()).unwrap_or("");
@@ -457,7 +459,7 @@ fn upload_picks_a_file_from_the_inbox_then_its_type_missing_first() {
         [Effect::ListDir(PathBuf::from("/data/inbox/scans"))]
     );
     assert_eq!(
-        app.update(Action::ModalKey(ModalKey::Back)),
+        app.update(Action::ModalKey(ModalKey::Backspace)),
         [Effect::ListDir(PathBuf::from("/data"))]
     );
     // A folder that cannot be read leaves the picker where it was, and says so.
@@ -490,4 +492,125 @@ fn upload_picks_a_file_from_the_inbox_then_its_type_missing_first() {
     );
     assert_eq!(app.update(Action::ModalKey(ModalKey::Char('y'))), [Effect::Quit]);
     assert!(app.quit);
+}
+
+#[test]
+fn a_new_customer_form_checks_locally_then_keeps_everything_on_a_422() {
+    use crate::domain::FieldError;
+    let mut app = sandbox_app(four());
+    app.update(Action::Key(Command::New));
+    let type_text = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            app.update(Action::ModalKey(ModalKey::Char(c)));
+        }
+    };
+    // email, then three fields down: first name.
+    type_text(&mut app, "ada@example.com");
+    for _ in 0..3 {
+        app.update(Action::ModalKey(ModalKey::Tab));
+    }
+    type_text(&mut app, "Ada");
+    app.update(Action::ModalKey(ModalKey::Tab));
+    type_text(&mut app, "Lovelace");
+    app.update(Action::ModalKey(ModalKey::Tab));
+    type_text(&mut app, "12/04/1990");
+    // Invalid locally: nothing is sent, the date is marked.
+    assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
+    let Some(Modal::Form(form)) = &app.modal else {
+        panic!("the form")
+    };
+    assert_eq!(form.fields[form.focus].path, "kyc.birthDate");
+    assert!(form.fields[form.focus].error.is_some());
+
+    for _ in 0.."12/04/1990".len() {
+        app.update(Action::ModalKey(ModalKey::Backspace));
+    }
+    type_text(&mut app, "1990-04-12");
+    let effects = app.update(Action::ModalKey(ModalKey::Enter));
+    let [Effect::Send(request @ Request::Create { profile })] = effects.as_slice() else {
+        panic!("a create: {effects:?}")
+    };
+    assert_eq!(profile.email.as_deref(), Some("ada@example.com"));
+    let request = request.clone();
+    // The API refuses a field: it is shown on it, and what was typed stays.
+    app.update(Action::Done {
+        request: request.clone(),
+        result: Err(crate::tui::modal::Failed {
+            message: "HTTP 422 Invalid customer".into(),
+            fields: vec![FieldError::new("email", "is used by another customer")],
+        }),
+    });
+    let Some(Modal::Form(form)) = &app.modal else {
+        panic!("the form stays open")
+    };
+    assert!(!form.sending);
+    assert_eq!(form.fields[form.focus].path, "email");
+    assert_eq!(
+        form.fields[form.focus].error.as_deref(),
+        Some("is used by another customer")
+    );
+    assert_eq!(form.fields[form.focus].input.value(), "ada@example.com");
+
+    // Saved: the form closes and the new row is selected when it arrives.
+    let id = Uuid::from_u128(42);
+    app.update(Action::Done {
+        request,
+        result: Ok(Done::Saved {
+            customer: id,
+            name: "Ada Lovelace".into(),
+        }),
+    });
+    assert!(app.modal.is_none());
+    app.update(Action::Engine(vec![EngineEvent::Customers(vec![state(
+        42,
+        "Zed",
+        Stage::ReadyToStart,
+    )])]));
+    assert_eq!(app.selected, Some(id));
+}
+
+#[test]
+fn edit_opens_on_the_fields_update_profile_asks_for() {
+    let mut app = sandbox_app(four());
+    select_named(&mut app, "Grace Test");
+    app.update(Action::Key(Command::Edit));
+    assert!(app.modal.is_none(), "not before the profile is loaded");
+    assert!(
+        app.toasts
+            .last()
+            .is_some_and(|t| t.text.contains("still loading"))
+    );
+    let profile: crate::domain::CustomerProfile = serde_json::from_value(serde_json::json!({
+        "kyc": {"firstName": "Grace", "lastName": "Test"}
+    }))
+    .unwrap();
+    let customer = Customer::new(Uuid::from_u128(2), profile, NOW);
+    let view = crate::domain::WorkflowView {
+        stage: Stage::NeedsProfile,
+        onboarding: None,
+        sdk: None,
+        identity_verified: false,
+    };
+    let status = crate::domain::evaluate(
+        &customer,
+        &Default::default(),
+        &view,
+        crate::domain::Strategy::CfKyc,
+    );
+    app.update(Action::Details(Box::new(Details {
+        id: customer.id,
+        customer: Some(customer),
+        status: Some(status),
+        history: Vec::new(),
+        documents: None,
+    })));
+    app.update(Action::Key(Command::Edit));
+    let Some(Modal::Form(form)) = &app.modal else {
+        panic!("the form")
+    };
+    assert_eq!(form.fields[form.focus].path, "kyc.birthDate");
+    assert_eq!(form.title(), "Edit Grace Test");
+    // Unchanged: Enter says so and sends nothing.
+    assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
+    assert!(app.modal.is_none());
 }

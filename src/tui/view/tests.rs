@@ -394,6 +394,28 @@ fn the_dialogs_of_actions() {
     );
     app.update(Action::ModalKey(ModalKey::Esc));
 
+    app.update(Action::Key(Command::New));
+    assert_snapshot!("form_new_empty", render(&app, 100, 40, ThemeName::Dark).backend());
+    for c in "ada@".chars() {
+        app.update(Action::ModalKey(ModalKey::Char(c)));
+    }
+    for _ in 0..5 {
+        app.update(Action::ModalKey(ModalKey::Tab));
+    }
+    for c in "1990-13-45".chars() {
+        app.update(Action::ModalKey(ModalKey::Char(c)));
+    }
+    app.update(Action::ModalKey(ModalKey::Enter));
+    assert_snapshot!("form_new_local_errors", render(&app, 100, 40, ThemeName::Dark).backend());
+    if let Some(crate::tui::modal::Modal::Form(form)) = &mut app.modal {
+        form.show_errors(&[crate::domain::FieldError::new(
+            "externalId",
+            "is already used by customer 0193…",
+        )]);
+    }
+    assert_snapshot!("form_new_server_errors", render(&app, 100, 40, ThemeName::Dark).backend());
+    app.modal = None;
+
     app.modal = Some(crate::tui::modal::Modal::Sdk {
         name: "Radia Example".into(),
         link: SdkLink {
