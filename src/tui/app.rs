@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::form::Form;
+use super::form::{Checked, Form};
 use super::keymap::Command;
 use super::modal::{self, Done, Failed, FileEntry, Modal, ModalKey, Outcome, Request};
 use crate::api::types::Document;
@@ -804,12 +804,9 @@ impl App {
             return;
         }
         let request = match form.check(today) {
-            Err(()) => return,
-            Ok(Some(profile)) => Request::Create {
-                profile: Box::new(profile),
-            },
-            Ok(None) => {
-                let patch = form.body();
+            Checked::Invalid => return,
+            Checked::Create(profile) => Request::Create { profile },
+            Checked::Patch(patch) => {
                 if patch.as_object().is_some_and(|o| o.is_empty()) {
                     self.modal = None;
                     return self.toast("nothing changed".into());

@@ -121,6 +121,17 @@ pub struct Form {
     pub message: Option<String>,
 }
 
+/// What a form's check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// A new customer, valid.
+    Create(Box<CustomerProfile>),
+    /// A valid merge patch of what changed (maybe nothing).
+    Patch(Value),
+    /// The fields say what is wrong.
+    Invalid,
+}
+
 /// What a key did to a form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormOutcome {
@@ -223,21 +234,23 @@ impl Form {
     }
 
     /// Checks the form with the domain's validation, as the API will; marks the fields that
-    /// fail. Returns the profile to create (a new customer) when it passes.
-    pub fn check(&mut self, today: Date) -> Result<Option<CustomerProfile>, ()> {
+    /// fail.
+    pub fn check(&mut self, today: Date) -> Checked {
         let body = self.body();
         let result = match &self.kind {
-            FormKind::New => CustomerProfile::from_json(body, today).map(Some),
-            FormKind::Edit { customer, .. } => customer.merge_patch(&body, today).map(|_| None),
+            FormKind::New => CustomerProfile::from_json(body, today).map(|p| Checked::Create(Box::new(p))),
+            FormKind::Edit { customer, .. } => {
+                customer.merge_patch(&body, today).map(|_| Checked::Patch(body))
+            }
         };
         match result {
-            Ok(profile) => {
+            Ok(checked) => {
                 self.show_errors(&[]);
-                Ok(profile)
+                checked
             }
             Err(errors) => {
                 self.show_errors(&errors.0);
-                Err(())
+                Checked::Invalid
             }
         }
     }
@@ -370,7 +383,9 @@ mod tests {
             json!({"email": "ada@example.com",
                    "kyc": {"firstName": "Ada", "nationality": "GB", "mainAddress": {"zip": "N1 9GU"}}})
         );
-        let profile = form.check(date!(2026 - 11 - 30)).unwrap().unwrap();
+        let Checked::Create(profile) = form.check(date!(2026 - 11 - 30)) else {
+            panic!("a valid new customer")
+        };
         assert_eq!(profile.email.as_deref(), Some("ada@example.com"));
     }
 
@@ -379,7 +394,7 @@ mod tests {
         let mut form = Form::new();
         type_into(&mut form, "kyc.birthDate", "2090-01-01");
         type_into(&mut form, "kyc.occupation", "99");
-        assert!(form.check(date!(2026 - 11 - 30)).is_err());
+        assert_eq!(form.check(date!(2026 - 11 - 30)), Checked::Invalid);
         let error = |path: &str| form.fields.iter().find(|f| f.path == path).unwrap().error.clone();
         assert!(error("kyc.birthDate").is_some());
         assert!(error("kyc.occupation").is_some_and(|e| e.contains("SOC-2018")));
@@ -412,7 +427,7 @@ mod tests {
             form.body(),
             json!({"email": null, "kyc": {"birthDate": "1990-04-12"}})
         );
-        assert!(form.check(date!(2026 - 11 - 30)).is_ok());
+        assert!(matches!(form.check(date!(2026 - 11 - 30)), Checked::Patch(_)));
     }
 
     #[test]

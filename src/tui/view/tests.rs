@@ -406,14 +406,20 @@ fn the_dialogs_of_actions() {
         app.update(Action::ModalKey(ModalKey::Char(c)));
     }
     app.update(Action::ModalKey(ModalKey::Enter));
-    assert_snapshot!("form_new_local_errors", render(&app, 100, 40, ThemeName::Dark).backend());
+    assert_snapshot!(
+        "form_new_local_errors",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
     if let Some(crate::tui::modal::Modal::Form(form)) = &mut app.modal {
         form.show_errors(&[crate::domain::FieldError::new(
             "externalId",
             "is already used by customer 0193…",
         )]);
     }
-    assert_snapshot!("form_new_server_errors", render(&app, 100, 40, ThemeName::Dark).backend());
+    assert_snapshot!(
+        "form_new_server_errors",
+        render(&app, 100, 40, ThemeName::Dark).backend()
+    );
     app.modal = None;
 
     app.modal = Some(crate::tui::modal::Modal::Sdk {
