@@ -257,6 +257,10 @@ pub enum Action {
     Documents(Uuid, Result<Vec<Document>, String>),
     /// A key while a dialog is open.
     ModalKey(ModalKey),
+    /// The webhook endpoints, read.
+    WebhooksLoaded(Result<Vec<crate::api::types::WebhookEndpoint>, String>),
+    /// An endpoint's deliveries, read (oldest first, as the API lists them).
+    DeliveriesLoaded(Uuid, Result<Vec<crate::api::types::Delivery>, String>),
     /// A folder the file picker asked for, read.
     Listed(std::path::PathBuf, Result<Vec<FileEntry>, String>),
     /// A request to the engine ended.
@@ -280,6 +284,8 @@ pub enum Effect {
     Send(Request),
     /// Read a folder for the file picker; the answer comes back as `Action::Listed`.
     ListDir(std::path::PathBuf),
+    LoadWebhooks,
+    LoadDeliveries(Uuid),
     Mouse(bool),
     Demo(bool),
     Quit,
@@ -473,11 +479,34 @@ impl App {
                     Outcome::List(dir) => effects.push(Effect::ListDir(dir)),
                     Outcome::Picked(path) => self.choose_type(path),
                     Outcome::Submit => self.submit(&mut effects),
+                    Outcome::LoadWebhooks => effects.push(Effect::LoadWebhooks),
+                    Outcome::LoadDeliveries(id) => effects.push(Effect::LoadDeliveries(id)),
                     Outcome::Quit => {
                         self.modal = None;
                         self.quit = true;
                         effects.push(Effect::Quit);
                     }
+                }
+            }
+            Action::WebhooksLoaded(endpoints) => {
+                if let Some(Modal::Webhooks(view)) = &mut self.modal {
+                    view.endpoint = 0;
+                    view.endpoints = Some(endpoints);
+                    match view.selected_endpoint() {
+                        Some(endpoint) => effects.push(Effect::LoadDeliveries(endpoint.id)),
+                        None => view.deliveries = Some(Ok(Vec::new())),
+                    }
+                }
+            }
+            Action::DeliveriesLoaded(endpoint, deliveries) => {
+                if let Some(Modal::Webhooks(view)) = &mut self.modal
+                    && view.selected_endpoint().is_some_and(|e| e.id == endpoint)
+                {
+                    view.cursor = 0;
+                    view.deliveries = Some(deliveries.map(|mut d| {
+                        d.reverse();
+                        d
+                    }));
                 }
             }
             Action::Listed(dir, entries) => {
@@ -490,7 +519,7 @@ impl App {
                     }
                 }
             }
-            Action::Done { request, result } => self.done(request, result),
+            Action::Done { request, result } => self.done(request, result, &mut effects),
             Action::Tick(now) => {
                 self.now = now;
                 self.toasts.retain(|t| t.until > now);
@@ -582,6 +611,13 @@ impl App {
             | Command::Upload
             | Command::New
             | Command::Edit => self.open_action(command, effects),
+            Command::Webhooks => {
+                self.modal = Some(Modal::Webhooks(Box::new(modal::Webhooks {
+                    read_only: self.header.read_only,
+                    ..modal::Webhooks::default()
+                })));
+                effects.push(Effect::LoadWebhooks);
+            }
             Command::Mouse => {
                 self.mouse = !self.mouse;
                 self.toast(if self.mouse {
@@ -712,7 +748,7 @@ impl App {
         self.in_flight.iter().find(|r| r.customer() == Some(id))
     }
 
-    fn done(&mut self, request: Request, result: Result<Done, Failed>) {
+    fn done(&mut self, request: Request, result: Result<Done, Failed>, effects: &mut Vec<Effect>) {
         if let Some(at) = self.in_flight.iter().position(|r| *r == request) {
             self.in_flight.remove(at);
         }
@@ -757,6 +793,17 @@ impl App {
                 );
                 self.push_log(None, text.clone(), false);
                 self.toast(text);
+            }
+            Ok(Done::Resent) => {
+                let text = format!("{}: queued again", request.doing());
+                self.push_log(None, text.clone(), false);
+                self.toast(text);
+                if let (Request::Resend { endpoint, .. }, Some(Modal::Webhooks(view))) =
+                    (&request, &mut self.modal)
+                {
+                    view.deliveries = None;
+                    effects.push(Effect::LoadDeliveries(*endpoint));
+                }
             }
             Ok(Done::Saved { customer, name }) => {
                 if let Some(Modal::Form(_)) = self.modal {
@@ -1069,7 +1116,7 @@ impl App {
         }
     }
 
-    fn name_of(&self, id: Uuid) -> String {
+    pub fn name_of(&self, id: Uuid) -> String {
         self.index
             .get(&id)
             .map(|&i| self.rows[i].name().to_string())

@@ -38,6 +38,7 @@ pub enum Command {
     Upload,
     New,
     Edit,
+    Webhooks,
     Mouse,
     Demo,
     Quit,
@@ -165,6 +166,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         Some("copy"),
     ),
     info(Command::New, "new", &["n"], "new customer (a form)", Some("new")),
+    info(
+        Command::Webhooks,
+        "webhooks",
+        &["w"],
+        "webhook endpoints and their delivery log (resend)",
+        Some("webhooks"),
+    ),
     info(
         Command::Edit,
         "edit",

@@ -354,6 +354,13 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> 
             .advance_clock(*seconds)
             .await
             .map(|clock| Done::ClockAdvanced { now: clock.now }),
+        Request::Resend {
+            endpoint, delivery, ..
+        } => handle
+            .client()
+            .resend(*endpoint, *delivery)
+            .await
+            .map(|_| Done::Resent),
         Request::Create { profile } => handle.create_customer(profile).await.map(|c| Done::Saved {
             customer: c.id,
             name: headless::display_name(&c),
@@ -456,6 +463,23 @@ fn perform(
             tokio::spawn(async move {
                 let result = send(&handle, &request).await;
                 let _ = actions.send(Action::Done { request, result });
+            });
+        }
+        Effect::LoadWebhooks => {
+            let (handle, actions) = (handle.clone(), actions.clone());
+            tokio::spawn(async move {
+                let endpoints = handle.client().webhooks().await.map(|l| l.data);
+                let _ = actions.send(Action::WebhooksLoaded(endpoints.map_err(|e| e.to_string())));
+            });
+        }
+        Effect::LoadDeliveries(endpoint) => {
+            let (handle, actions) = (handle.clone(), actions.clone());
+            tokio::spawn(async move {
+                let deliveries = handle.client().deliveries(endpoint).await.map(|l| l.data);
+                let _ = actions.send(Action::DeliveriesLoaded(
+                    endpoint,
+                    deliveries.map_err(|e| e.to_string()),
+                ));
             });
         }
         Effect::ListDir(dir) => {

@@ -47,6 +47,11 @@ pub enum Request {
         name: String,
         patch: serde_json::Value,
     },
+    Resend {
+        endpoint: Uuid,
+        delivery: Uuid,
+        event_type: String,
+    },
 }
 
 impl Request {
@@ -58,7 +63,7 @@ impl Request {
             | Request::Simulate { customer, .. }
             | Request::Upload { customer, .. }
             | Request::Patch { customer, .. } => Some(*customer),
-            Request::AdvanceClock { .. } | Request::Create { .. } => None,
+            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => None,
         }
     }
 
@@ -71,6 +76,7 @@ impl Request {
             Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
             Request::Create { .. } => "creating a customer".into(),
             Request::Patch { .. } => "saving the profile".into(),
+            Request::Resend { event_type, .. } => format!("resending {event_type}"),
             Request::Upload {
                 path, document_type, ..
             } => format!(
@@ -90,7 +96,7 @@ impl Request {
             | Request::Simulate { name, .. }
             | Request::Upload { name, .. } => format!(" for {name}"),
             Request::Patch { name, .. } => format!(" of {name}"),
-            Request::AdvanceClock { .. } | Request::Create { .. } => String::new(),
+            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => String::new(),
         }
     }
 }
@@ -112,6 +118,8 @@ pub enum Done {
     Uploaded {
         duplicate: bool,
     },
+    /// A delivery was queued again.
+    Resent,
     /// The customer created or saved, and what they are called now.
     Saved {
         customer: Uuid,
@@ -201,6 +209,7 @@ pub enum Modal {
     },
     Files(Files),
     Form(Box<Form>),
+    Webhooks(Box<Webhooks>),
     /// Quitting while requests are in flight.
     ConfirmQuit {
         lines: Vec<String>,
@@ -241,6 +250,9 @@ pub enum Outcome {
     Picked(PathBuf),
     /// The form asks to be saved.
     Submit,
+    /// Read the webhook endpoints (then the first one's deliveries).
+    LoadWebhooks,
+    LoadDeliveries(Uuid),
     Quit,
 }
 
@@ -278,6 +290,7 @@ impl Modal {
                 _ => Outcome::Stay,
             },
             Modal::Files(files) => files.key(key),
+            Modal::Webhooks(webhooks) => webhooks.key(key),
             Modal::Form(form) => match form.key(key) {
                 FormOutcome::Stay => Outcome::Stay,
                 FormOutcome::Close => Outcome::Close,
@@ -701,5 +714,84 @@ mod folder_tests {
         assert_eq!(cursor, 0);
         assert!(items[0].label.starts_with("W8BEN") && items[0].label.contains("missing"));
         assert!(!items[1].label.contains("missing"));
+    }
+}
+
+/// The `w` view: webhook endpoints (secret hint only) and the delivery log of one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Webhooks {
+    /// `None` while loading.
+    pub endpoints: Option<Result<Vec<crate::api::types::WebhookEndpoint>, String>>,
+    pub endpoint: usize,
+    /// The selected endpoint's deliveries, newest first; `None` while loading.
+    pub deliveries: Option<Result<Vec<crate::api::types::Delivery>, String>>,
+    pub cursor: usize,
+    /// Enter was pressed on a delivery: asking before resending it.
+    pub confirm_resend: bool,
+    pub read_only: bool,
+}
+
+impl Webhooks {
+    pub fn selected_endpoint(&self) -> Option<&crate::api::types::WebhookEndpoint> {
+        self.endpoints.as_ref()?.as_ref().ok()?.get(self.endpoint)
+    }
+
+    pub fn selected_delivery(&self) -> Option<&crate::api::types::Delivery> {
+        self.deliveries.as_ref()?.as_ref().ok()?.get(self.cursor)
+    }
+
+    fn key(&mut self, key: ModalKey) -> Outcome {
+        if self.confirm_resend {
+            self.confirm_resend = false;
+            return match (key, self.selected_delivery()) {
+                (ModalKey::Char('y' | 'Y') | ModalKey::Enter, Some(delivery)) => {
+                    Outcome::Send(Request::Resend {
+                        endpoint: delivery.endpoint_id,
+                        delivery: delivery.id,
+                        event_type: delivery.event_type.clone(),
+                    })
+                }
+                _ => Outcome::Stay,
+            };
+        }
+        let endpoints = self
+            .endpoints
+            .as_ref()
+            .and_then(|e| e.as_ref().ok())
+            .map_or(0, Vec::len);
+        let deliveries = self
+            .deliveries
+            .as_ref()
+            .and_then(|d| d.as_ref().ok())
+            .map_or(0, Vec::len);
+        match key {
+            ModalKey::Up | ModalKey::Char('k') => self.cursor = self.cursor.saturating_sub(1),
+            ModalKey::Down | ModalKey::Char('j') => {
+                self.cursor = (self.cursor + 1).min(deliveries.saturating_sub(1))
+            }
+            ModalKey::Left | ModalKey::Right | ModalKey::Tab | ModalKey::BackTab if endpoints > 1 => {
+                self.endpoint = match key {
+                    ModalKey::Left | ModalKey::BackTab => (self.endpoint + endpoints - 1) % endpoints,
+                    _ => (self.endpoint + 1) % endpoints,
+                };
+                self.deliveries = None;
+                self.cursor = 0;
+                if let Some(endpoint) = self.selected_endpoint() {
+                    return Outcome::LoadDeliveries(endpoint.id);
+                }
+            }
+            ModalKey::Enter if self.read_only => {
+                return Outcome::Refused("read-only: resending is disabled".into());
+            }
+            ModalKey::Enter if self.selected_delivery().is_some() => self.confirm_resend = true,
+            ModalKey::Char('R') => {
+                self.endpoints = None;
+                self.deliveries = None;
+                return Outcome::LoadWebhooks;
+            }
+            ModalKey::Esc | ModalKey::Char('q') => return Outcome::Close,
+            _ => {}
+        }
+        Outcome::Stay
     }
 }

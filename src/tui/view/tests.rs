@@ -434,3 +434,81 @@ fn the_dialogs_of_actions() {
         render(&app, 100, 40, ThemeName::Dark).backend()
     );
 }
+
+#[test]
+fn the_webhooks_view_and_a_resend() {
+    use crate::api::types::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint};
+    use crate::tui::app::Effect;
+    use crate::tui::modal::{ModalKey, Request};
+    let mut app = app(120, 40);
+    let effects = app.update(Action::Key(Command::Webhooks));
+    assert_eq!(effects, [Effect::LoadWebhooks]);
+    let endpoint = WebhookEndpoint {
+        id: Uuid::from_u128(900),
+        url: "http://127.0.0.1:9000/webhooks".into(),
+        description: None,
+        event_types: None,
+        secret: None,
+        secret_hint: "whsec_Mf".into(),
+        created_at: NOW - time::Duration::hours(1),
+    };
+    let effects = app.update(Action::WebhooksLoaded(Ok(vec![endpoint])));
+    assert_eq!(effects, [Effect::LoadDeliveries(Uuid::from_u128(900))]);
+    let attempt = |minutes: i64, status: Option<u16>, error: Option<&str>| DeliveryAttempt {
+        attempted_at: NOW - time::Duration::minutes(minutes),
+        response_status: status,
+        error: error.map(String::from),
+        duration_ms: 12,
+    };
+    let delivery = |n: u128, event: &str, status, attempts, next| Delivery {
+        id: Uuid::from_u128(n),
+        endpoint_id: Uuid::from_u128(900),
+        event_id: format!("evt_{n}"),
+        event_type: event.into(),
+        customer_id: Uuid::from_u128(3),
+        status,
+        next_attempt_at: next,
+        attempts,
+        created_at: NOW - time::Duration::minutes(30 - n as i64),
+    };
+    app.update(Action::DeliveriesLoaded(
+        Uuid::from_u128(900),
+        Ok(vec![
+            delivery(
+                1,
+                "CUSTOMER_CREATED",
+                DeliveryStatus::Delivered,
+                vec![attempt(29, Some(200), None)],
+                None,
+            ),
+            delivery(
+                2,
+                "CUSTOMER_KYC_STARTED",
+                DeliveryStatus::Pending,
+                vec![
+                    attempt(20, Some(500), None),
+                    attempt(19, None, Some("connection refused")),
+                ],
+                Some(NOW + time::Duration::seconds(90)),
+            ),
+        ]),
+    ));
+    assert_snapshot!("webhooks_view", render(&app, 120, 40, ThemeName::Dark).backend());
+    // Newest first: the pending delivery is selected; Enter asks, y resends.
+    assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
+    let effects = app.update(Action::ModalKey(ModalKey::Char('y')));
+    assert_eq!(
+        effects,
+        [Effect::Send(Request::Resend {
+            endpoint: Uuid::from_u128(900),
+            delivery: Uuid::from_u128(2),
+            event_type: "CUSTOMER_KYC_STARTED".into(),
+        })]
+    );
+    // Read-only: the view opens, resending does not.
+    app.update(Action::ModalKey(ModalKey::Esc));
+    app.header.read_only = true;
+    app.update(Action::Key(Command::Webhooks));
+    app.update(Action::WebhooksLoaded(Ok(Vec::new())));
+    assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
+}
