@@ -57,45 +57,79 @@ impl Screen {
     }
 }
 
+/// `kycdash` in a 120×40 pseudo-terminal on `dir`, with `args`.
+struct Session {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    keys: Box<dyn Write + Send>,
+    screen: Screen,
+}
+
+impl Session {
+    fn start(dir: &std::path::Path, args: &[&str]) -> Session {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_kycdash"));
+        command.arg("--data-dir");
+        command.arg(dir);
+        command.args(args);
+        command.env("TERM", "xterm-256color");
+        command.env("KYCDASH_CONFIG", dir.join("none.toml"));
+        command.env_remove("KYCDASH_API_URL");
+        command.env_remove("KYCDASH_API_KEY");
+        command.env_remove("NO_COLOR");
+        let child = pty.slave.spawn_command(command).unwrap();
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let keys = pty.master.take_writer().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        Session {
+            child,
+            keys,
+            screen: Screen { output },
+        }
+    }
+
+    fn type_keys(&mut self, text: &str) {
+        self.keys.write_all(text.as_bytes()).unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    fn wait_for_exit(&mut self) -> portable_pty::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "kycdash did not quit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 #[test]
 fn the_dashboard_shows_the_demo_filters_helps_quits_and_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_kycdash"));
-    command.arg("--data-dir");
-    command.arg(dir.path());
-    command.env("TERM", "xterm-256color");
-    command.env("KYCDASH_CONFIG", dir.path().join("none.toml"));
-    command.env_remove("KYCDASH_API_URL");
-    command.env_remove("KYCDASH_API_KEY");
-    command.env_remove("NO_COLOR");
-    let mut child = pty.slave.spawn_command(command).unwrap();
-    drop(pty.slave);
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    let mut keys = pty.master.take_writer().unwrap();
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let sink = output.clone();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buffer[..n]);
-        }
-    });
-    let screen = Screen { output };
-    let mut type_keys = |text: &str| {
-        keys.write_all(text.as_bytes()).unwrap();
-        keys.flush().unwrap();
+    let mut session = Session::start(dir.path(), &[]);
+    let screen = Screen {
+        output: session.screen.output.clone(),
     };
+    let mut type_keys = |text: &str| session.type_keys(text);
 
     // The alternate screen, then demo customers arriving from the embedded sandbox.
     screen.wait_for("\x1b[?1049h", 0);
@@ -117,14 +151,7 @@ fn the_dashboard_shows_the_demo_filters_helps_quits_and_restores_the_terminal() 
     std::thread::sleep(Duration::from_millis(300));
     type_keys("q");
 
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "kycdash did not quit on q");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = session.wait_for_exit();
     assert!(status.success(), "exit status {status:?}");
     // The terminal is restored: the alternate screen is left after the last frame, and mouse
     // capture and bracketed paste are turned off.
@@ -136,4 +163,111 @@ fn the_dashboard_shows_the_demo_filters_helps_quits_and_restores_the_terminal() 
         dir.path().join("kycdash.log").exists(),
         "logs go to the data directory"
     );
+}
+
+/// The journey of SPEC §9's actions, from the keyboard alone: create a customer with `n`,
+/// start KYC with `K`, complete the SDK with `S`, upload two documents with `u`, move the
+/// clock with `+`, and see the row approved.
+#[test]
+fn a_customer_goes_from_creation_to_approval_from_the_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let pdf = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/statement.pdf")).unwrap();
+    std::fs::write(docs.join("statement.pdf"), &pdf).unwrap();
+    // Another file with the same bytes would be the same document: make it differ.
+    let mut w9 = pdf.clone();
+    w9.extend_from_slice(b"\n% W-9\n");
+    std::fs::write(docs.join("w9.pdf"), &w9).unwrap();
+
+    let mut session = Session::start(dir.path(), &["--no-demo"]);
+    session.screen.wait_to_see("[SANDBOX]");
+
+    // n: the form, field by field (Tab moves on; empty fields are left out).
+    session.type_keys("n");
+    session.screen.wait_to_see("New customer");
+    let fields = [
+        "ada.journey@example.com",
+        "crm-journey",
+        "203.0.113.7",
+        "Ada",
+        "Journey",
+        "1990-04-12",
+        "X1234567",
+        "us",
+        "15",
+        "1 Main Street",
+        "",
+        "Springfield",
+        "",
+        "12345",
+        "US",
+    ];
+    for value in fields {
+        session.type_keys(value);
+        session.type_keys("\t");
+    }
+    session.type_keys("\r");
+    session.screen.wait_to_see("created Ada Journey");
+    session.screen.wait_to_see("ready_to_start");
+
+    // K: asked first, then the SDK link.
+    session.type_keys("K");
+    session.screen.wait_to_see("Start KYC for Ada Journey?");
+    session.type_keys("y");
+    session.screen.wait_to_see("Hand the end user this link");
+    // Enter closes it (a lone Esc followed at once by a key reads as Alt and that key).
+    session.type_keys("\r");
+    session.screen.wait_to_see("awaiting_sdk");
+
+    // S: the end user finishes the SDK.
+    session.type_keys("S");
+    session.screen.wait_to_see("Simulate for Ada Journey");
+    session.type_keys("1");
+    session.screen.wait_to_see("collecting_requirements");
+
+    // u, twice: from the inbox up to the data directory, into docs/, a file, its type.
+    for (file, document_type) in [("statement.pdf", "SOURCE_OF_FUNDS"), ("w9.pdf", "W9")] {
+        session.type_keys("u");
+        session.screen.wait_to_see("Choose a file to upload");
+        if !session.screen.visible().contains("statement.pdf") {
+            // The first time it starts in the inbox.
+            session.type_keys("\x7f");
+            session.screen.wait_to_see("docs/");
+            session.type_keys("\r");
+        }
+        session.screen.wait_to_see(file);
+        if file == "w9.pdf" {
+            session.type_keys("j");
+        }
+        session.type_keys("\r");
+        session
+            .screen
+            .wait_to_see(&format!("Upload {file} for Ada Journey as"));
+        // Pick the type by its number on screen.
+        let screen = session.screen.visible();
+        let line = screen
+            .lines()
+            .find(|l| l.contains(&format!(" {document_type} ")) || l.trim_end().ends_with(document_type))
+            .unwrap_or_else(|| panic!("no {document_type} in the chooser:\n{screen}"));
+        let number = line
+            .split_whitespace()
+            .find_map(|w| w.chars().next().filter(|c| c.is_ascii_digit() && w.len() == 1))
+            .unwrap_or_else(|| panic!("no number on {line:?}"));
+        session.type_keys(&number.to_string());
+        session.screen.wait_to_see(&format!(
+            "uploading {file} as {document_type} for Ada Journey: done"
+        ));
+    }
+    session.screen.wait_to_see("awaiting_decision");
+
+    // +: two seconds on the sandbox clock, and the decision is made.
+    session.type_keys("+");
+    session.screen.wait_to_see("Advance the sandbox clock");
+    session.type_keys("1");
+    session.screen.wait_to_see("✔ approved");
+
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
 }
