@@ -1438,6 +1438,10 @@ impl Model {
         let (onboarding_status, next_action, is_compliant) =
             (status.onboarding_status, status.next_action, status.is_compliant);
         let sdk_expires = status.sdk.as_ref().map(|s| s.expires_at);
+        // The row first, so whoever reads the events below already knows the customer.
+        if publish || reconciled.changed() {
+            self.publish([id]);
+        }
 
         if let Some(drift) = reconciled.drift {
             self.emit(EngineEvent::Alert {
@@ -1450,7 +1454,6 @@ impl Model {
             });
         }
         if reconciled.changed() {
-            publish = true;
             self.writer_write(Write::Workflow {
                 customer_id: id,
                 view: reconciled.view.clone(),
@@ -1492,9 +1495,6 @@ impl Model {
             self.schedule_poll(id, after);
         } else {
             self.due.remove(&id);
-        }
-        if publish {
-            self.publish([id]);
         }
     }
 

@@ -1109,10 +1109,14 @@ impl App {
         if let Some(id) = self.select_when_seen
             && let Some(&i) = self.index.get(&id)
         {
+            // The customer just created is shown, whatever the tab and filter hid.
             self.select_when_seen = None;
-            if self.view.contains(&i) {
-                self.selected = Some(id);
+            if !self.view.contains(&i) {
+                self.filter.clear();
+                self.tab = Tab::All;
+                self.refilter();
             }
+            self.selected = Some(id);
         }
     }
 

@@ -812,7 +812,7 @@ fn draw_webhooks(frame: &mut Frame, area: Rect, view: &super::modal::Webhooks, a
                             Style::default()
                         },
                     ),
-                    Span::styled(format!("  secret {}…", endpoint.secret_hint), theme.dim()),
+                    Span::styled(format!("  secret {}", endpoint.secret_hint), theme.dim()),
                 ]));
             }
         }
@@ -832,7 +832,7 @@ fn draw_webhooks(frame: &mut Frame, area: Rect, view: &super::modal::Webhooks, a
         Some(Ok(deliveries)) => {
             lines.push(Line::styled(
                 format!(
-                    "  {:<9} {:<28} {:<20} {:<10} {:>8} {:<14} {}",
+                    "  {:<9} {:<33} {:<20} {:<10} {:>8} {:<14} {}",
                     "Created", "Event", "Customer", "Status", "Attempts", "Last answer", "Next retry"
                 ),
                 theme.title(),
@@ -862,7 +862,7 @@ fn draw_webhooks(frame: &mut Frame, area: Rect, view: &super::modal::Webhooks, a
                     Span::styled(if selected { "› " } else { "  " }, theme.accent()),
                     Span::styled(
                         format!(
-                            "{:<9} {:<28} {:<20} ",
+                            "{:<9} {:<33} {:<20} ",
                             clock(delivery.created_at),
                             delivery.event_type,
                             customer

@@ -561,12 +561,15 @@ fn a_new_customer_form_checks_locally_then_keeps_everything_on_a_422() {
         }),
     });
     assert!(app.modal.is_none());
+    // Shown even where the tab would hide it.
+    app.update(Action::Key(Command::TabApproved));
     app.update(Action::Engine(vec![EngineEvent::Customers(vec![state(
         42,
         "Zed",
         Stage::ReadyToStart,
     )])]));
     assert_eq!(app.selected, Some(id));
+    assert_eq!(app.tab, Tab::All);
 }
 
 #[test]

@@ -449,7 +449,7 @@ fn the_webhooks_view_and_a_resend() {
         description: None,
         event_types: None,
         secret: None,
-        secret_hint: "whsec_Mf".into(),
+        secret_hint: "whsec_Mf…".into(),
         created_at: NOW - time::Duration::hours(1),
     };
     let effects = app.update(Action::WebhooksLoaded(Ok(vec![endpoint])));
