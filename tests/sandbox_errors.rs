@@ -587,3 +587,66 @@ async fn the_clock_runs_at_most_a_century_ahead() {
     let customer = client.create_customer(full_profile("Lovelace")).await;
     client.start_kyc(customer).await.assert_status(201);
 }
+
+/// Not bad input but a bad disk: a stored answer this build cannot replay is a 500 that says
+/// so, never a made-up 200 without its headers.
+#[tokio::test]
+async fn a_stored_answer_that_cannot_be_replayed_is_an_error_not_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sandbox.db");
+    let start = || {
+        kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
+            db: kycdash::sandbox::DbLocation::File(db.clone()),
+            ..config()
+        })
+    };
+    let corruptions = [
+        (
+            "bad-status",
+            "UPDATE idempotency_keys SET status = 1000 WHERE key = 'bad-status'",
+        ),
+        (
+            "bad-headers",
+            "UPDATE idempotency_keys SET headers = 'not json' WHERE key = 'bad-headers'",
+        ),
+        (
+            "bad-header-name",
+            "UPDATE idempotency_keys SET headers = '[[\"bad name\",\"x\"]]' WHERE key = 'bad-header-name'",
+        ),
+    ];
+    let body = full_profile("Lovelace");
+    let sandbox = start().await.unwrap();
+    let first = client(&sandbox, Some(KEY));
+    for (key, _) in corruptions {
+        first
+            .send(
+                Method::POST,
+                "/v1/customers",
+                Some(body.clone()),
+                &[("idempotency-key", key)],
+            )
+            .await
+            .assert_status(201);
+    }
+    sandbox.shutdown().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for (_, corruption) in corruptions {
+        assert_eq!(conn.execute(corruption, []).unwrap(), 1, "{corruption}");
+    }
+    drop(conn);
+    let sandbox = start().await.unwrap();
+    let again = client(&sandbox, Some(KEY));
+    for (key, _) in corruptions {
+        let answer = again
+            .send(
+                Method::POST,
+                "/v1/customers",
+                Some(body.clone()),
+                &[("idempotency-key", key)],
+            )
+            .await;
+        answer.assert_problem(500);
+        assert!(answer.headers.get("idempotent-replayed").is_none(), "{key}");
+    }
+    sandbox.shutdown().await;
+}

@@ -388,7 +388,12 @@ impl Customer {
         if !read_only.is_empty() {
             return Err(ValidationErrors(read_only));
         }
-        let mut document = serde_json::to_value(self.profile()).unwrap_or(Value::Null);
+        let mut document = serde_json::to_value(self.profile()).map_err(|e| {
+            ValidationErrors(vec![FieldError::new(
+                "",
+                format!("the customer's current profile could not be serialized ({e}); nothing was changed"),
+            )])
+        })?;
         json_patch::merge(&mut document, patch);
         CustomerProfile::from_json(document, today)
     }

@@ -132,8 +132,8 @@ pub enum EventBody {
 }
 
 /// A webhook event as delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawEvent", into = "RawEvent")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawEvent")]
 pub struct WebhookEvent {
     pub id: String,
     pub created_at: OffsetDateTime,
@@ -237,21 +237,32 @@ impl TryFrom<RawEvent> for WebhookEvent {
     }
 }
 
-impl From<WebhookEvent> for RawEvent {
-    fn from(event: WebhookEvent) -> Self {
+/// Serialized through the wire envelope; data that cannot be serialized is an error, never
+/// an event shipped with `data: null`.
+impl Serialize for WebhookEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RawEvent::try_from(self.clone())
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+impl TryFrom<WebhookEvent> for RawEvent {
+    type Error = serde_json::Error;
+
+    fn try_from(event: WebhookEvent) -> Result<Self, Self::Error> {
         let (event_type, data) = match event.body {
-            EventBody::Known { event_type, data } => (
-                event_type.as_str().to_owned(),
-                serde_json::to_value(data).unwrap_or(Value::Null),
-            ),
+            EventBody::Known { event_type, data } => {
+                (event_type.as_str().to_owned(), serde_json::to_value(data)?)
+            }
             EventBody::Unknown { event_type, data } => (event_type, data),
         };
-        RawEvent {
+        Ok(RawEvent {
             id: event.id,
             event_type,
             created_at: event.created_at,
             data,
-        }
+        })
     }
 }
 

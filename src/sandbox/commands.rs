@@ -269,7 +269,7 @@ pub fn upload_document(db: &mut Db, tenant: &TenantId, upload: Upload) -> Result
             &meta.file_name,
             meta.size as i64,
             &meta.sha256,
-            rfc3339(now),
+            rfc3339(now)?,
             &upload.content,
         ),
     )?;

@@ -157,7 +157,7 @@ fn record_attempt(
          VALUES (?1, ?2, ?3, ?4, ?5)",
         (
             &job.delivery_id,
-            rfc3339(now),
+            rfc3339(now)?,
             attempt.response_status,
             &attempt.error,
             attempt.duration.as_millis() as i64,

@@ -175,7 +175,7 @@ pub fn list_deliveries(
             event_type,
             customer_id: load::uuid(&customer_id)?,
             status: parse_status(&status),
-            next_attempt_at: next_ms.map(from_unix_ms),
+            next_attempt_at: next_ms.map(from_unix_ms).transpose()?,
             attempts,
             created_at: timestamp(&created_at)?,
         });

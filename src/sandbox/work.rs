@@ -36,8 +36,11 @@ impl Default for Timing {
     }
 }
 
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
+/// A time as stored: RFC 3339. A time RFC 3339 cannot write (a year past 9999) is an error,
+/// never an empty string in the database.
+pub fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
+    at.format(&Rfc3339)
+        .map_err(|e| StoreError::Corrupt(format!("the time {at} cannot be stored as RFC 3339: {e}")))
 }
 
 pub struct Work<'c> {
@@ -166,7 +169,7 @@ impl<'c> Work<'c> {
                 &self.tenant.0,
                 record.customer_id.to_string(),
                 record.strategy.as_str(),
-                rfc3339(record.created_at),
+                rfc3339(record.created_at)?,
                 record.previous_id.map(|id| id.to_string()),
                 &sdk_token,
             ),
@@ -282,7 +285,7 @@ impl<'c> Work<'c> {
                 event_seq,
                 customer_id.to_string(),
                 unix_ms(self.now),
-                rfc3339(self.now),
+                rfc3339(self.now)?,
             ),
         )?;
         self.deliveries_added = true;
@@ -300,7 +303,7 @@ impl<'c> Work<'c> {
                 &endpoint.description,
                 endpoint.event_types.as_ref().map(to_json).transpose()?,
                 &endpoint.secret,
-                rfc3339(endpoint.created_at),
+                rfc3339(endpoint.created_at)?,
             ),
         )?;
         self.endpoints_added.push(endpoint);

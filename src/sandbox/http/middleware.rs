@@ -183,7 +183,13 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
                             Ok(Stored {
                                 fingerprint: r.get(0)?,
                                 status: r.get(1)?,
-                                headers: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                                headers: serde_json::from_str(&r.get::<_, String>(2)?).map_err(|e| {
+                                    rusqlite::Error::FromSqlConversionFailure(
+                                        2,
+                                        rusqlite::types::Type::Text,
+                                        Box::new(e),
+                                    )
+                                })?,
                                 body: r.get(3)?,
                             })
                         },
@@ -193,7 +199,12 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
             .await
     };
     match lookup {
-        Ok(Ok(Some(stored))) if stored.fingerprint == fingerprint => return replay(stored),
+        Ok(Ok(Some(stored))) if stored.fingerprint == fingerprint => {
+            return replay(stored).unwrap_or_else(|err| {
+                tracing::error!("the stored answer to Idempotency-Key {key:?} cannot be replayed: {err}");
+                ApiError::from(err).into_response()
+            });
+        }
         Ok(Ok(Some(_))) => {
             return ApiError::IdempotencyConflict(format!(
                 "the Idempotency-Key \"{key}\" was already used with a different request; use a new key for a new request"
@@ -213,7 +224,17 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
         let _claim = claim;
         let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
         let (parts, body) = response.into_parts();
-        let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) => {
+                // Nothing is stored: an answer that was not read is not an answer to replay.
+                tracing::error!("the answer to Idempotency-Key {key:?} could not be read: {err}");
+                return ApiError::from(crate::sandbox::store::StoreError::Corrupt(
+                    "the answer could not be read".into(),
+                ))
+                .into_response();
+            }
+        };
         let status = parts.status;
         if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
             let headers: Vec<(String, String)> = REPLAYED_HEADERS
@@ -224,24 +245,22 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
                 })
                 .collect();
             let stored_body = body.to_vec();
-            let stored = store
-                .run(move |db| {
-                    db.conn.execute(
-                        "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        (
-                            &tenant.0,
-                            &key,
-                            &fingerprint,
-                            status.as_u16(),
-                            serde_json::to_string(&headers).unwrap_or_default(),
-                            &stored_body,
-                        ),
-                    )
-                })
-                .await;
-            if !matches!(stored, Ok(Ok(_))) {
-                tracing::error!("storing the answer to an Idempotency-Key failed");
+            let stored = match serde_json::to_string(&headers) {
+                Ok(headers) => store
+                    .run(move |db| {
+                        db.conn.execute(
+                            "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            (&tenant.0, &key, &fingerprint, status.as_u16(), headers, &stored_body),
+                        )
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string())),
+                Err(err) => Err(err.to_string()),
+            };
+            if let Err(err) = stored {
+                tracing::error!("storing the answer to an Idempotency-Key failed: {err}");
             }
         }
         Response::from_parts(parts, Body::from(body))
@@ -300,15 +319,21 @@ async fn multipart_fields(parts: &axum::http::request::Parts, body: &Bytes) -> O
     Some(fields)
 }
 
-fn replay(stored: Stored) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+/// The stored answer, as it was sent. A row this build cannot turn back into that answer is
+/// an error, never a made-up success.
+fn replay(stored: Stored) -> Result<Response, crate::sandbox::store::StoreError> {
+    use crate::sandbox::store::StoreError;
+    let status = StatusCode::from_u16(stored.status)
+        .map_err(|_| StoreError::Corrupt(format!("stored status {}", stored.status)))?;
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
     for (name, value) in stored.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.insert(name, value);
-        }
+        let name = HeaderName::try_from(name.as_str())
+            .map_err(|_| StoreError::Corrupt(format!("stored header name {name:?}")))?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|_| StoreError::Corrupt(format!("stored value of {name}")))?;
+        headers.insert(name, value);
     }
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
+    Ok(response)
 }
