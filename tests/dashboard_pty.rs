@@ -271,3 +271,31 @@ fn a_customer_goes_from_creation_to_approval_from_the_keyboard() {
     let status = session.wait_for_exit();
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// `--read-only` writes nothing, from the keyboard or behind it: no demo, no inbox, no webhook
+/// endpoint registered (the webhooks view shows none), and every write key says why.
+#[test]
+fn read_only_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::start(dir.path(), &["--read-only"]);
+    session.screen.wait_to_see("[READ-ONLY]");
+    session.screen.wait_to_see("demo off");
+    session.type_keys("n");
+    session
+        .screen
+        .wait_to_see("read-only: actions that write are disabled");
+    session.type_keys("w");
+    session.screen.wait_to_see("No webhook endpoints are registered.");
+    let screen = session.screen.visible();
+    assert!(!screen.contains("inbox "), "no inbox is watched:\n{screen}");
+    assert!(
+        !screen.contains("n new"),
+        "no hint for what is disabled:\n{screen}"
+    );
+    session.type_keys("q");
+    std::thread::sleep(Duration::from_millis(200));
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!dir.path().join("inbox").exists(), "no inbox was even made");
+}

@@ -604,8 +604,9 @@ fn first_sightings(seen: &[EngineEvent]) -> Vec<Uuid> {
 #[tokio::test]
 async fn a_restart_mid_sweep_loses_nothing_and_repeats_nothing() {
     let (sandbox, client) = sandbox_and_client().await;
+    // More than two pages of the listing (100 a page), so it is processed page by page.
     let mut ids = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..250 {
         ids.push(
             client
                 .create_customer(&CustomerProfile::default())
@@ -621,6 +622,13 @@ async fn a_restart_mid_sweep_loses_nothing_and_repeats_nothing() {
     assert!(matches!(first.last(), Some(EngineEvent::Stopped)));
     // …then a --once finishes the job without reporting anyone twice.
     let second = run_engine(&url, dir.path(), true, None).await;
+    assert!(
+        second
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Sweep { customers: 250, .. })),
+        "the sweep counts every page: {:?}",
+        second.iter().find(|e| matches!(e, EngineEvent::Sweep { .. }))
+    );
     let mut all = first_sightings(&first);
     all.extend(first_sightings(&second));
     let unique: std::collections::HashSet<Uuid> = all.iter().copied().collect();

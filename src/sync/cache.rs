@@ -155,7 +155,7 @@ CREATE TABLE overview (
     workflow      TEXT,
     since_ms      INTEGER
 );
-INSERT INTO overview (customer_id) SELECT id FROM customers;
+INSERT INTO overview (customer_id, external_id) SELECT id, external_id FROM customers;
 UPDATE overview SET (status, fetched_at_ms) =
     (SELECT summary, fetched_at_ms FROM statuses WHERE statuses.customer_id = overview.customer_id);
 UPDATE overview SET (workflow, since_ms) =
@@ -299,8 +299,17 @@ fn summarize_old_rows(conn: &mut Connection) -> Result<(), CacheError> {
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
             let body: String = row.get(1)?;
-            let customer: Customer = serde_json::from_str(&body)
-                .map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))?;
+            let customer: Customer = match serde_json::from_str(&body) {
+                Ok(customer) => customer,
+                Err(err) => {
+                    // One unreadable row does not stop the upgrade; the next listing
+                    // rewrites it (see `overview_row`).
+                    tracing::warn!(
+                        "cache: customer {id} cannot be summarized ({err}); it is read again from the API"
+                    );
+                    continue;
+                }
+            };
             let (summary, _) = CustomerSummary::of(&customer)?;
             update.execute(params![
                 id,
@@ -376,7 +385,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
 fn overview_rows(conn: &Connection, from: i64, to: i64) -> Result<Vec<CachedCustomer>, CacheError> {
     let mut stmt = conn.prepare(
         "SELECT customer_id, name, email, external_id, customer_hash, status, fetched_at_ms, workflow, since_ms
-         FROM overview WHERE rowid BETWEEN ?1 AND ?2 AND customer_hash IS NOT NULL",
+         FROM overview WHERE rowid BETWEEN ?1 AND ?2",
     )?;
     let mut rows = stmt.query([from, to])?;
     let mut out = Vec::new();
@@ -413,12 +422,16 @@ fn overview_row(row: &rusqlite::Row) -> Result<CachedCustomer, CacheError> {
         )),
         None => None,
     };
+    // A row without a summary (its body could not be summarized when the cache was
+    // upgraded) keeps its workflow and status; it is called by its externalId or id, and hash
+    // 0 makes the next listing write it whole.
+    let external_id = text(3)?;
     let customer = CustomerSummary {
         id: id.parse().map_err(|_| corrupt("the id"))?,
-        name: text(1)?.ok_or_else(|| corrupt("the name"))?.into(),
+        name: text(1)?.or(external_id).unwrap_or(id).into(),
         email: text(2)?.map(Box::from),
-        external_id: text(3)?.map(Box::from),
-        hash: row.get::<_, i64>(4)? as u64,
+        external_id: external_id.map(Box::from),
+        hash: row.get::<_, Option<i64>>(4)?.unwrap_or(0) as u64,
     };
     Ok(CachedCustomer {
         customer,
@@ -772,6 +785,38 @@ mod tests {
         assert_eq!(*summary, CustomerSummary::of(&customer).unwrap().0);
         assert_eq!(&*summary.name, "Ada Lovelace");
         assert_eq!(summary.external_id.as_deref(), Some("crm-1"));
+    }
+
+    #[test]
+    fn an_unreadable_row_in_an_upgraded_cache_keeps_its_workflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let id = Uuid::new_v4();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            crate::sqlite::migrate(&mut conn, &[V1]).unwrap();
+            conn.execute(
+                "INSERT INTO customers (id, external_id, body) VALUES (?1, 'crm-9', '{not json')",
+                [id.to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO workflows (customer_id, view, since_ms) VALUES (?1, ?2, ?3)",
+                params![
+                    id.to_string(),
+                    serde_json::to_string(&view()).unwrap(),
+                    to_ms(now)
+                ],
+            )
+            .unwrap();
+        }
+        let snapshot = load(&open(&path).unwrap()).unwrap();
+        let cached = &snapshot.customers[0];
+        assert_eq!(cached.customer.id, id);
+        assert_eq!(&*cached.customer.name, "crm-9");
+        assert_eq!(cached.customer.hash, 0, "rewritten by the next listing");
+        assert_eq!(cached.workflow, Some((view(), now)));
     }
 
     #[tokio::test]

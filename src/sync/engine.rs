@@ -264,12 +264,13 @@ pub enum Observation {
         customer_id: Uuid,
         customer: Option<Customer>,
         status: ComplianceStatus,
-        sweep: bool,
+        /// The sweep (its number) this poll was for, if any.
+        sweep: Option<u32>,
     },
     PollFailed {
         customer_id: Uuid,
         error: ApiError,
-        sweep: bool,
+        sweep: Option<u32>,
     },
     Webhook {
         event: WebhookEvent,
@@ -756,6 +757,9 @@ struct Model {
     sandbox: bool,
     /// How far the API's clock is ahead of this machine's.
     server_offset: time::Duration,
+    /// Which sweep is (or was last) running; polls carry it, so a late answer to a sweep that
+    /// failed is not counted for the next one.
+    sweep_number: u32,
     /// A refresh of everyone asked for while a sweep ran: another follows it.
     sweep_requested: bool,
     /// Sweep polls waiting to start, and how many are out.
@@ -808,6 +812,7 @@ impl Model {
             sandbox: config.sandbox,
             server_offset: time::Duration::ZERO,
             sweep_requested: false,
+            sweep_number: 0,
             background: (Instant::now(), 0),
             sweep_queue: std::collections::VecDeque::new(),
             sweep_out: 0,
@@ -1000,6 +1005,7 @@ impl Model {
 
     fn start_sweep(&mut self) {
         self.sweep_requested = false;
+        self.sweep_number = self.sweep_number.wrapping_add(1);
         self.sweep = Some(SweepProgress {
             started: Instant::now(),
             listed: false,
@@ -1061,6 +1067,9 @@ impl Model {
                     retry_in_seconds: retry.as_secs(),
                 });
                 self.sweep = None;
+                // Polls the failed sweep queued are dropped (everyone keeps their own schedule,
+                // and the retry lists them again); those out are not counted for the next one.
+                self.sweep_queue.clear();
                 self.next_sweep = Instant::now() + retry;
                 if self.once {
                     // `--once` reports and ends rather than retrying for ever.
@@ -1079,7 +1088,7 @@ impl Model {
                 if !stale {
                     self.snapshot(customer_id, customer, status);
                 }
-                self.sweep_step(sweep);
+                self.sweep_step(sweep == Some(self.sweep_number));
             }
             Observation::PollFailed {
                 customer_id,
@@ -1102,7 +1111,7 @@ impl Model {
                     retry_in_seconds: retry.as_secs(),
                 });
                 self.schedule_poll(customer_id, retry);
-                self.sweep_step(sweep);
+                self.sweep_step(sweep == Some(self.sweep_number));
             }
             Observation::Webhook { event, raw, ack } => self.webhook(event, raw, ack),
             Observation::Rejected { reason, detail } => {
@@ -1273,8 +1282,9 @@ impl Model {
         }
     }
 
-    fn sweep_returned(&mut self, sweep: bool) {
-        if sweep {
+    /// A poll came back; `sweep`: the sweep it was for. Only the current sweep counts it.
+    fn sweep_returned(&mut self, sweep: Option<u32>) {
+        if sweep.is_some() {
             self.sweep_out = self.sweep_out.saturating_sub(1);
             self.feed_sweep();
         }
@@ -1322,6 +1332,7 @@ impl Model {
         if sweep {
             self.sweep_out += 1;
         }
+        let tag = sweep.then_some(self.sweep_number);
         let fetch_customer = fetch_customer || !self.customers.contains_key(&id);
         let client = self.client.clone();
         let observations = self.observations.clone();
@@ -1341,7 +1352,7 @@ impl Model {
                         let _ = observations.send(Observation::PollFailed {
                             customer_id: id,
                             error,
-                            sweep,
+                            sweep: tag,
                         });
                         return;
                     }
@@ -1354,12 +1365,12 @@ impl Model {
                     customer_id: id,
                     customer,
                     status,
-                    sweep,
+                    sweep: tag,
                 },
                 Err(error) => Observation::PollFailed {
                     customer_id: id,
                     error,
-                    sweep,
+                    sweep: tag,
                 },
             };
             let _ = observations.send(observation);

@@ -468,7 +468,10 @@ impl App {
                     Outcome::Stay => {}
                     Outcome::Close => self.modal = None,
                     Outcome::Send(request) => {
-                        self.modal = None;
+                        // The webhooks view stays, to show the resent delivery.
+                        if !matches!(request, Request::Resend { .. }) {
+                            self.modal = None;
+                        }
                         self.send(request, &mut effects);
                     }
                     Outcome::Copy(text) => {
@@ -628,7 +631,9 @@ impl App {
                 effects.push(Effect::Mouse(self.mouse));
             }
             Command::Demo => {
-                if self.header.sandbox {
+                if self.header.read_only {
+                    self.toast("read-only: the demo driver writes, so it stays off".into());
+                } else if self.header.sandbox {
                     self.header.demo = !self.header.demo;
                     self.toast(format!(
                         "demo driver {}",
@@ -677,6 +682,9 @@ impl App {
             return;
         }
         if command == Command::New {
+            if self.in_flight.iter().any(|r| matches!(r, Request::Create { .. })) {
+                return self.toast("still creating the last customer; a moment".into());
+            }
             self.modal = Some(Modal::Form(Box::default()));
             return;
         }
@@ -806,13 +814,14 @@ impl App {
                 }
             }
             Ok(Done::Saved { customer, name }) => {
-                if let Some(Modal::Form(_)) = self.modal {
+                if matches!(&self.modal, Some(Modal::Form(form)) if form.answers(&request)) {
                     self.modal = None;
                 }
                 let text = match request {
                     Request::Create { .. } => {
-                        // Selected as soon as the engine reports the new row.
+                        // Selected now if the engine reported the row already, else when it does.
                         self.select_when_seen = Some(customer);
+                        self.select_created();
                         format!("created {name}")
                     }
                     _ => format!("saved the profile of {name}"),
@@ -828,8 +837,8 @@ impl App {
                     until: self.now + time::Duration::seconds(10),
                 });
                 // A form stays open with everything typed, the API's complaints on its fields.
-                if let (Request::Create { .. } | Request::Patch { .. }, Some(Modal::Form(form))) =
-                    (&request, &mut self.modal)
+                if let Some(Modal::Form(form)) = &mut self.modal
+                    && form.answers(&request)
                 {
                     form.sending = false;
                     form.show_errors(&error.fields);
@@ -972,9 +981,10 @@ impl App {
                     for state in states {
                         let id = state.customer.id;
                         if self.selected == Some(id)
-                            && self
-                                .selected_row()
-                                .is_some_and(|r| r.state.status != state.status)
+                            && self.selected_row().is_some_and(|r| {
+                                // A profile edit can leave the status as it was.
+                                r.state.status != state.status || r.state.customer.hash != state.customer.hash
+                            })
                         {
                             effects.push(Effect::LoadDetails(id, state.status.as_ref().map(|s| s.hash)));
                         }
@@ -1106,18 +1116,28 @@ impl App {
                 self.place(i);
             }
         }
-        if let Some(id) = self.select_when_seen
-            && let Some(&i) = self.index.get(&id)
-        {
-            // The customer just created is shown, whatever the tab and filter hid.
-            self.select_when_seen = None;
-            if !self.view.contains(&i) {
-                self.filter.clear();
-                self.tab = Tab::All;
-                self.refilter();
-            }
-            self.selected = Some(id);
+        self.select_created();
+    }
+
+    /// Selects the customer just created once their row is here, showing them whatever the
+    /// tab and filter hid (not while a filter is being typed: then at the next chance).
+    fn select_created(&mut self) {
+        let Some(id) = self.select_when_seen else {
+            return;
+        };
+        let Some(&i) = self.index.get(&id) else {
+            return;
+        };
+        if self.editing_filter {
+            return;
         }
+        self.select_when_seen = None;
+        if !self.view.contains(&i) {
+            self.filter.clear();
+            self.tab = Tab::All;
+            self.refilter();
+        }
+        self.selected = Some(id);
     }
 
     pub fn name_of(&self, id: Uuid) -> String {

@@ -290,7 +290,22 @@ impl Form {
         self.message = (!unplaced.is_empty()).then(|| unplaced.join("; "));
     }
 
+    /// Whether `request` is the one this form sent and waits for.
+    pub fn answers(&self, request: &super::modal::Request) -> bool {
+        use super::modal::Request;
+        self.sending
+            && match (&self.kind, request) {
+                (FormKind::New, Request::Create { .. }) => true,
+                (FormKind::Edit { customer, .. }, Request::Patch { customer: id, .. }) => customer.id == *id,
+                _ => false,
+            }
+    }
+
     pub fn key(&mut self, key: ModalKey) -> FormOutcome {
+        if self.sending {
+            // What is on screen is what was sent; the answer decides what happens to it.
+            return FormOutcome::Stay;
+        }
         if self.confirm_discard {
             return match key {
                 ModalKey::Char('y' | 'Y') => FormOutcome::Close,

@@ -51,6 +51,7 @@ impl Command {
             self,
             Command::StartKyc
                 | Command::Rerun
+                | Command::Demo
                 | Command::Simulate
                 | Command::AdvanceClock
                 | Command::Upload

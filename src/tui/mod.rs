@@ -45,6 +45,12 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let sandbox = connection.sandbox.is_some();
     let mut config = headless::engine_config(&connection, &args.sync, false);
     config.publish_customers = true;
+    if read_only {
+        // Nothing writes: no inbox uploads, and no webhook endpoint registered (a receiver
+        // runs only for an endpoint registered beforehand, given by its secret).
+        config.inbox = None;
+        config.receiver = config.receiver.filter(|r| r.secret.is_some());
+    }
     let inbox = config.inbox.clone();
     let Some(lock) = connection.lock.take() else {
         return Err(Failure::fatal("the data directory is not locked"));
@@ -59,7 +65,7 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let (handle, events, task) = engine.into_parts();
 
     let cancel = CancellationToken::new();
-    let demo = sandbox && !args.no_demo;
+    let demo = sandbox && !args.no_demo && !read_only;
     let demo_on = Arc::new(AtomicBool::new(demo));
     if sandbox {
         let client = handle.client().clone();
@@ -266,6 +272,8 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
             }
             None
         }
+        // A dialog takes the keys; the mouse does not reach what is under it.
+        Event::Mouse(_) if app.modal.is_some() => None,
         Event::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollUp => Some(Action::ScrollUp),
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),

@@ -273,7 +273,7 @@ impl Modal {
                     *cursor = (*cursor + 1) % items.len().max(1);
                     Outcome::Stay
                 }
-                ModalKey::Enter => pick(&items[(*cursor).min(items.len().saturating_sub(1))]),
+                ModalKey::Enter => items.get(*cursor).map_or(Outcome::Stay, pick),
                 ModalKey::Esc | ModalKey::Char('q') => Outcome::Close,
                 ModalKey::Char(c) => match items.iter().position(|item| item.key == c) {
                     Some(at) => {
@@ -726,8 +726,8 @@ pub struct Webhooks {
     /// The selected endpoint's deliveries, newest first; `None` while loading.
     pub deliveries: Option<Result<Vec<crate::api::types::Delivery>, String>>,
     pub cursor: usize,
-    /// Enter was pressed on a delivery: asking before resending it.
-    pub confirm_resend: bool,
+    /// Enter was pressed on this delivery: asking before resending it.
+    pub confirm_resend: Option<Uuid>,
     pub read_only: bool,
 }
 
@@ -741,9 +741,14 @@ impl Webhooks {
     }
 
     fn key(&mut self, key: ModalKey) -> Outcome {
-        if self.confirm_resend {
-            self.confirm_resend = false;
-            return match (key, self.selected_delivery()) {
+        if let Some(asked) = self.confirm_resend.take() {
+            // The delivery asked about, wherever a reload moved it.
+            let delivery = self
+                .deliveries
+                .as_ref()
+                .and_then(|d| d.as_ref().ok())
+                .and_then(|d| d.iter().find(|d| d.id == asked));
+            return match (key, delivery) {
                 (ModalKey::Char('y' | 'Y') | ModalKey::Enter, Some(delivery)) => {
                     Outcome::Send(Request::Resend {
                         endpoint: delivery.endpoint_id,
@@ -783,7 +788,7 @@ impl Webhooks {
             ModalKey::Enter if self.read_only => {
                 return Outcome::Refused("read-only: resending is disabled".into());
             }
-            ModalKey::Enter if self.selected_delivery().is_some() => self.confirm_resend = true,
+            ModalKey::Enter => self.confirm_resend = self.selected_delivery().map(|d| d.id),
             ModalKey::Char('R') => {
                 self.endpoints = None;
                 self.deliveries = None;

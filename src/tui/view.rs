@@ -910,7 +910,7 @@ fn draw_webhooks(frame: &mut Frame, area: Rect, view: &super::modal::Webhooks, a
         }
     }
     lines.push(Line::default());
-    lines.push(if view.confirm_resend {
+    lines.push(if view.confirm_resend.is_some() {
         Line::styled(
             "Resend this delivery now? y resends, any other key goes back",
             theme.alert(),

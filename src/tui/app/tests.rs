@@ -371,6 +371,10 @@ fn read_only_disables_every_write_and_hides_its_hints() {
         Command::Rerun,
         Command::Simulate,
         Command::AdvanceClock,
+        Command::Upload,
+        Command::New,
+        Command::Edit,
+        Command::Demo,
     ] {
         assert!(app.update(Action::Key(command)).is_empty());
         assert!(app.modal.is_none(), "{command:?}");
@@ -378,6 +382,7 @@ fn read_only_disables_every_write_and_hides_its_hints() {
     }
     assert!(app.toasts.iter().all(|t| t.text.starts_with("read-only:")));
     assert!(app.available(Command::Refresh));
+    assert!(app.available(Command::Webhooks), "looking is not writing");
 }
 
 #[test]
@@ -551,10 +556,14 @@ fn a_new_customer_form_checks_locally_then_keeps_everything_on_a_422() {
     );
     assert_eq!(form.fields[form.focus].input.value(), "ada@example.com");
 
-    // Saved: the form closes and the new row is selected when it arrives.
+    // Sent again as it is; saved: the form closes and the new row is selected when it arrives.
+    let effects = app.update(Action::ModalKey(ModalKey::Enter));
+    let [Effect::Send(request)] = effects.as_slice() else {
+        panic!("sent again: {effects:?}")
+    };
     let id = Uuid::from_u128(42);
     app.update(Action::Done {
-        request,
+        request: request.clone(),
         result: Ok(Done::Saved {
             customer: id,
             name: "Ada Lovelace".into(),
@@ -616,4 +625,48 @@ fn edit_opens_on_the_fields_update_profile_asks_for() {
     // Unchanged: Enter says so and sends nothing.
     assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
     assert!(app.modal.is_none());
+}
+
+#[test]
+fn an_answer_reaches_only_the_form_that_sent_it() {
+    let mut app = sandbox_app(four());
+    app.update(Action::Key(Command::New));
+    for c in "a@example.com".chars() {
+        app.update(Action::ModalKey(ModalKey::Char(c)));
+    }
+    let effects = app.update(Action::ModalKey(ModalKey::Enter));
+    let [Effect::Send(sent)] = effects.as_slice() else {
+        panic!("a create: {effects:?}")
+    };
+    let sent = sent.clone();
+    // While it is out, keys change nothing and a second new customer waits.
+    app.update(Action::ModalKey(ModalKey::Char('x')));
+    let Some(Modal::Form(form)) = &app.modal else {
+        panic!("the form")
+    };
+    assert_eq!(form.fields[0].input.value(), "a@example.com");
+    // Another form, by some path, is open when the answer comes: it is left alone.
+    app.modal = Some(Modal::Form(Box::default()));
+    app.update(Action::Done {
+        request: sent.clone(),
+        result: Err(crate::tui::modal::Failed {
+            message: "HTTP 422".into(),
+            fields: vec![crate::domain::FieldError::new("email", "taken")],
+        }),
+    });
+    let Some(Modal::Form(other)) = &app.modal else {
+        panic!("still open")
+    };
+    assert!(other.fields.iter().all(|f| f.error.is_none()));
+    app.update(Action::Done {
+        request: sent,
+        result: Ok(Done::Saved {
+            customer: Uuid::from_u128(77),
+            name: "A".into(),
+        }),
+    });
+    assert!(
+        matches!(app.modal, Some(Modal::Form(_))),
+        "not closed by someone else's answer"
+    );
 }

@@ -452,7 +452,7 @@ fn the_webhooks_view_and_a_resend() {
         secret_hint: "whsec_Mf…".into(),
         created_at: NOW - time::Duration::hours(1),
     };
-    let effects = app.update(Action::WebhooksLoaded(Ok(vec![endpoint])));
+    let effects = app.update(Action::WebhooksLoaded(Ok(vec![endpoint.clone()])));
     assert_eq!(effects, [Effect::LoadDeliveries(Uuid::from_u128(900))]);
     let attempt = |minutes: i64, status: Option<u16>, error: Option<&str>| DeliveryAttempt {
         attempted_at: NOW - time::Duration::minutes(minutes),
@@ -471,16 +471,17 @@ fn the_webhooks_view_and_a_resend() {
         attempts,
         created_at: NOW - time::Duration::minutes(30 - n as i64),
     };
+    let delivered = delivery(
+        1,
+        "CUSTOMER_CREATED",
+        DeliveryStatus::Delivered,
+        vec![attempt(29, Some(200), None)],
+        None,
+    );
     app.update(Action::DeliveriesLoaded(
         Uuid::from_u128(900),
         Ok(vec![
-            delivery(
-                1,
-                "CUSTOMER_CREATED",
-                DeliveryStatus::Delivered,
-                vec![attempt(29, Some(200), None)],
-                None,
-            ),
+            delivered.clone(),
             delivery(
                 2,
                 "CUSTOMER_KYC_STARTED",
@@ -505,10 +506,18 @@ fn the_webhooks_view_and_a_resend() {
             event_type: "CUSTOMER_KYC_STARTED".into(),
         })]
     );
+    // The view stays open after a resend, to show it.
+    assert!(matches!(app.modal, Some(crate::tui::modal::Modal::Webhooks(_))));
     // Read-only: the view opens, resending does not.
     app.update(Action::ModalKey(ModalKey::Esc));
     app.header.read_only = true;
     app.update(Action::Key(Command::Webhooks));
-    app.update(Action::WebhooksLoaded(Ok(Vec::new())));
+    app.update(Action::WebhooksLoaded(Ok(vec![endpoint.clone()])));
+    app.update(Action::DeliveriesLoaded(
+        Uuid::from_u128(900),
+        Ok(vec![delivered.clone()]),
+    ));
     assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
+    assert!(app.update(Action::ModalKey(ModalKey::Char('y'))).is_empty());
+    assert!(app.toasts.last().is_some_and(|t| t.text.starts_with("read-only")));
 }
