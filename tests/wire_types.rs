@@ -230,3 +230,30 @@ fn a_newer_apis_check_types_and_actions_are_kept_by_name() {
     assert!(CheckType::DocProofOfAddress < phone.check_type);
     assert!(NextAction::Wait < status.next_action.unwrap());
 }
+
+#[test]
+fn a_newer_apis_document_types_are_kept_by_name_and_never_uploadable() {
+    use kycdash::api::types::DocumentList;
+    use kycdash::domain::DocumentType;
+    let json = json!({"data": [{
+        "id": "0b8f4bb8-8fa7-4d7c-9a3c-1d1f0f6f2e11",
+        "customerId": "0b8f4bb8-8fa7-4d7c-9a3c-1d1f0f6f2e12",
+        "type": "PASSPORT_SCAN",
+        "format": "PDF",
+        "size": 1024,
+        "sha256": "00",
+        "current": true,
+        "uploadedAt": "2026-11-27T10:00:00Z"
+    }]});
+    let list: DocumentList = serde_json::from_value(json.clone()).unwrap();
+    let passport = list.data[0].document_type;
+    assert_eq!(passport, DocumentType::Unknown("PASSPORT_SCAN"));
+    assert_eq!(
+        serde_json::to_value(&list).unwrap()["data"][0]["type"],
+        "PASSPORT_SCAN"
+    );
+    // What an upload may name is still only what this version knows.
+    assert_eq!(DocumentType::parse("PASSPORT_SCAN"), None);
+    assert!(passport.check_content(b"%PDF-1.7 x").is_err());
+    assert_eq!(DocumentType::from_wire("W8BEN"), DocumentType::W8ben);
+}

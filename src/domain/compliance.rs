@@ -133,7 +133,7 @@ impl NextAction {
 
 /// Names a newer API uses that this version does not know, kept once each for the life of the
 /// process (there are a handful at most), so the types holding them stay `Copy`.
-fn intern(name: &str) -> &'static str {
+pub(crate) fn intern(name: &str) -> &'static str {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();

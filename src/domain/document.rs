@@ -10,15 +10,41 @@ use utoipa::ToSchema;
 /// The largest document the API accepts: 10 MiB.
 pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// A document type. A name a newer API uses that this version does not know reads as
+/// `Unknown` (a client must not fail on it); nothing accepts an upload of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DocumentType {
     SourceOfFunds,
     W9,
     W8ben,
     BiometricReport,
     ProofOfAddress,
+    Unknown(&'static str),
 }
+
+impl Serialize for DocumentType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DocumentType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(DocumentType::from_wire(&name))
+    }
+}
+
+impl utoipa::PartialSchema for DocumentType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(DocumentType::ALL.iter().map(|t| t.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for DocumentType {}
 
 impl DocumentType {
     pub const ALL: [DocumentType; 5] = [
@@ -36,21 +62,31 @@ impl DocumentType {
             DocumentType::W8ben => "W8BEN",
             DocumentType::BiometricReport => "BIOMETRIC_REPORT",
             DocumentType::ProofOfAddress => "PROOF_OF_ADDRESS",
+            DocumentType::Unknown(name) => name,
         }
     }
 
-    /// Parses a type name as the API spells it, ignoring ASCII case (file names in the inbox
-    /// are often lower case).
+    /// Parses a type this version knows, as the API spells it, ignoring ASCII case (file
+    /// names in the inbox are often lower case). What an upload may name.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// The formats this type may be uploaded in.
+    /// Reads a name from an API's answer: one this version does not know is `Unknown`.
+    pub fn from_wire(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .unwrap_or_else(|| DocumentType::Unknown(super::compliance::intern(name)))
+    }
+
+    /// The formats this type may be uploaded in (none for a type this version does not know).
     pub fn accepted_formats(self) -> &'static [ContentFormat] {
         match self {
             DocumentType::BiometricReport => &[ContentFormat::Pdf],
+            DocumentType::Unknown(_) => &[],
             _ => &[ContentFormat::Pdf, ContentFormat::Png, ContentFormat::Jpeg],
         }
     }
