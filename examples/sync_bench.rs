@@ -300,5 +300,6 @@ fn client_free_status() -> kycdash::domain::ComplianceStatus {
         &Default::default(),
         &view,
         kycdash::domain::Strategy::CfKyc,
+        OffsetDateTime::now_utc(),
     )
 }

@@ -136,7 +136,7 @@ proptest! {
         tenant_strategy in strategy(),
     ) {
         let view = workflow.view();
-        let status = evaluate(&customer, &documents, &view, tenant_strategy);
+        let status = evaluate(&customer, &documents, &view, tenant_strategy, time::OffsetDateTime::UNIX_EPOCH);
 
         // isCompliant ⇔ requiredFailed empty ⇔ nextAction null
         prop_assert_eq!(status.is_compliant, status.summary.required_failed.is_empty());

@@ -310,7 +310,8 @@ impl WorkflowView {
         });
         let identity_verified = match stage {
             Stage::CollectingRequirements | Stage::AwaitingDecision | Stage::Approved => true,
-            Stage::Denied => sdk_passed,
+            // Denied or errored after identity was verified: the SDK check says so.
+            Stage::Denied | Stage::Errored => sdk_passed,
             _ => false,
         };
         WorkflowView {
@@ -352,6 +353,7 @@ pub fn evaluate(
     documents: &DocumentsOnFile,
     workflow: &WorkflowView,
     default_strategy: Strategy,
+    now: time::OffsetDateTime,
 ) -> ComplianceStatus {
     let strategy = workflow.strategy().unwrap_or(default_strategy);
     let stage = workflow.stage;
@@ -403,7 +405,8 @@ pub fn evaluate(
             failed,
             required_failed,
         },
-        sdk: workflow.sdk.clone(),
+        // A link past its expiry is never offered, even before the expiry timer has fired.
+        sdk: workflow.sdk.clone().filter(|link| link.expires_at > now),
     }
 }
 
@@ -424,6 +427,14 @@ fn sdk_check(workflow: &WorkflowView, strategy: Strategy) -> Check {
     if workflow.identity_verified {
         return Check::passed(SDK, true);
     }
+    // SDK_VERIFICATION_COMPLETED, failed, by stage (identity not verified):
+    //   needs_profile, ready_to_start  START_KYC
+    //   awaiting_sdk                   COMPLETE_SDK_FLOW
+    //   expired                        RERUN_KYC
+    //   in_review                      WAIT
+    //   errored, denied                CONTACT_SUPPORT (the outcome is final)
+    // Denied or errored after identity was verified, it stays passed; KYC_STATUS still
+    // fails with CONTACT_SUPPORT.
     let action = match workflow.stage {
         Stage::NeedsProfile | Stage::ReadyToStart => NextAction::StartKyc,
         Stage::AwaitingSdk => NextAction::CompleteSdkFlow,

@@ -240,8 +240,14 @@ pub enum WorkflowError {
     Finished { event: &'static str, stage: Stage },
     #[error("\"{event}\" does not apply while the onboarding is {stage}")]
     NotApplicable { event: &'static str, stage: Stage },
-    #[error("the {strategy} strategy {}", if strategy.uses_sdk() { "needs SDK links, not none" } else { "has no SDK links, but some were given" })]
+    /// KYC started on a path without SDK links, yet links were given.
+    #[error("the {strategy} strategy has no SDK links, but some were given")]
     StrategyMismatch { strategy: Strategy },
+    /// A rerun replaces an expired SDK onboarding; one on a path without SDK links cannot.
+    #[error(
+        "a rerun replaces an expired SDK onboarding with another; the {strategy} strategy has no SDK flow to rerun"
+    )]
+    RerunWithoutSdk { strategy: Strategy },
 }
 
 fn after_start_hint(stage: Stage) -> &'static str {
@@ -262,6 +268,7 @@ enum Refusal {
     Finished,
     NotApplicable,
     StrategyMismatch(Strategy),
+    RerunWithoutSdk(Strategy),
 }
 
 /// What a handler sees besides the event (the readiness) and what it leaves behind (the
@@ -346,15 +353,8 @@ impl OnboardingMachine {
             e if e.is_fact() => Handled,
             WorkflowEvent::KycStarted { .. } => context.refuse(Refusal::AlreadyStarted),
             WorkflowEvent::Restarted { .. } => context.refuse(Refusal::RerunNotAllowed),
-            WorkflowEvent::VerificationError => {
-                self.emit(
-                    context,
-                    EventType::CustomerKycError,
-                    onboarding,
-                    OnboardingStatus::Error,
-                );
-                Transition(MachineState::errored(*onboarding))
-            }
+            // Before identity is verified (the states that know it was verified say so).
+            WorkflowEvent::VerificationError => self.verification_error(context, onboarding, false),
             _ => context.refuse(Refusal::NotApplicable),
         }
     }
@@ -440,6 +440,7 @@ impl OnboardingMachine {
 
     #[state(superstate = "in_progress")]
     fn collecting_requirements(
+        &mut self,
         onboarding: &OnboardingRef,
         context: &mut WorkflowContext,
         event: &WorkflowEvent,
@@ -448,6 +449,7 @@ impl OnboardingMachine {
             e if e.is_fact() && context.readiness.requirements_met => {
                 Transition(MachineState::awaiting_decision(*onboarding))
             }
+            WorkflowEvent::VerificationError => self.verification_error(context, onboarding, true),
             _ => Super,
         }
     }
@@ -481,6 +483,7 @@ impl OnboardingMachine {
                 );
                 Transition(MachineState::denied(*onboarding, true))
             }
+            WorkflowEvent::VerificationError => self.verification_error(context, onboarding, true),
             _ => Super,
         }
     }
@@ -501,7 +504,7 @@ impl OnboardingMachine {
                 sdk,
             } => {
                 if !next.strategy.uses_sdk() {
-                    return context.refuse(Refusal::StrategyMismatch(next.strategy));
+                    return context.refuse(Refusal::RerunWithoutSdk(next.strategy));
                 }
                 self.produce(
                     context,
@@ -526,13 +529,15 @@ impl OnboardingMachine {
         }
     }
 
+    /// `identity_verified`: what was verified before the error stays verified.
     #[state]
     fn errored(
         onboarding: &OnboardingRef,
+        identity_verified: &bool,
         context: &mut WorkflowContext,
         event: &WorkflowEvent,
     ) -> Outcome<MachineState> {
-        let _ = onboarding;
+        let _ = (onboarding, identity_verified);
         Self::after_the_end(context, event)
     }
 
@@ -560,6 +565,21 @@ impl OnboardingMachine {
 }
 
 impl OnboardingMachine {
+    fn verification_error(
+        &mut self,
+        context: &mut WorkflowContext,
+        onboarding: &OnboardingRef,
+        identity_verified: bool,
+    ) -> Outcome<MachineState> {
+        self.emit(
+            context,
+            EventType::CustomerKycError,
+            onboarding,
+            OnboardingStatus::Error,
+        );
+        Transition(MachineState::errored(*onboarding, identity_verified))
+    }
+
     fn start(
         &mut self,
         context: &mut WorkflowContext,
@@ -645,7 +665,10 @@ impl MachineState {
                 (Stage::AwaitingDecision, Some(*onboarding), None, true)
             }
             MachineState::Expired { onboarding } => (Stage::Expired, Some(*onboarding), None, false),
-            MachineState::Errored { onboarding } => (Stage::Errored, Some(*onboarding), None, false),
+            MachineState::Errored {
+                onboarding,
+                identity_verified,
+            } => (Stage::Errored, Some(*onboarding), None, *identity_verified),
             MachineState::Approved { onboarding } => (Stage::Approved, Some(*onboarding), None, true),
             MachineState::Denied {
                 onboarding,
@@ -719,6 +742,7 @@ impl Workflow {
                     stage,
                 },
                 Refusal::StrategyMismatch(strategy) => WorkflowError::StrategyMismatch { strategy },
+                Refusal::RerunWithoutSdk(strategy) => WorkflowError::RerunWithoutSdk { strategy },
             }),
         }
     }
@@ -751,7 +775,7 @@ impl Workflow {
             Stage::CollectingRequirements => MachineState::collecting_requirements(onboarding),
             Stage::AwaitingDecision => MachineState::awaiting_decision(onboarding),
             Stage::Expired => MachineState::expired(onboarding),
-            Stage::Errored => MachineState::errored(onboarding),
+            Stage::Errored => MachineState::errored(onboarding, view.identity_verified),
             Stage::Approved => MachineState::approved(onboarding),
             Stage::Denied => MachineState::denied(onboarding, view.identity_verified),
         };

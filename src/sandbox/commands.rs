@@ -329,7 +329,8 @@ pub fn simulate(
     };
     work.drive(customer_id, &event)?;
     let default_strategy = work.default_strategy;
-    let status = work.customer(customer_id)?.status(default_strategy);
+    let now = work.now;
+    let status = work.customer(customer_id)?.status(default_strategy, now);
     work.commit()?;
     Ok(status)
 }

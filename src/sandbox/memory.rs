@@ -102,12 +102,14 @@ impl CustomerRecord {
         )
     }
 
-    pub fn status(&self, tenant_default: Strategy) -> ComplianceStatus {
+    /// The status at `now` (the tenant's clock).
+    pub fn status(&self, tenant_default: Strategy, now: OffsetDateTime) -> ComplianceStatus {
         evaluate(
             &self.customer,
             &self.documents_on_file(),
             &self.workflow.view(),
             tenant_default,
+            now,
         )
     }
 

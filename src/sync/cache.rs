@@ -715,6 +715,7 @@ mod tests {
             &Default::default(),
             &view(),
             crate::domain::Strategy::CfKyc,
+            OffsetDateTime::UNIX_EPOCH,
         )
     }
 

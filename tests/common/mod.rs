@@ -110,6 +110,8 @@ impl Scenario {
             &self.documents,
             &self.workflow.view(),
             self.tenant_strategy,
+            // Before the links expire (10:30).
+            datetime!(2026-11-27 10:00 UTC),
         )
     }
 

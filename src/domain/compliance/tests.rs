@@ -6,6 +6,9 @@ use crate::domain::customer::{Address, CustomerProfile};
 use crate::domain::workflow::OnboardingRef;
 use time::macros::datetime;
 
+/// Before the test links expire (09:30).
+const NOW: time::OffsetDateTime = datetime!(2026-11-27 09:00 UTC);
+
 fn full_kyc() -> Kyc {
     Kyc {
         first_name: Some("Ada".into()),
@@ -64,7 +67,7 @@ fn view(stage: Stage, strategy: Strategy) -> WorkflowView {
 }
 
 fn status(customer: &Customer, docs: &DocumentsOnFile, stage: Stage, strategy: Strategy) -> ComplianceStatus {
-    evaluate(customer, docs, &view(stage, strategy), strategy)
+    evaluate(customer, docs, &view(stage, strategy), strategy, NOW)
 }
 
 fn check(status: &ComplianceStatus, check_type: CheckType) -> Check {
@@ -173,8 +176,60 @@ fn sdk_verification_is_required_on_the_standard_path_with_an_action_per_stage() 
     // A denial after identity was verified keeps the check passed.
     let mut denied = view(Stage::Denied, Strategy::CfKyc);
     denied.identity_verified = true;
-    let s = evaluate(&complete_customer(), &all_documents(), &denied, Strategy::CfKyc);
+    let s = evaluate(
+        &complete_customer(),
+        &all_documents(),
+        &denied,
+        Strategy::CfKyc,
+        NOW,
+    );
     assert_eq!(check(&s, sdk), passed(sdk, true));
+}
+
+#[test]
+fn a_verification_error_after_identity_was_verified_keeps_it_verified() {
+    use crate::domain::{Readiness, Workflow, WorkflowEvent};
+    let sdk = CheckType::SdkVerificationCompleted;
+    for (stage, verified) in [
+        (Stage::AwaitingSdk, false),
+        (Stage::InReview, false),
+        (Stage::CollectingRequirements, true),
+        (Stage::AwaitingDecision, true),
+    ] {
+        let mut workflow = Workflow::restore(Uuid::from_u128(9), &view(stage, Strategy::CfKyc));
+        workflow
+            .handle(&WorkflowEvent::VerificationError, Readiness::NOTHING)
+            .unwrap();
+        let after = workflow.view();
+        assert_eq!(
+            (after.stage, after.identity_verified),
+            (Stage::Errored, verified),
+            "from {stage}"
+        );
+        let s = evaluate(
+            &complete_customer(),
+            &all_documents(),
+            &after,
+            Strategy::CfKyc,
+            NOW,
+        );
+        let want = if verified {
+            passed(sdk, true)
+        } else {
+            failed(sdk, NextAction::ContactSupport)
+        };
+        assert_eq!(check(&s, sdk), want, "from {stage}");
+        assert_eq!(
+            check(&s, CheckType::KycStatus),
+            failed(CheckType::KycStatus, NextAction::ContactSupport)
+        );
+        // An observer reading that status sees the same.
+        assert_eq!(
+            WorkflowView::from_status(&s).identity_verified,
+            verified,
+            "from {stage}"
+        );
+    }
 }
 
 #[test]
@@ -508,4 +563,23 @@ fn sdk_links_are_shown_only_while_live() {
         Strategy::CfKyc,
     );
     assert!(s.sdk.is_none());
+}
+
+#[test]
+fn an_sdk_link_is_offered_until_the_instant_it_expires() {
+    let waiting = view(Stage::AwaitingSdk, Strategy::CfKyc);
+    let expires = waiting.sdk.as_ref().unwrap().expires_at;
+    let at = |now| {
+        evaluate(
+            &complete_customer(),
+            &all_documents(),
+            &waiting,
+            Strategy::CfKyc,
+            now,
+        )
+    };
+    assert_eq!(at(expires - time::Duration::milliseconds(1)).sdk, waiting.sdk);
+    // At the expiry instant, before any timer has moved the onboarding: no longer offered.
+    assert_eq!(at(expires).sdk, None);
+    assert_eq!(at(expires + time::Duration::hours(1)).sdk, None);
 }

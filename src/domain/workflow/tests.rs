@@ -444,21 +444,30 @@ fn strategy_and_links_must_agree() {
         onboarding: onboarding(1, Strategy::ExternalKyc),
         sdk: link(1),
     };
+    let refused = wf.handle(&external_with_links, PROFILE);
     assert_eq!(
-        wf.handle(&external_with_links, PROFILE),
+        refused,
         Err(WorkflowError::StrategyMismatch {
             strategy: Strategy::ExternalKyc
         })
+    );
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "the EXTERNAL_KYC strategy has no SDK links, but some were given"
     );
     let mut wf = workflow_at(Stage::Expired, Strategy::CfKyc);
     let external_rerun = E::Restarted {
         onboarding: onboarding(2, Strategy::ExternalKyc),
         sdk: None,
     };
-    assert!(matches!(
-        wf.handle(&external_rerun, PROFILE),
-        Err(WorkflowError::StrategyMismatch { .. })
-    ));
+    let refused = wf.handle(&external_rerun, PROFILE).unwrap_err();
+    assert_eq!(
+        refused,
+        WorkflowError::RerunWithoutSdk {
+            strategy: Strategy::ExternalKyc
+        }
+    );
+    assert!(refused.to_string().contains("no SDK flow to rerun"), "{refused}");
 }
 
 #[test]

@@ -233,7 +233,7 @@ pub async fn list_documents(
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
 ) -> Result<Json<DocumentList>, ApiError> {
-    let data = app.read_customer(&tenant, &customer_id, |record, _| record.document_list())?;
+    let data = app.read_customer(&tenant, &customer_id, |record, _, _| record.document_list())?;
     Ok(Json(DocumentList { data }))
 }
 
@@ -249,6 +249,8 @@ pub async fn compliance_status(
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
 ) -> Result<Json<ComplianceStatus>, ApiError> {
-    app.read_customer(&tenant, &customer_id, |record, strategy| record.status(strategy))
-        .map(Json)
+    app.read_customer(&tenant, &customer_id, |record, strategy, now| {
+        record.status(strategy, now)
+    })
+    .map(Json)
 }

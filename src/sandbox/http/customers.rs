@@ -148,7 +148,7 @@ pub async fn get_customer(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> Result<Json<Customer>, ApiError> {
-    app.read_customer(&tenant, &id, |record, _| record.customer.clone())
+    app.read_customer(&tenant, &id, |record, _, _| record.customer.clone())
         .map(Json)
 }
 

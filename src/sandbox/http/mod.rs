@@ -92,7 +92,7 @@ impl AppState {
         &self,
         tenant: &TenantId,
         raw_id: &str,
-        read: impl FnOnce(&CustomerRecord, Strategy) -> T,
+        read: impl FnOnce(&CustomerRecord, Strategy, time::OffsetDateTime) -> T,
     ) -> Result<T, ApiError> {
         let id = extract::path_id("customer", raw_id)?;
         self.store
@@ -100,7 +100,7 @@ impl AppState {
                 let state = m.tenants.get(tenant)?;
                 state
                     .customer(id)
-                    .map(|record| read(record, state.default_strategy))
+                    .map(|record| read(record, state.default_strategy, state.now()))
             })
             .ok_or_else(|| SandboxError::not_found("customer", id).into())
     }

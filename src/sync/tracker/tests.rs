@@ -142,6 +142,7 @@ fn status_of(workflow: &Workflow, facts: Facts) -> ComplianceStatus {
         &facts.documents(),
         &workflow.view(),
         Strategy::CfKyc,
+        NOW,
     )
 }
 

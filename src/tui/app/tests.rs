@@ -608,6 +608,7 @@ fn edit_opens_on_the_fields_update_profile_asks_for() {
         &Default::default(),
         &view,
         crate::domain::Strategy::CfKyc,
+        NOW,
     );
     app.update(Action::Details(Box::new(Details {
         id: customer.id,

@@ -83,7 +83,7 @@ fn status(p: &Person) -> ComplianceStatus {
         identity_verified,
     };
     let documents: DocumentsOnFile = p.documents.iter().copied().collect();
-    evaluate(&customer(p), &documents, &view, Strategy::CfKyc)
+    evaluate(&customer(p), &documents, &view, Strategy::CfKyc, NOW)
 }
 
 fn state(p: &Person) -> CustomerState {
