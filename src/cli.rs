@@ -149,4 +149,22 @@ pub struct SandboxArgs {
     /// Cap each tenant at N requests per second (429 with Retry-After beyond).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
+
+    /// The URL clients reach this sandbox at, when it is not the listening address (a tunnel,
+    /// a container's port mapping): SDK links are built on it.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "\"{text}\" must be an http:// or https:// URL with a host"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("\"{text}\" must not have a query or a fragment"));
+    }
+    Ok(text.trim_end_matches('/').to_string())
 }

@@ -76,15 +76,20 @@ async fn serve_sandbox(args: SandboxArgs) -> Result<(), String> {
         Some(path) => DbLocation::parse(&path.to_string_lossy()),
         None => DbLocation::File(default_db_path()?),
     };
+    let public_url = args.public_url.clone();
     let config = SandboxConfig {
         listen: args.listen,
         db,
         api_keys: args.api_keys,
         rate_limit: args.rate_limit,
+        public_url: args.public_url,
         ..SandboxConfig::ephemeral()
     };
     let running = sandbox::start(config).await.map_err(|e| e.to_string())?;
     println!("listening on {}", running.base_url());
+    if let Some(url) = public_url {
+        println!("SDK links on {url}");
+    }
     running.serve_until(shutdown_signal()).await;
     tracing::info!("the sandbox stopped");
     Ok(())

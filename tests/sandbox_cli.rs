@@ -119,3 +119,22 @@ async fn bad_options_are_explained() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_public_url_must_be_an_http_url() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kycdash"))
+        .args([
+            "sandbox",
+            "--db",
+            ":memory:",
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "ftp://x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must be an http:// or https:// URL"), "{stderr}");
+}

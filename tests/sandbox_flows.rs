@@ -450,9 +450,25 @@ async fn a_restart_with_the_same_database_keeps_everything() {
     let endpoint = h.endpoint;
     h.sandbox.shutdown().await;
 
-    let sandbox = kycdash::sandbox::start(config).await.unwrap();
+    let sandbox = kycdash::sandbox::start(config.clone()).await.unwrap();
     let client = client(&sandbox, Some(support::KEY));
-    assert_eq!(client.status(customer).await, before);
+    // Everything as it was, the SDK link on the address served now (another port).
+    let link = before["sdk"]["link"].as_str().unwrap();
+    let path = &link[link.find("/sdk/").unwrap()..];
+    let mut expected = before.clone();
+    expected["sdk"]["link"] = json!(format!("{}{path}", sandbox.base_url()));
+    assert_eq!(client.status(customer).await, expected);
+    let page = client
+        .http
+        .get(format!("{}{path}", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        200,
+        "the link opens the hosted page after the restart"
+    );
     assert_eq!(client.status(customer).await["onboardingId"], onboarding);
     let documents = client.get(&format!("/v1/compliance/documents/{customer}")).await;
     assert_eq!(documents.body["data"][0]["type"], "W9");
@@ -460,6 +476,34 @@ async fn a_restart_with_the_same_database_keeps_everything() {
     // The clock kept its offset: 20 more minutes expire the links issued before the restart.
     assert_eq!(client.advance(20 * 60).await["timersFired"], 1);
     assert_eq!(client.status(customer).await["onboardingStatus"], "EXPIRED");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn sdk_links_are_built_on_the_public_url_when_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::config();
+    config.db = kycdash::sandbox::DbLocation::File(dir.path().join("sandbox.db"));
+    let sandbox = kycdash::sandbox::start(config.clone()).await.unwrap();
+    let first = client(&sandbox, Some(support::KEY));
+    let customer = first.create_customer(full_profile("Lovelace")).await;
+    let started = first.start_kyc(customer).await;
+    let issued = started.body["sdk"]["link"].as_str().unwrap().to_string();
+    assert!(issued.starts_with(sandbox.base_url()), "{issued}");
+    sandbox.shutdown().await;
+
+    // Behind a tunnel: the same link, on the address clients reach.
+    config.public_url = Some("https://kyc-sandbox.example.test".into());
+    let sandbox = kycdash::sandbox::start(config).await.unwrap();
+    let again = client(&sandbox, Some(support::KEY));
+    let link = again.status(customer).await["sdk"]["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = &issued[issued.find("/sdk/").unwrap()..];
+    assert_eq!(link, format!("https://kyc-sandbox.example.test{token}"));
+    let simulated = again.simulate(customer, "REVIEW").await;
+    simulated.assert_status(200);
     sandbox.shutdown().await;
 }
 

@@ -89,6 +89,9 @@ pub struct SandboxConfig {
     pub rate_limit: Option<u32>,
     pub timing: Timing,
     pub delivery: DeliveryPolicy,
+    /// The address clients reach the sandbox at, when it is not the one it listens on (behind
+    /// a tunnel or a container's port mapping): SDK links are built on it.
+    pub public_url: Option<String>,
 }
 
 impl SandboxConfig {
@@ -101,6 +104,7 @@ impl SandboxConfig {
             rate_limit: None,
             timing: Timing::default(),
             delivery: DeliveryPolicy::default(),
+            public_url: None,
         }
     }
 }
@@ -212,9 +216,15 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, StartError> 
         ip => ip,
     };
     let base_url = format!("http://{}", SocketAddr::new(host, addr.port()));
+    // Links are built on the address served now (or the public one), not the one stored
+    // when they were issued.
+    let links_base = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => base_url.clone(),
+    };
 
     let cancel = CancellationToken::new();
-    let state = http::AppState::new(store.clone(), keys, base_url.clone(), config.rate_limit);
+    let state = http::AppState::new(store.clone(), keys, links_base, config.rate_limit);
     let router = http::router(state);
     let server = tokio::spawn(
         axum::serve(listener, router)

@@ -252,5 +252,5 @@ pub async fn compliance_status(
     app.read_customer(&tenant, &customer_id, |record, strategy, now| {
         record.status(strategy, now)
     })
-    .map(Json)
+    .map(|status| Json(app.served(status)))
 }

@@ -88,6 +88,18 @@ impl AppState {
 
     /// Reads one of the tenant's customers (by the id in a path) from memory, with the
     /// tenant's default strategy; 404 when there is no such customer.
+    /// A status as served now: its SDK link on the address the sandbox is reached at today
+    /// (a link stored before a restart on another port, or behind another public URL, still
+    /// opens the hosted page).
+    pub fn served(&self, mut status: crate::domain::ComplianceStatus) -> crate::domain::ComplianceStatus {
+        if let Some(sdk) = &mut status.sdk
+            && let Some(at) = sdk.link.find("/sdk/")
+        {
+            sdk.link = format!("{}{}", self.base_url, &sdk.link[at..]);
+        }
+        status
+    }
+
     pub fn read_customer<T>(
         &self,
         tenant: &TenantId,

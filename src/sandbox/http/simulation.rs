@@ -38,7 +38,7 @@ pub async fn simulate(
         .store
         .run(move |db| commands::simulate(db, &tenant, id, request.action))
         .await??;
-    Ok(Json(status))
+    Ok(Json(app.served(status)))
 }
 
 /// Move the tenant's clock forward; timers that become due (link expiry, decisions, webhook
