@@ -465,7 +465,11 @@ async fn pagination_is_stable_and_filters_by_external_id() {
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
-    loop {
+    for page in 1.. {
+        assert!(
+            page <= 10,
+            "7 customers in pages of 3 took more than 10 pages: {seen:?}"
+        );
         let path = match &cursor {
             Some(c) => format!("/v1/customers?limit=3&cursor={c}"),
             None => "/v1/customers?limit=3".to_string(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kycdash::sandbox::{DbLocation, DeliveryPolicy, SandboxConfig};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{Harness, Receiver, client, config, full_profile, names, started_then};
 use uuid::Uuid;
 
@@ -93,16 +93,25 @@ async fn retries_wait_for_the_tenants_clock() {
     h.receiver.wait_requests(1).await;
 
     // The failed attempt is recorded with a retry 2.5 to 5 s ahead on the tenant's clock.
-    let delivery = loop {
+    let delivery = support::eventually("the failed attempt recorded, a retry pending", || async {
         let deliveries = h.client.deliveries(h.endpoint).await;
-        if deliveries[0]["attempts"].as_array().is_some_and(|a| a.len() == 1)
-            && deliveries[0]["status"] == "PENDING"
-        {
-            break deliveries[0].clone();
-        }
-        tokio::task::yield_now().await;
+        let first = deliveries.first()?;
+        (first["attempts"].as_array().is_some_and(|a| a.len() == 1) && first["status"] == "PENDING")
+            .then(|| first.clone())
+    })
+    .await;
+    let at = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
     };
-    assert!(delivery["nextAttemptAt"].is_string());
+    let ahead = at(&delivery["nextAttemptAt"]) - at(&delivery["attempts"][0]["attemptedAt"]);
+    assert!(
+        ahead >= time::Duration::milliseconds(2500) && ahead <= time::Duration::seconds(5),
+        "the retry is {ahead} after the failed attempt, not 2.5 to 5 s"
+    );
     assert!(h.receiver.pending().await.is_empty());
     h.client.advance(5).await;
     let events = h.expect_events(customer, &["CUSTOMER_CREATED"]).await;
@@ -129,13 +138,12 @@ async fn a_receiver_that_does_not_answer_times_out_and_the_attempt_says_so() {
     let client = client(&sandbox, Some(support::KEY));
     let (endpoint, _) = client.register(&url).await;
     client.create_customer(full_profile("Lovelace")).await;
-    let delivery = loop {
+    let delivery = support::eventually("the delivery FAILED after its attempts", || async {
         let deliveries = client.deliveries(endpoint).await;
-        if deliveries[0]["status"] == "FAILED" {
-            break deliveries[0].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        let first = deliveries.first()?;
+        (first["status"] == "FAILED").then(|| first.clone())
+    })
+    .await;
     let attempts = delivery["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "max_attempts, then FAILED");
     assert!(

@@ -569,22 +569,10 @@ fn a_corrupt_saved_workflow_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn stages_map_to_the_api_status() {
-    use OnboardingStatus as S;
-    let expected = [
-        (Stage::NeedsProfile, None),
-        (Stage::ReadyToStart, None),
-        (Stage::AwaitingSdk, Some(S::Processing)),
-        (Stage::InReview, Some(S::PendingReview)),
-        (Stage::CollectingRequirements, Some(S::Processing)),
-        (Stage::AwaitingDecision, Some(S::Processing)),
-        (Stage::Expired, Some(S::Expired)),
-        (Stage::Errored, Some(S::Error)),
-        (Stage::Approved, Some(S::Approved)),
-        (Stage::Denied, Some(S::DeniedCompliance)),
-    ];
-    for (stage, status) in expected {
-        assert_eq!(stage.onboarding_status(), status, "{stage}");
+fn every_stage_is_the_leaf_of_its_path() {
+    // Which onboardingStatus each stage shows is pinned by the guide's flows
+    // (tests/guide_examples.rs) and tied to the checks by tests/compliance_properties.rs.
+    for stage in Stage::ALL {
         assert_eq!(stage.path().last(), Some(&stage.as_str()));
     }
 }
