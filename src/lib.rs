@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod headless;
 pub mod sandbox;
+pub mod secret;
 pub mod sqlite;
 pub mod sync;
 pub mod tui;

@@ -654,3 +654,13 @@ async fn a_stored_answer_that_cannot_be_replayed_is_an_error_not_a_success() {
     }
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_document_type_is_read_as_the_inbox_reads_it_ignoring_case() {
+    let (_sandbox, client) = sandbox().await;
+    let customer = client.create_customer(full_profile("Lovelace")).await;
+    let uploaded = client.upload(customer, " w9 ", PDF).await;
+    uploaded.assert_status(201);
+    assert_eq!(uploaded.body["type"], "W9");
+    client.upload(customer, "W10", PDF).await.assert_problem(422);
+}

@@ -43,7 +43,7 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("base_url", &self.base_url)
-            .field("api_key", &crate::sandbox::redact(&self.api_key))
+            .field("api_key", &crate::secret::hint(&self.api_key))
             .field("timeout", &self.timeout)
             .field("max_rps", &self.max_rps)
             .finish()

@@ -93,12 +93,7 @@ impl DocumentType {
 
     /// Checks an upload's content for this type and returns its format.
     pub fn check_content(self, content: &[u8]) -> Result<ContentFormat, DocumentError> {
-        if content.is_empty() {
-            return Err(DocumentError::Empty);
-        }
-        if content.len() > MAX_DOCUMENT_BYTES {
-            return Err(DocumentError::TooLarge { size: content.len() });
-        }
+        check_size(content.len() as u64)?;
         let format = ContentFormat::sniff(content).ok_or(DocumentError::UnknownFormat)?;
         if !self.accepted_formats().contains(&format) {
             return Err(DocumentError::FormatNotAccepted {
@@ -146,6 +141,18 @@ impl fmt::Display for ContentFormat {
             ContentFormat::Png => "PNG",
             ContentFormat::Jpeg => "JPEG",
         })
+    }
+}
+
+/// The size rule alone, for a caller that knows a file's size before reading it: an empty
+/// file or one over [`MAX_DOCUMENT_BYTES`] is refused.
+pub fn check_size(size: u64) -> Result<(), DocumentError> {
+    match size {
+        0 => Err(DocumentError::Empty),
+        size if size > MAX_DOCUMENT_BYTES as u64 => Err(DocumentError::TooLarge {
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -16,7 +16,9 @@ pub use compliance::{
     requirements_met,
 };
 pub use customer::{Address, Customer, CustomerProfile, FieldError, Kyc, ValidationErrors};
-pub use document::{ContentFormat, DocumentError, DocumentType, DocumentsOnFile, MAX_DOCUMENT_BYTES};
+pub use document::{
+    ContentFormat, DocumentError, DocumentType, DocumentsOnFile, MAX_DOCUMENT_BYTES, check_size,
+};
 pub use event::{EventBody, EventData, EventType, WebhookEvent};
 pub use workflow::{
     OnboardingRef, ProducedEvent, Readiness, SdkLink, Stage, Workflow, WorkflowError, WorkflowEvent,

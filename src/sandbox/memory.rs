@@ -188,16 +188,10 @@ impl EndpointRecord {
             description: self.description.clone(),
             event_types: self.event_types.clone(),
             secret: reveal.then(|| self.secret.clone()),
-            secret_hint: secret_hint(&self.secret),
+            secret_hint: crate::secret::hint(&self.secret),
             created_at: self.created_at,
         }
     }
-}
-
-/// Enough of a secret to tell it apart, never enough to use it.
-pub fn secret_hint(secret: &str) -> String {
-    let shown: String = secret.chars().take("whsec_".len() + 4).collect();
-    format!("{shown}…")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

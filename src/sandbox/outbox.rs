@@ -16,6 +16,18 @@ use super::memory::{TenantId, unix_ms};
 use super::store::{Db, Store, StoreError};
 use super::work::rfc3339;
 
+/// A pending delivery `d` is at the head of its queue: no earlier delivery of the same
+/// endpoint and customer is still pending or in flight (deliveries go out in order per
+/// customer). The one copy of that rule, for picking deliveries and for the next wake-up.
+macro_rules! head_of_queue {
+    () => {
+        "NOT EXISTS (
+           SELECT 1 FROM deliveries p
+           WHERE p.endpoint_id = d.endpoint_id AND p.customer_id = d.customer_id
+             AND p.seq < d.seq AND p.status IN ('PENDING', 'IN_FLIGHT'))"
+    };
+}
+
 /// How deliveries are attempted and retried.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryPolicy {
@@ -97,18 +109,15 @@ fn claim_due(db: &mut Db, limit: usize, stale_after: Duration) -> Result<Vec<Job
     )?;
     let mut jobs = Vec::new();
     {
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.prepare_cached(concat!(
             "SELECT d.id, w.url, w.secret, e.id, e.body
-             FROM deliveries d
-             JOIN events e ON e.seq = d.event_seq
-             JOIN webhook_endpoints w ON w.id = d.endpoint_id
-             WHERE d.tenant_id = ?1 AND d.status = 'PENDING' AND d.next_attempt_ms <= ?2
-               AND NOT EXISTS (
-                 SELECT 1 FROM deliveries p
-                 WHERE p.endpoint_id = d.endpoint_id AND p.customer_id = d.customer_id
-                   AND p.seq < d.seq AND p.status IN ('PENDING', 'IN_FLIGHT'))
-             ORDER BY d.seq LIMIT ?3",
-        )?;
+                 FROM deliveries d
+                 JOIN events e ON e.seq = d.event_seq
+                 JOIN webhook_endpoints w ON w.id = d.endpoint_id
+                 WHERE d.tenant_id = ?1 AND d.status = 'PENDING' AND d.next_attempt_ms <= ?2 AND ",
+            head_of_queue!(),
+            " ORDER BY d.seq LIMIT ?3"
+        ))?;
         for (tenant, now_ms) in tenants {
             let remaining = limit.saturating_sub(jobs.len());
             if remaining == 0 {
@@ -204,14 +213,11 @@ fn next_due_in_ms(db: &mut Db) -> Result<Option<i64>, SandboxError> {
         .map(|(id, t)| (id.clone(), t.clock_offset_ms))
         .collect();
     let real_now = unix_ms(time::OffsetDateTime::now_utc());
-    let mut stmt = db.conn.prepare_cached(
+    let mut stmt = db.conn.prepare_cached(concat!(
         "SELECT MIN(d.next_attempt_ms) FROM deliveries d
-         WHERE d.tenant_id = ?1 AND d.status = 'PENDING'
-           AND NOT EXISTS (
-             SELECT 1 FROM deliveries p
-             WHERE p.endpoint_id = d.endpoint_id AND p.customer_id = d.customer_id
-               AND p.seq < d.seq AND p.status IN ('PENDING', 'IN_FLIGHT'))",
-    )?;
+             WHERE d.tenant_id = ?1 AND d.status = 'PENDING' AND ",
+        head_of_queue!()
+    ))?;
     let mut earliest: Option<i64> = None;
     for (tenant, offset) in offsets {
         let due: Option<i64> = stmt.query_row([&tenant.0], |row| row.get(0))?;

@@ -63,7 +63,7 @@ impl std::fmt::Debug for ReceiverConfig {
         f.debug_struct("ReceiverConfig")
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
-            .field("secret", &self.secret.as_deref().map(crate::sandbox::redact))
+            .field("secret", &self.secret.as_deref().map(crate::secret::hint))
             .finish()
     }
 }

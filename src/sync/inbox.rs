@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::engine::Observation;
 use crate::api::{ApiClient, ApiError};
-use crate::domain::{DocumentType, MAX_DOCUMENT_BYTES};
+use crate::domain::DocumentType;
 
 pub const PROCESSED: &str = ".processed";
 pub const FAILED: &str = ".failed";
@@ -389,12 +389,7 @@ fn explain(err: &ApiError) -> String {
 /// Reads a file, refusing more than the API accepts without reading it all.
 fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    if meta.len() > MAX_DOCUMENT_BYTES as u64 {
-        return Err(format!(
-            "the file is {} bytes; the limit is {MAX_DOCUMENT_BYTES} bytes (10 MiB)",
-            meta.len()
-        ));
-    }
+    crate::domain::check_size(meta.len()).map_err(|e| e.to_string())?;
     std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))
 }
 

@@ -304,11 +304,8 @@ async fn read_document(
     let display = path.display().to_string();
     let content = tokio::task::spawn_blocking(move || {
         let size = std::fs::metadata(&path)?.len();
-        if size > crate::domain::MAX_DOCUMENT_BYTES as u64 {
-            return Ok(Err(format!(
-                "{display} is {} MB; the API takes at most 10 MB",
-                size / 1_048_576
-            )));
+        if let Err(refused) = crate::domain::check_size(size) {
+            return Ok(Err(format!("{display}: {refused}")));
         }
         std::fs::read(&path).map(Ok)
     })

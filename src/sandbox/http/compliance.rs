@@ -173,7 +173,7 @@ pub async fn upload_document(
             errors.push(FieldError::new("type", "is required"));
             None
         }
-        Some(raw) => match DocumentType::ALL.into_iter().find(|t| t.as_str() == raw.trim()) {
+        Some(raw) => match DocumentType::parse(raw) {
             Some(t) => Some(t),
             None => {
                 let names: Vec<&str> = DocumentType::ALL.iter().map(|t| t.as_str()).collect();
@@ -203,7 +203,9 @@ pub async fn upload_document(
             errors,
         });
     };
-    if content.len() > MAX_DOCUMENT_BYTES {
+    if let Err(crate::domain::DocumentError::TooLarge { .. }) =
+        crate::domain::check_size(content.len() as u64)
+    {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_DOCUMENT_BYTES,
         });

@@ -55,7 +55,7 @@ pub async fn authenticate(State(app): State<AppState>, mut request: Request, nex
             None => {
                 return ApiError::Unauthorized(format!(
                     "the API key {} is not known to this sandbox",
-                    crate::sandbox::redact(key)
+                    crate::secret::hint(key)
                 ))
                 .into_response();
             }
