@@ -316,7 +316,13 @@ fn play(tenant: KycStrategy, history: &[Step]) -> (Customer, DocumentsOnFile, Wo
             ) => continue,
             Step::Event(event) => event.clone(),
         };
-        let readiness = ready(&customer, &documents, &workflow);
+        // An onboarding being started is judged by its own strategy's requirements.
+        let readiness = match &event {
+            WorkflowEvent::KycStarted { onboarding, .. } | WorkflowEvent::Restarted { onboarding, .. } => {
+                kycdash::domain::readiness(&customer, &documents, onboarding.strategy)
+            }
+            _ => ready(&customer, &documents, &workflow),
+        };
         let _ = workflow.handle(&event, readiness);
     }
     (customer, documents, workflow)

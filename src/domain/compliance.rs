@@ -16,7 +16,8 @@ use super::workflow::{OnboardingRef, Readiness, SdkLink, Stage, WorkflowView};
 /// The checks, declared in the order the API lists them. A check this version does not know
 /// (a newer API's) is kept by name as `Unknown`, after the known ones, instead of failing the
 /// whole status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CheckType {
     KycDataPresent,
     KycStarted,
@@ -47,20 +48,11 @@ impl CheckType {
         CheckType::DocProofOfAddress,
     ];
 
+    /// The name as the API spells it (strum spells the known ones).
     pub fn as_str(self) -> &'static str {
         match self {
-            CheckType::KycDataPresent => "KYC_DATA_PRESENT",
-            CheckType::KycStarted => "KYC_STARTED",
-            CheckType::SdkVerificationCompleted => "SDK_VERIFICATION_COMPLETED",
-            CheckType::KycStatus => "KYC_STATUS",
-            CheckType::RegistrationAddress => "REGISTRATION_ADDRESS",
-            CheckType::TaxCountry => "TAX_COUNTRY",
-            CheckType::Occupation => "OCCUPATION",
-            CheckType::DocSourceOfFunds => "DOC_SOURCE_OF_FUNDS",
-            CheckType::DocFatca => "DOC_FATCA",
-            CheckType::DocBiometricReport => "DOC_BIOMETRIC_REPORT",
-            CheckType::DocProofOfAddress => "DOC_PROOF_OF_ADDRESS",
             CheckType::Unknown(name) => name,
+            known => known.into(),
         }
     }
 }
@@ -84,7 +76,8 @@ impl fmt::Display for CheckType {
 /// What the integrator should do next. Declared from the most urgent to the least, so the
 /// derived order is the priority of SPEC §3 and `min()` picks the next action. An action this
 /// version does not know is kept by name as `Unknown`, least urgent of all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum NextAction {
     ContactSupport,
     RerunKyc,
@@ -97,16 +90,11 @@ pub enum NextAction {
 }
 
 impl NextAction {
+    /// The name as the API spells it (strum spells the known ones).
     pub fn as_str(self) -> &'static str {
         match self {
-            NextAction::ContactSupport => "CONTACT_SUPPORT",
-            NextAction::RerunKyc => "RERUN_KYC",
-            NextAction::UpdateProfile => "UPDATE_PROFILE",
-            NextAction::StartKyc => "START_KYC",
-            NextAction::CompleteSdkFlow => "COMPLETE_SDK_FLOW",
-            NextAction::UploadDocument => "UPLOAD_DOCUMENT",
-            NextAction::Wait => "WAIT",
             NextAction::Unknown(name) => name,
+            known => known.into(),
         }
     }
 }

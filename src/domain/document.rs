@@ -12,7 +12,8 @@ pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
 
 /// A document type. A name a newer API uses that this version does not know reads as
 /// `Unknown` (a client must not fail on it); nothing accepts an upload of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum DocumentType {
     SourceOfFunds,
     W9,
@@ -55,14 +56,11 @@ impl DocumentType {
         DocumentType::ProofOfAddress,
     ];
 
+    /// The name as the API spells it (strum spells the known ones).
     pub fn as_str(self) -> &'static str {
         match self {
-            DocumentType::SourceOfFunds => "SOURCE_OF_FUNDS",
-            DocumentType::W9 => "W9",
-            DocumentType::W8ben => "W8BEN",
-            DocumentType::BiometricReport => "BIOMETRIC_REPORT",
-            DocumentType::ProofOfAddress => "PROOF_OF_ADDRESS",
             DocumentType::Unknown(name) => name,
+            known => known.into(),
         }
     }
 

@@ -2,53 +2,90 @@
 //! its SDK link. A leaf module, so the compliance rules, the workflow and the webhook events
 //! can all speak of these without importing each other.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// Serde, `Display` and the OpenAPI schema of an enum whose names strum spells (one spelling:
+/// `#[strum(serialize_all = ...)]` on the enum), through `as_str` and `parse`. An unknown
+/// name is serde's usual "unknown variant" error, listing the known ones.
+macro_rules! strum_names {
+    ($type:ident) => {
+        impl $type {
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            pub fn parse(name: &str) -> Option<Self> {
+                name.parse().ok()
+            }
+        }
+
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                $type::parse(&name).ok_or_else(|| {
+                    <D::Error as serde::de::Error>::unknown_variant(
+                        &name,
+                        <$type as strum::VariantNames>::VARIANTS,
+                    )
+                })
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(
+                        <$type as strum::VariantNames>::VARIANTS.iter().copied(),
+                    ))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $type {}
+    };
+}
+pub(crate) use strum_names;
+
 /// How identity is verified: by the provider's SDK, or by the client's own KYC provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Strategy {
-    #[serde(rename = "CF_KYC")]
     CfKyc,
-    #[serde(rename = "EXTERNAL_KYC")]
     ExternalKyc,
 }
 
+strum_names!(Strategy);
+
 impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::CfKyc => "CF_KYC",
-            Strategy::ExternalKyc => "EXTERNAL_KYC",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "CF_KYC" => Some(Strategy::CfKyc),
-            "EXTERNAL_KYC" => Some(Strategy::ExternalKyc),
-            _ => None,
-        }
-    }
-
     /// Whether identity is verified through the provider's SDK (the standard path).
     pub fn uses_sdk(self) -> bool {
         self == Strategy::CfKyc
     }
 }
 
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The status of an onboarding as the API reports it (`null` when there is none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum OnboardingStatus {
     Processing,
     PendingReview,
@@ -58,24 +95,7 @@ pub enum OnboardingStatus {
     DeniedCompliance,
 }
 
-impl OnboardingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnboardingStatus::Processing => "PROCESSING",
-            OnboardingStatus::PendingReview => "PENDING_REVIEW",
-            OnboardingStatus::Expired => "EXPIRED",
-            OnboardingStatus::Error => "ERROR",
-            OnboardingStatus::Approved => "APPROVED",
-            OnboardingStatus::DeniedCompliance => "DENIED_COMPLIANCE",
-        }
-    }
-}
-
-impl fmt::Display for OnboardingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+strum_names!(OnboardingStatus);
 
 /// The onboarding a workflow is on: state-local to every state after KYC starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,12 +16,9 @@
 //! [`WorkflowError`] and changes nothing. No state has entry or exit actions, so restoring a
 //! saved machine runs nothing and produces no event twice.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use statig::blocking::{InitializedStateMachine, IntoStateMachineExt, UninitializedStateMachine};
 use statig::prelude::*;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::event::{EventData, EventType};
@@ -118,8 +115,10 @@ pub struct ProducedEvent {
 }
 
 /// The leaf state a workflow is in, as plain data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Stage {
     NeedsProfile,
     ReadyToStart,
@@ -132,6 +131,8 @@ pub enum Stage {
     Approved,
     Denied,
 }
+
+crate::domain::vocabulary::strum_names!(Stage);
 
 impl Stage {
     pub const ALL: [Stage; 10] = [
@@ -146,21 +147,6 @@ impl Stage {
         Stage::Approved,
         Stage::Denied,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::NeedsProfile => "needs_profile",
-            Stage::ReadyToStart => "ready_to_start",
-            Stage::AwaitingSdk => "awaiting_sdk",
-            Stage::InReview => "in_review",
-            Stage::CollectingRequirements => "collecting_requirements",
-            Stage::AwaitingDecision => "awaiting_decision",
-            Stage::Expired => "expired",
-            Stage::Errored => "errored",
-            Stage::Approved => "approved",
-            Stage::Denied => "denied",
-        }
-    }
 
     /// The superstates above this stage, outermost first, then the stage itself.
     pub fn path(self) -> &'static [&'static str] {
@@ -196,12 +182,6 @@ impl Stage {
     /// No event can move a workflow out of this stage.
     pub fn is_terminal(self) -> bool {
         matches!(self, Stage::Errored | Stage::Approved | Stage::Denied)
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

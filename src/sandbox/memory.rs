@@ -194,7 +194,9 @@ impl EndpointRecord {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored by name (strum spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum TimerKind {
     /// The SDK links of the current onboarding expire.
     LinkExpiry,
@@ -204,18 +206,11 @@ pub enum TimerKind {
 
 impl TimerKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            TimerKind::LinkExpiry => "LINK_EXPIRY",
-            TimerKind::Decision => "DECISION",
-        }
+        self.into()
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "LINK_EXPIRY" => Some(TimerKind::LinkExpiry),
-            "DECISION" => Some(TimerKind::Decision),
-            _ => None,
-        }
+        value.parse().ok()
     }
 }
 
