@@ -6,11 +6,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::clock::{rfc3339, unix_ms};
 use super::error::SandboxError;
-use super::memory::{CustomerRecord, DocumentMeta, OnboardingRecord, TenantId, Timer, TimerKind, unix_ms};
+use super::memory::{CustomerRecord, DocumentMeta, OnboardingRecord, TenantId, Timer, TimerKind};
 use super::qr;
 use super::store::Db;
-use super::work::{Work, rfc3339};
+use super::work::Work;
 use crate::api::types::{ClockState, Document, KycStarted, Onboarding, SdkLinks, SimulateAction};
 use crate::domain::{
     ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventData, EventType,

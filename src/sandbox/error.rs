@@ -22,6 +22,12 @@ pub enum SandboxError {
     Store(#[from] StoreError),
 }
 
+impl From<super::clock::TimeError> for SandboxError {
+    fn from(err: super::clock::TimeError) -> Self {
+        SandboxError::Store(err.into())
+    }
+}
+
 impl SandboxError {
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
         SandboxError::NotFound {

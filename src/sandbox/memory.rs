@@ -221,13 +221,3 @@ pub struct Timer {
     pub kind: TimerKind,
     pub due_ms: i64,
 }
-
-pub fn unix_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// A stored millisecond time; one out of range is a corrupt row, not the epoch.
-pub fn from_unix_ms(ms: i64) -> Result<OffsetDateTime, super::store::StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|_| super::store::StoreError::Corrupt(format!("the time {ms} ms is out of range")))
-}

@@ -3,6 +3,7 @@
 //! machine drives every onboarding from commands and timers; webhooks leave through a
 //! transactional outbox.
 
+pub mod clock;
 mod commands;
 pub mod error;
 pub mod http;
@@ -23,11 +24,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use self::memory::{TenantId, unix_ms};
+pub use self::clock::Timing;
+use self::clock::unix_ms;
+use self::memory::TenantId;
 pub use self::outbox::DeliveryPolicy;
 pub use self::store::{DbLocation, StoreError};
 use self::store::{Store, TenantSeed};
-pub use self::work::Timing;
 use crate::domain::Strategy;
 
 /// The API key of the one tenant a sandbox has when none is configured.

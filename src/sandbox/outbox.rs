@@ -11,10 +11,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::clock::{rfc3339, unix_ms};
 use super::error::SandboxError;
-use super::memory::{TenantId, unix_ms};
+use super::memory::TenantId;
 use super::store::{Db, Store, StoreError};
-use super::work::rfc3339;
 
 /// A pending delivery `d` is at the head of its queue: no earlier delivery of the same
 /// endpoint and customer is still pending or in flight (deliveries go out in order per

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use base64::Engine;
 use rusqlite::OptionalExtension;
 
+use super::clock::from_unix_ms;
 use super::error::SandboxError;
-use super::memory::{EndpointRecord, TenantId, from_unix_ms};
+use super::memory::{EndpointRecord, TenantId};
 use super::store::Db;
 use super::store::load::{self, timestamp};
 use super::work::Work;

@@ -8,40 +8,13 @@ use std::sync::RwLock;
 
 use rusqlite::Transaction;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::clock::{Timing, rfc3339, unix_ms};
 use super::error::SandboxError;
-use super::memory::{
-    CustomerRecord, EndpointRecord, Memory, OnboardingRecord, TenantId, Timer, TimerKind, unix_ms,
-};
+use super::memory::{CustomerRecord, EndpointRecord, Memory, OnboardingRecord, TenantId, Timer, TimerKind};
 use super::store::{Db, Signals, StoreError};
 use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent, readiness};
-
-/// How long things take in the sandbox's simulated world.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// How long SDK links stay live.
-    pub link_ttl: time::Duration,
-    /// How long the provider takes to decide an onboarding whose requirements are all met.
-    pub decision_delay: time::Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Self {
-            link_ttl: time::Duration::minutes(30),
-            decision_delay: time::Duration::seconds(2),
-        }
-    }
-}
-
-/// A time as stored: RFC 3339. A time RFC 3339 cannot write (a year past 9999) is an error,
-/// never an empty string in the database.
-pub fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
-    at.format(&Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("the time {at} cannot be stored as RFC 3339: {e}")))
-}
 
 pub struct Work<'c> {
     tx: Transaction<'c>,

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::memory::{Memory, TenantId, TenantState};
 use crate::domain::Strategy;
-use crate::sandbox::work::Timing;
+use crate::sandbox::clock::{TimeError, Timing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,6 +34,12 @@ pub enum StoreError {
     InUse { path: String },
     #[error("cannot open the database at {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
+}
+
+impl From<TimeError> for StoreError {
+    fn from(err: TimeError) -> Self {
+        StoreError::Corrupt(err.to_string())
+    }
 }
 
 /// Where the database lives.
