@@ -97,22 +97,39 @@ pub async fn upload_document(
     Tenant(tenant): Tenant,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Document>), ApiError> {
-    let mut multipart = multipart.map_err(|rejection| {
+    let multipart = multipart.map_err(|rejection| {
         ApiError::UnsupportedMediaType(format!(
             "uploads are multipart/form-data with the fields customerId, type and file ({})",
             rejection.body_text()
         ))
     })?;
-    let (mut customer_id, mut document_type, mut file) = (None, None, None);
+    let upload = checked_upload(read_form(multipart).await?)?;
+    let document = app
+        .store
+        .run(move |db| commands::upload_document(db, &tenant, upload))
+        .await??;
+    Ok((StatusCode::CREATED, Json(document)))
+}
+
+/// The fields of an upload form as sent, before they are checked.
+#[derive(Default)]
+struct RawUpload {
+    customer_id: Option<String>,
+    document_type: Option<String>,
+    file: Option<(Option<String>, axum::body::Bytes)>,
+}
+
+/// Reads the multipart form; a field that is not one of an upload's is refused.
+async fn read_form(mut multipart: Multipart) -> Result<RawUpload, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge {
+        limit: super::UPLOAD_BODY_LIMIT,
+    };
+    let mut raw = RawUpload::default();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::PayloadTooLarge {
-                    limit: super::UPLOAD_BODY_LIMIT,
-                });
-            }
+            Ok(None) => return Ok(raw),
+            Err(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
             Err(err) => {
                 return Err(ApiError::BadRequest {
                     detail: format!("the multipart body is malformed: {}", err.body_text()),
@@ -128,18 +145,16 @@ pub async fn upload_document(
                     .await
                     .map_err(|_| ApiError::invalid_field(&name, "must be text"))?;
                 if name == "type" {
-                    document_type = Some(text);
+                    raw.document_type = Some(text);
                 } else {
-                    customer_id = Some(text);
+                    raw.customer_id = Some(text);
                 }
             }
             "file" => {
                 let file_name = field.file_name().map(str::to_string);
                 let bytes = field.bytes().await.map_err(|err| {
                     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::PayloadTooLarge {
-                            limit: super::UPLOAD_BODY_LIMIT,
-                        }
+                        too_large()
                     } else {
                         ApiError::BadRequest {
                             detail: format!("the file could not be read: {}", err.body_text()),
@@ -147,7 +162,7 @@ pub async fn upload_document(
                         }
                     }
                 })?;
-                file = Some((file_name, bytes));
+                raw.file = Some((file_name, bytes));
             }
             other => {
                 return Err(ApiError::invalid_field(
@@ -157,8 +172,12 @@ pub async fn upload_document(
             }
         }
     }
+}
+
+/// Checks the form's fields, naming every missing or invalid one at once.
+fn checked_upload(raw: RawUpload) -> Result<Upload, ApiError> {
     let mut errors = Vec::new();
-    let customer_id = match customer_id.as_deref().map(str::trim) {
+    let customer_id = match raw.customer_id.as_deref().map(str::trim) {
         None | Some("") => {
             errors.push(FieldError::new("customerId", "is required"));
             None
@@ -168,31 +187,28 @@ pub async fn upload_document(
             Err(_) => return Err(SandboxError::not_found("customer", raw).into()),
         },
     };
-    let document_type = match document_type.as_deref() {
+    let document_type = match raw.document_type.as_deref() {
         None => {
             errors.push(FieldError::new("type", "is required"));
             None
         }
-        Some(raw) => match DocumentType::parse(raw) {
-            Some(t) => Some(t),
-            None => {
-                let names: Vec<&str> = DocumentType::ALL.iter().map(|t| t.as_str()).collect();
-                errors.push(FieldError::new(
-                    "type",
-                    format!(
-                        "\"{raw}\" is not a document type; expected one of {}",
-                        names.join(", ")
-                    ),
-                ));
-                None
-            }
-        },
+        Some(name) => DocumentType::parse(name).or_else(|| {
+            let names: Vec<&str> = DocumentType::ALL.iter().map(|t| t.as_str()).collect();
+            errors.push(FieldError::new(
+                "type",
+                format!(
+                    "\"{name}\" is not a document type; expected one of {}",
+                    names.join(", ")
+                ),
+            ));
+            None
+        }),
     };
-    if file.is_none() {
+    if raw.file.is_none() {
         errors.push(FieldError::new("file", "is required"));
     }
     let (Some(customer_id), Some(document_type), Some((file_name, content))) =
-        (customer_id, document_type, file)
+        (customer_id, document_type, raw.file)
     else {
         return Err(ApiError::Unprocessable {
             detail: errors
@@ -210,17 +226,12 @@ pub async fn upload_document(
             limit: MAX_DOCUMENT_BYTES,
         });
     }
-    let upload = Upload {
+    Ok(Upload {
         customer_id,
         document_type,
         file_name,
         content: content.to_vec(),
-    };
-    let document = app
-        .store
-        .run(move |db| commands::upload_document(db, &tenant, upload))
-        .await??;
-    Ok((StatusCode::CREATED, Json(document)))
+    })
 }
 
 /// The documents on file for a customer, newest first (metadata only).

@@ -170,49 +170,21 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     };
     let fingerprint = fingerprint(&parts, &bytes).await;
 
-    let lookup = {
-        let (tenant, key) = (tenant.clone(), key.clone());
-        app.store
-            .run(move |db| {
-                db.conn
-                    .query_row(
-                        "SELECT fingerprint, status, headers, body FROM idempotency_keys
-                         WHERE tenant_id = ?1 AND key = ?2",
-                        (&tenant.0, &key),
-                        |r| {
-                            Ok(Stored {
-                                fingerprint: r.get(0)?,
-                                status: r.get(1)?,
-                                headers: serde_json::from_str(&r.get::<_, String>(2)?).map_err(|e| {
-                                    rusqlite::Error::FromSqlConversionFailure(
-                                        2,
-                                        rusqlite::types::Type::Text,
-                                        Box::new(e),
-                                    )
-                                })?,
-                                body: r.get(3)?,
-                            })
-                        },
-                    )
-                    .optional()
-            })
-            .await
-    };
+    let lookup = stored_answer(&app, &tenant, &key).await;
     match lookup {
-        Ok(Ok(Some(stored))) if stored.fingerprint == fingerprint => {
+        Ok(Some(stored)) if stored.fingerprint == fingerprint => {
             return replay(stored).unwrap_or_else(|err| {
                 tracing::error!("the stored answer to Idempotency-Key {key:?} cannot be replayed: {err}");
                 ApiError::from(err).into_response()
             });
         }
-        Ok(Ok(Some(_))) => {
+        Ok(Some(_)) => {
             return ApiError::IdempotencyConflict(format!(
                 "the Idempotency-Key \"{key}\" was already used with a different request; use a new key for a new request"
             ))
             .into_response();
         }
-        Ok(Ok(None)) => {}
-        Ok(Err(err)) => return ApiError::from(crate::sandbox::store::StoreError::from(err)).into_response(),
+        Ok(None) => {}
         Err(err) => return ApiError::from(err).into_response(),
     }
 
@@ -220,50 +192,10 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     // midway must not leave a command done but its answer unrecorded, or its retry would run
     // the command a second time.
     let store = app.store.clone();
+    let request = Request::from_parts(parts, Body::from(bytes));
     let task = tokio::spawn(async move {
         let _claim = claim;
-        let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-        let (parts, body) = response.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(err) => {
-                // Nothing is stored: an answer that was not read is not an answer to replay.
-                tracing::error!("the answer to Idempotency-Key {key:?} could not be read: {err}");
-                return ApiError::from(crate::sandbox::store::StoreError::Corrupt(
-                    "the answer could not be read".into(),
-                ))
-                .into_response();
-            }
-        };
-        let status = parts.status;
-        if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
-            let headers: Vec<(String, String)> = REPLAYED_HEADERS
-                .iter()
-                .filter_map(|name| {
-                    let value = parts.headers.get(name)?.to_str().ok()?;
-                    Some((name.to_string(), value.to_string()))
-                })
-                .collect();
-            let stored_body = body.to_vec();
-            let stored = match serde_json::to_string(&headers) {
-                Ok(headers) => store
-                    .run(move |db| {
-                        db.conn.execute(
-                            "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            (&tenant.0, &key, &fingerprint, status.as_u16(), headers, &stored_body),
-                        )
-                    })
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string())),
-                Err(err) => Err(err.to_string()),
-            };
-            if let Err(err) = stored {
-                tracing::error!("storing the answer to an Idempotency-Key failed: {err}");
-            }
-        }
-        Response::from_parts(parts, Body::from(body))
+        run_and_remember(store, next, request, tenant, key, fingerprint).await
     });
     match task.await {
         Ok(response) => response,
@@ -317,6 +249,114 @@ async fn multipart_fields(parts: &axum::http::request::Parts, body: &Bytes) -> O
     }
     fields.sort();
     Some(fields)
+}
+
+/// Runs the request and stores its answer for the key (not a 5xx or a 429: those are worth
+/// retrying).
+async fn run_and_remember(
+    store: crate::sandbox::store::Store,
+    next: Next,
+    request: Request,
+    tenant: TenantId,
+    key: String,
+    fingerprint: String,
+) -> Response {
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            // Nothing is stored: an answer that was not read is not an answer to replay.
+            tracing::error!("the answer to Idempotency-Key {key:?} could not be read: {err}");
+            return ApiError::from(crate::sandbox::store::StoreError::Corrupt(
+                "the answer could not be read".into(),
+            ))
+            .into_response();
+        }
+    };
+    let status = parts.status;
+    if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+        let answer = Stored {
+            fingerprint,
+            status: status.as_u16(),
+            headers: REPLAYED_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    let value = parts.headers.get(name)?.to_str().ok()?;
+                    Some((name.to_string(), value.to_string()))
+                })
+                .collect(),
+            body: body.to_vec(),
+        };
+        if let Err(err) = remember(&store, tenant, key, answer).await {
+            tracing::error!("storing the answer to an Idempotency-Key failed: {err}");
+        }
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer stored for a key, if any.
+async fn stored_answer(
+    app: &AppState,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<Stored>, crate::sandbox::store::StoreError> {
+    let (tenant, key) = (tenant.clone(), key.to_string());
+    app.store
+        .run(move |db| {
+            db.conn
+                .query_row(
+                    "SELECT fingerprint, status, headers, body FROM idempotency_keys
+                     WHERE tenant_id = ?1 AND key = ?2",
+                    (&tenant.0, &key),
+                    |r| {
+                        Ok(Stored {
+                            fingerprint: r.get(0)?,
+                            status: r.get(1)?,
+                            headers: serde_json::from_str(&r.get::<_, String>(2)?).map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    2,
+                                    rusqlite::types::Type::Text,
+                                    Box::new(e),
+                                )
+                            })?,
+                            body: r.get(3)?,
+                        })
+                    },
+                )
+                .optional()
+        })
+        .await?
+        .map_err(crate::sandbox::store::StoreError::from)
+}
+
+/// Stores the answer to a key (the first one stays, should two race).
+async fn remember(
+    store: &crate::sandbox::store::Store,
+    tenant: TenantId,
+    key: String,
+    answer: Stored,
+) -> Result<(), String> {
+    let headers = serde_json::to_string(&answer.headers).map_err(|e| e.to_string())?;
+    store
+        .run(move |db| {
+            db.conn.execute(
+                "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (
+                    &tenant.0,
+                    &key,
+                    &answer.fingerprint,
+                    answer.status,
+                    headers,
+                    &answer.body,
+                ),
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The stored answer, as it was sent. A row this build cannot turn back into that answer is

@@ -52,108 +52,113 @@ impl ApiError {
         }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, Vec<FieldError>) {
-        use StatusCode as S;
+    /// What kind of problem this is.
+    fn kind(&self) -> Kind {
         match self {
-            ApiError::Unauthorized(_) => (
-                S::UNAUTHORIZED,
-                "unauthorized",
-                "Missing or unknown API key",
-                vec![],
-            ),
-            ApiError::RouteNotFound(_) => (S::NOT_FOUND, "not-found", "Not found", vec![]),
-            ApiError::MethodNotAllowed(_) => (
-                S::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                vec![],
-            ),
-            ApiError::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json", "Malformed JSON", vec![]),
-            ApiError::UnsupportedMediaType(_) => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                vec![],
-            ),
-            ApiError::PayloadTooLarge { .. } => (
-                S::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-                vec![],
-            ),
-            ApiError::BadRequest { errors, .. } => {
-                (S::BAD_REQUEST, "bad-request", "Bad request", errors.clone())
-            }
-            ApiError::Unprocessable { errors, .. } => (
-                S::UNPROCESSABLE_ENTITY,
-                "validation-error",
-                "Invalid request",
-                errors.clone(),
-            ),
-            ApiError::RateLimited { .. } => {
-                (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", vec![])
-            }
-            ApiError::IdempotencyConflict(_) => (
-                S::CONFLICT,
-                "idempotency-conflict",
-                "Idempotency key conflict",
-                vec![],
-            ),
+            ApiError::Unauthorized(_) => Kind::UNAUTHORIZED,
+            ApiError::RouteNotFound(_) => Kind::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => Kind::METHOD_NOT_ALLOWED,
+            ApiError::MalformedJson(_) => Kind::MALFORMED_JSON,
+            ApiError::UnsupportedMediaType(_) => Kind::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => Kind::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest { .. } => Kind::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => Kind::INVALID,
+            ApiError::RateLimited { .. } => Kind::RATE_LIMITED,
+            ApiError::IdempotencyConflict(_) => Kind::IDEMPOTENCY_CONFLICT,
             ApiError::Sandbox(err) => match err {
-                SandboxError::NotFound { .. } => (S::NOT_FOUND, "not-found", "Not found", vec![]),
-                SandboxError::Validation(errors) => (
-                    S::UNPROCESSABLE_ENTITY,
-                    "validation-error",
-                    "Invalid request",
-                    errors.0.clone(),
-                ),
-                SandboxError::Conflict { errors, .. } => {
-                    (S::CONFLICT, "conflict", "Conflict", errors.clone())
+                SandboxError::NotFound { .. } => Kind::NOT_FOUND,
+                SandboxError::Validation(_) => Kind::INVALID,
+                SandboxError::Conflict { .. } => Kind::CONFLICT,
+                SandboxError::Workflow(_) => Kind::WORKFLOW_CONFLICT,
+                SandboxError::Document(DocumentError::TooLarge { .. }) => Kind::PAYLOAD_TOO_LARGE,
+                SandboxError::Document(DocumentError::UnknownFormat) => Kind::UNSUPPORTED_MEDIA_TYPE,
+                SandboxError::Document(DocumentError::Empty | DocumentError::FormatNotAccepted { .. }) => {
+                    Kind::INVALID
                 }
-                SandboxError::Workflow(_) => (
-                    S::CONFLICT,
-                    "workflow-conflict",
-                    "Not allowed in the onboarding's current state",
-                    vec![],
-                ),
-                SandboxError::Document(doc) => {
-                    let field = vec![FieldError::new("file", doc.to_string())];
-                    match doc {
-                        DocumentError::TooLarge { .. } => (
-                            S::PAYLOAD_TOO_LARGE,
-                            "payload-too-large",
-                            "Payload too large",
-                            field,
-                        ),
-                        DocumentError::UnknownFormat => (
-                            S::UNSUPPORTED_MEDIA_TYPE,
-                            "unsupported-media-type",
-                            "Unsupported media type",
-                            field,
-                        ),
-                        DocumentError::Empty | DocumentError::FormatNotAccepted { .. } => (
-                            S::UNPROCESSABLE_ENTITY,
-                            "validation-error",
-                            "Invalid request",
-                            field,
-                        ),
-                    }
-                }
-                SandboxError::Store(StoreError::Closed) => (
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "The sandbox is shutting down",
-                    vec![],
-                ),
-                SandboxError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error", vec![]),
+                SandboxError::Store(StoreError::Closed) => Kind::UNAVAILABLE,
+                SandboxError::Store(_) => Kind::INTERNAL,
             },
+        }
+    }
+
+    /// The fields the problem is about.
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            ApiError::BadRequest { errors, .. }
+            | ApiError::Unprocessable { errors, .. }
+            | ApiError::Sandbox(SandboxError::Conflict { errors, .. }) => errors.clone(),
+            ApiError::Sandbox(SandboxError::Validation(errors)) => errors.0.clone(),
+            ApiError::Sandbox(SandboxError::Document(doc)) => vec![FieldError::new("file", doc.to_string())],
+            _ => Vec::new(),
         }
     }
 }
 
+/// A kind of problem: its status, the slug of its type URI, and its title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kind {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+}
+
+impl Kind {
+    const fn new(status: StatusCode, slug: &'static str, title: &'static str) -> Kind {
+        Kind { status, slug, title }
+    }
+
+    const UNAUTHORIZED: Kind = Kind::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Missing or unknown API key",
+    );
+    const NOT_FOUND: Kind = Kind::new(StatusCode::NOT_FOUND, "not-found", "Not found");
+    const METHOD_NOT_ALLOWED: Kind = Kind::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+    );
+    const MALFORMED_JSON: Kind = Kind::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON");
+    const UNSUPPORTED_MEDIA_TYPE: Kind = Kind::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported media type",
+    );
+    const PAYLOAD_TOO_LARGE: Kind = Kind::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+    );
+    const BAD_REQUEST: Kind = Kind::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request");
+    const INVALID: Kind = Kind::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-error",
+        "Invalid request",
+    );
+    const RATE_LIMITED: Kind = Kind::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests");
+    const IDEMPOTENCY_CONFLICT: Kind = Kind::new(
+        StatusCode::CONFLICT,
+        "idempotency-conflict",
+        "Idempotency key conflict",
+    );
+    const CONFLICT: Kind = Kind::new(StatusCode::CONFLICT, "conflict", "Conflict");
+    const WORKFLOW_CONFLICT: Kind = Kind::new(
+        StatusCode::CONFLICT,
+        "workflow-conflict",
+        "Not allowed in the onboarding's current state",
+    );
+    const UNAVAILABLE: Kind = Kind::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "The sandbox is shutting down",
+    );
+    const INTERNAL: Kind = Kind::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error");
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, slug, title, errors) = self.parts();
+        let Kind { status, slug, title } = self.kind();
+        let errors = self.field_errors();
         let detail = match &self {
             ApiError::Sandbox(SandboxError::Store(err)) if status == StatusCode::INTERNAL_SERVER_ERROR => {
                 tracing::error!("internal error: {err}");

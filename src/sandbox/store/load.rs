@@ -40,7 +40,17 @@ where
 
 pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
     let mut memory = Memory::default();
+    load_tenants(conn, &mut memory)?;
+    load_customers(conn, &mut memory)?;
+    load_documents(conn, &mut memory)?;
+    load_onboardings(conn, &mut memory)?;
+    load_endpoints(conn, &mut memory)?;
+    load_timers(conn, &mut memory)?;
+    Ok(memory)
+}
 
+/// Loads the tenants and their clocks.
+fn load_tenants(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
     let rows =
         read::<(String, String, i64)>(conn, "SELECT id, default_strategy, clock_offset_ms FROM tenants")?;
     for (id, default_strategy, offset) in rows {
@@ -49,7 +59,11 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
             TenantState::new(strategy(&default_strategy)?, offset),
         );
     }
+    Ok(())
+}
 
+/// Loads every customer with their workflow, in creation order.
+fn load_customers(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
     let rows = read::<(i64, String, String, String)>(
         conn,
         "SELECT seq, tenant_id, body, workflow FROM customers ORDER BY seq",
@@ -72,7 +86,11 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
             },
         );
     }
+    Ok(())
+}
 
+/// Loads the documents' metadata, onto their customers.
+fn load_documents(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
     let rows = read::<(
         String,
         String,
@@ -107,7 +125,11 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
             .ok_or_else(|| corrupt("a document", "its customer is missing"))?;
         record.documents.push(meta);
     }
+    Ok(())
+}
 
+/// Loads the onboardings, and the SDK tokens of the live ones.
+fn load_onboardings(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
     let rows = read::<(
         String,
         String,
@@ -138,7 +160,11 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
             state.onboardings.insert(record.id, record);
         }
     }
+    Ok(())
+}
 
+/// Loads the webhook endpoints not deleted.
+fn load_endpoints(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
     let rows = read::<(
         String,
         String,
@@ -168,7 +194,11 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
             state.endpoints.insert(endpoint.id, endpoint);
         }
     }
+    Ok(())
+}
 
+/// Loads the timers.
+fn load_timers(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
     let rows = read::<(i64, String, String, String, i64)>(
         conn,
         "SELECT id, tenant_id, customer_id, kind, due_ms FROM timers",
@@ -184,7 +214,7 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
             state.timers.insert((due_ms, id), timer);
         }
     }
-    Ok(memory)
+    Ok(())
 }
 
 /// A stored workflow: plain [`WorkflowView`] data, as every write since the engine landed
