@@ -664,3 +664,63 @@ async fn a_document_type_is_read_as_the_inbox_reads_it_ignoring_case() {
     assert_eq!(uploaded.body["type"], "W9");
     client.upload(customer, "W10", PDF).await.assert_problem(422);
 }
+
+/// Exactly once: a command and the answer to its Idempotency-Key commit together. Here the
+/// answer cannot be stored (a trigger stands in for a crash or a full disk at that moment):
+/// the command is undone with it, so the retry runs it once, not a second time.
+#[tokio::test]
+async fn a_command_whose_answer_cannot_be_stored_did_not_happen_and_its_retry_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sandbox.db");
+    let start = || {
+        kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
+            db: kycdash::sandbox::DbLocation::File(db.clone()),
+            ..config()
+        })
+    };
+    // A first start makes the schema; then answers cannot be stored.
+    start().await.unwrap().shutdown().await;
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER no_answers BEFORE INSERT ON idempotency_keys
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+        )
+        .unwrap();
+    let sandbox = start().await.unwrap();
+    let first = client(&sandbox, Some(KEY));
+    let key = [("idempotency-key", "create-once")];
+    let body = full_profile("Lovelace");
+    let failed = first
+        .send(Method::POST, "/v1/customers", Some(body.clone()), &key)
+        .await;
+    failed.assert_problem(500);
+    assert_eq!(
+        first.get("/v1/customers").await.body["data"],
+        json!([]),
+        "nothing was created"
+    );
+    sandbox.shutdown().await;
+
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TRIGGER no_answers")
+        .unwrap();
+    let sandbox = start().await.unwrap();
+    let again = client(&sandbox, Some(KEY));
+    let created = again
+        .send(Method::POST, "/v1/customers", Some(body.clone()), &key)
+        .await;
+    created.assert_status(201);
+    let replayed = again.send(Method::POST, "/v1/customers", Some(body), &key).await;
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body, created.body);
+    assert_eq!(
+        again.get("/v1/customers").await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    sandbox.shutdown().await;
+}

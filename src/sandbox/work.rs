@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use rusqlite::Transaction;
+use rusqlite::Savepoint;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -17,7 +17,9 @@ use super::store::{Db, Signals, StoreError};
 use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent, readiness};
 
 pub struct Work<'c> {
-    tx: Transaction<'c>,
+    /// A savepoint: its own transaction, or part of one the caller opened (a command whose
+    /// Idempotency-Key answer commits with it).
+    tx: Savepoint<'c>,
     memory: &'c RwLock<Memory>,
     signals: &'c Signals,
     pub tenant: TenantId,
@@ -56,7 +58,7 @@ impl<'c> Work<'c> {
         let timing = *timing;
         let memory = &**memory;
         let signals = &**signals;
-        let tx = conn.transaction().map_err(StoreError::from)?;
+        let tx = conn.savepoint().map_err(StoreError::from)?;
         Ok(Self {
             tx,
             memory,
@@ -77,7 +79,7 @@ impl<'c> Work<'c> {
         })
     }
 
-    pub fn tx(&self) -> &Transaction<'c> {
+    pub fn tx(&self) -> &Savepoint<'c> {
         &self.tx
     }
 

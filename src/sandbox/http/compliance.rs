@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
+use super::middleware::Answer;
 use super::problem::ApiError;
 use crate::api::types::{Document, DocumentList, IdempotencyKey, KycStarted, Problem, StartKycRequest};
 use crate::domain::{ComplianceStatus, DocumentType, FieldError, MAX_DOCUMENT_BYTES};
@@ -30,13 +31,14 @@ pub async fn start_kyc(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     JsonBody(request): JsonBody<StartKycRequest>,
-) -> Result<(StatusCode, Json<KycStarted>), ApiError> {
+) -> Result<Answer, ApiError> {
     let base_url = app.base_url.clone();
-    let started = app
-        .store
-        .run(move |db| commands::start_kyc(db, &tenant, &base_url, request.customer_id, request.strategy))
-        .await??;
-    Ok((StatusCode::CREATED, Json(started)))
+    app.command(
+        StatusCode::CREATED,
+        |_: &KycStarted| None,
+        move |db| commands::start_kyc(db, &tenant, &base_url, request.customer_id, request.strategy),
+    )
+    .await
 }
 
 /// Rerun KYC: a new onboarding replacing an expired one.
@@ -56,14 +58,15 @@ pub async fn rerun_kyc(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     Path(onboarding_id): Path<String>,
-) -> Result<(StatusCode, Json<KycStarted>), ApiError> {
+) -> Result<Answer, ApiError> {
     let onboarding_id = path_id("onboarding", &onboarding_id)?;
     let base_url = app.base_url.clone();
-    let started = app
-        .store
-        .run(move |db| commands::rerun_kyc(db, &tenant, &base_url, onboarding_id))
-        .await??;
-    Ok((StatusCode::CREATED, Json(started)))
+    app.command(
+        StatusCode::CREATED,
+        |_: &KycStarted| None,
+        move |db| commands::rerun_kyc(db, &tenant, &base_url, onboarding_id),
+    )
+    .await
 }
 
 /// The multipart form of an upload.
@@ -96,7 +99,7 @@ pub async fn upload_document(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<Document>), ApiError> {
+) -> Result<Answer, ApiError> {
     let multipart = multipart.map_err(|rejection| {
         ApiError::UnsupportedMediaType(format!(
             "uploads are multipart/form-data with the fields customerId, type and file ({})",
@@ -104,11 +107,12 @@ pub async fn upload_document(
         ))
     })?;
     let upload = checked_upload(read_form(multipart).await?)?;
-    let document = app
-        .store
-        .run(move |db| commands::upload_document(db, &tenant, upload))
-        .await??;
-    Ok((StatusCode::CREATED, Json(document)))
+    app.command(
+        StatusCode::CREATED,
+        |_: &Document| None,
+        move |db| commands::upload_document(db, &tenant, upload),
+    )
+    .await
 }
 
 /// The fields of an upload form as sent, before they are checked.

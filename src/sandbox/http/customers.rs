@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine;
 use serde_json::Value;
@@ -35,16 +35,12 @@ pub async fn create_customer(
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let customer = app
-        .store
-        .run(move |db| commands::create_customer(db, &tenant, body))
-        .await??;
-    let location = format!("/v1/customers/{}", customer.id);
-    Ok((
+    app.command(
         StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(customer),
-    ))
+        |customer: &Customer| Some(format!("/v1/customers/{}", customer.id)),
+        move |db| commands::create_customer(db, &tenant, body),
+    )
+    .await
 }
 
 /// List customers, oldest first.

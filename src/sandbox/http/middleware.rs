@@ -123,6 +123,92 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Headers of an answer worth replaying.
 const REPLAYED_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
 
+/// The Idempotency-Key a request runs under: a command run by `AppState::command` commits
+/// its answer under it in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub tenant: TenantId,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+tokio::task_local! {
+    static SCOPE: Scope;
+}
+
+/// The key the current request runs under, if any.
+pub fn current_scope() -> Option<Scope> {
+    SCOPE.try_with(Clone::clone).ok()
+}
+
+/// An answer as it is sent and stored: status, the replayed headers, the body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json<T: serde::Serialize>(
+        status: StatusCode,
+        location: Option<String>,
+        value: &T,
+    ) -> Result<Answer, crate::sandbox::store::StoreError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| crate::sandbox::store::StoreError::Corrupt(format!("an answer: {e}")))?;
+        Ok(Answer {
+            status,
+            location,
+            body,
+        })
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![(header::CONTENT_TYPE.to_string(), "application/json".to_string())];
+        if let Some(location) = &self.location {
+            headers.push((header::LOCATION.to_string(), location.clone()));
+        }
+        headers
+    }
+
+    /// Stores this answer for the key in the transaction open on `conn`.
+    pub fn store_for(
+        &self,
+        conn: &rusqlite::Connection,
+        scope: &Scope,
+    ) -> Result<(), crate::sandbox::store::StoreError> {
+        let headers = serde_json::to_string(&self.headers())
+            .map_err(|e| crate::sandbox::store::StoreError::Corrupt(e.to_string()))?;
+        conn.execute(
+            "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                &scope.tenant.0,
+                &scope.key,
+                &scope.fingerprint,
+                self.status.as_u16(),
+                headers,
+                &self.body,
+            ),
+        )?;
+        Ok(())
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let headers = self.headers();
+        let mut response = (self.status, self.body).into_response();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
 /// `Idempotency-Key` on POSTs: the first answer to a key is stored (unless it is a server
 /// error or a rate limit, which a retry should get past); a repeat with the same request gets
 /// that answer again, a repeat with a different request gets 409.
@@ -193,9 +279,19 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     // the command a second time.
     let store = app.store.clone();
     let request = Request::from_parts(parts, Body::from(bytes));
+    let scope = Scope {
+        tenant: tenant.clone(),
+        key: key.clone(),
+        fingerprint: fingerprint.clone(),
+    };
     let task = tokio::spawn(async move {
         let _claim = claim;
-        run_and_remember(store, next, request, tenant, key, fingerprint).await
+        SCOPE
+            .scope(
+                scope,
+                run_and_remember(store, next, request, tenant, key, fingerprint),
+            )
+            .await
     });
     match task.await {
         Ok(response) => response,

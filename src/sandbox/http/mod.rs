@@ -100,6 +100,57 @@ impl AppState {
         status
     }
 
+    /// Runs a command on the store and answers it as JSON. Under an Idempotency-Key the
+    /// command and its answer commit in one transaction, so a crash can never leave the
+    /// command done and its answer unrecorded (its retry would run it again).
+    pub async fn command<T, F>(
+        &self,
+        status: axum::http::StatusCode,
+        location: impl FnOnce(&T) -> Option<String> + Send + 'static,
+        job: F,
+    ) -> Result<middleware::Answer, ApiError>
+    where
+        F: FnOnce(&mut crate::sandbox::store::Db) -> Result<T, SandboxError> + Send + 'static,
+        T: serde::Serialize + Send + 'static,
+    {
+        use crate::sandbox::store::StoreError;
+        let scope = middleware::current_scope();
+        self.store
+            .run(move |db| -> Result<middleware::Answer, ApiError> {
+                let Some(scope) = scope else {
+                    let value = job(db)?;
+                    return Ok(middleware::Answer::json(status, location(&value), &value)?);
+                };
+                db.conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(StoreError::from)?;
+                let value = match job(db) {
+                    Ok(value) => value,
+                    Err(err) => {
+                        // The command changed nothing (its savepoint rolled back).
+                        let _ = db.conn.execute_batch("ROLLBACK");
+                        return Err(err.into());
+                    }
+                };
+                let answered = middleware::Answer::json(status, location(&value), &value)
+                    .and_then(|answer| answer.store_for(&db.conn, &scope).map(|()| answer))
+                    .and_then(|answer| {
+                        db.conn.execute_batch("COMMIT")?;
+                        Ok(answer)
+                    });
+                answered.map_err(|err| {
+                    // The command had updated the in-memory copy: undo it from the disk.
+                    tracing::error!("a command and its answer could not be committed together: {err}");
+                    let _ = db.conn.execute_batch("ROLLBACK");
+                    if let Err(reload) = db.reload_memory() {
+                        tracing::error!("reloading the sandbox's state failed: {reload}");
+                    }
+                    err.into()
+                })
+            })
+            .await?
+    }
+
     pub fn read_customer<T>(
         &self,
         tenant: &TenantId,

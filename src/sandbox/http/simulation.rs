@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
+use super::middleware::Answer;
 use super::problem::ApiError;
 use crate::api::types::{AdvanceClockRequest, ClockState, IdempotencyKey, Problem, SimulateRequest};
 use crate::domain::ComplianceStatus;
@@ -32,13 +33,15 @@ pub async fn simulate(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
     JsonBody(request): JsonBody<SimulateRequest>,
-) -> Result<Json<ComplianceStatus>, ApiError> {
+) -> Result<Answer, ApiError> {
     let id = path_id("customer", &id)?;
-    let status = app
-        .store
-        .run(move |db| commands::simulate(db, &tenant, id, request.action))
-        .await??;
-    Ok(Json(app.served(status)))
+    let served = app.clone();
+    app.command(
+        axum::http::StatusCode::OK,
+        |_: &ComplianceStatus| None,
+        move |db| commands::simulate(db, &tenant, id, request.action).map(|status| served.served(status)),
+    )
+    .await
 }
 
 /// Move the tenant's clock forward; timers that become due (link expiry, decisions, webhook
@@ -54,18 +57,19 @@ pub async fn advance_clock(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     JsonBody(request): JsonBody<AdvanceClockRequest>,
-) -> Result<Json<ClockState>, ApiError> {
+) -> Result<Answer, ApiError> {
     if !(1..=MAX_ADVANCE_SECONDS).contains(&request.seconds) {
         return Err(ApiError::invalid_field(
             "seconds",
             format!("must be from 1 to {MAX_ADVANCE_SECONDS} (a year)"),
         ));
     }
-    let state = app
-        .store
-        .run(move |db| commands::advance_clock(db, &tenant, request.seconds))
-        .await??;
-    Ok(Json(state))
+    app.command(
+        axum::http::StatusCode::OK,
+        |_: &ClockState| None,
+        move |db| commands::advance_clock(db, &tenant, request.seconds),
+    )
+    .await
 }
 
 /// Read the tenant's clock: where it is and how far ahead of real time. SDK link expiries

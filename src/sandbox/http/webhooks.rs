@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::extract::{JsonBody, Tenant, path_id};
+use super::middleware::Answer;
 use super::problem::ApiError;
 use crate::api::types::{
     CreateWebhookRequest, Delivery, DeliveryList, IdempotencyKey, Problem, WebhookEndpoint,
@@ -25,12 +26,13 @@ pub async fn create_webhook(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     JsonBody(request): JsonBody<CreateWebhookRequest>,
-) -> Result<(StatusCode, Json<WebhookEndpoint>), ApiError> {
-    let endpoint = app
-        .store
-        .run(move |db| webhooks::create_endpoint(db, &tenant, request))
-        .await??;
-    Ok((StatusCode::CREATED, Json(endpoint)))
+) -> Result<Answer, ApiError> {
+    app.command(
+        StatusCode::CREATED,
+        |_: &WebhookEndpoint| None,
+        move |db| webhooks::create_endpoint(db, &tenant, request),
+    )
+    .await
 }
 
 /// The tenant's endpoints (secrets masked).
@@ -107,12 +109,13 @@ pub async fn resend_delivery(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     Path((id, delivery_id)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Delivery>), ApiError> {
+) -> Result<Answer, ApiError> {
     let id = path_id("webhook endpoint", &id)?;
     let delivery_id = path_id("delivery", &delivery_id)?;
-    let delivery = app
-        .store
-        .run(move |db| webhooks::resend(db, &tenant, id, delivery_id))
-        .await??;
-    Ok((StatusCode::ACCEPTED, Json(delivery)))
+    app.command(
+        StatusCode::ACCEPTED,
+        |_: &Delivery| None,
+        move |db| webhooks::resend(db, &tenant, id, delivery_id),
+    )
+    .await
 }

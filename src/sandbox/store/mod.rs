@@ -105,6 +105,17 @@ pub struct Db {
 }
 
 impl Db {
+    /// Reads the in-memory copy from the database again: after a transaction that had
+    /// already updated it was rolled back.
+    pub fn reload_memory(&mut self) -> Result<(), StoreError> {
+        let fresh = load::memory(&self.conn)?;
+        *self
+            .memory
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
+    }
+
     pub fn memory(&self) -> RwLockReadGuard<'_, Memory> {
         self.memory
             .read()
@@ -215,6 +226,14 @@ impl Store {
                 // A panicking job rolls its transaction back (the transaction is dropped) and
                 // fails alone; the store goes on serving.
                 let result = catch_unwind(AssertUnwindSafe(|| job(db))).map_err(|_| StoreError::JobPanicked);
+                if !db.conn.is_autocommit() {
+                    // A job that ended inside a transaction (it panicked mid-command): undo it
+                    // on the disk and in memory, so the next job starts clean.
+                    let _ = db.conn.execute_batch("ROLLBACK");
+                    if let Err(err) = db.reload_memory() {
+                        tracing::error!("reloading the sandbox's state failed: {err}");
+                    }
+                }
                 let _ = reply.send(result);
             }))
             .map_err(|_| StoreError::Closed)?;
