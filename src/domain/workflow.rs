@@ -356,8 +356,8 @@ impl OnboardingMachine {
         let _ = sdk;
         match event {
             WorkflowEvent::SdkCompleted => {
-                let next = Self::identity_verified(context, onboarding);
-                self.emit(
+                let next = Self::after_identity_verified(context, onboarding);
+                self.produce_for(
                     context,
                     EventType::CustomerKycSdkFlowCompleted,
                     onboarding,
@@ -366,7 +366,7 @@ impl OnboardingMachine {
                 Transition(next)
             }
             WorkflowEvent::SentToReview => {
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycSdkFlowCompleted,
                     onboarding,
@@ -375,7 +375,7 @@ impl OnboardingMachine {
                 Transition(MachineState::in_review(*onboarding))
             }
             WorkflowEvent::SdkExpired => {
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycSdkExpired,
                     onboarding,
@@ -396,7 +396,7 @@ impl OnboardingMachine {
     ) -> Outcome<MachineState> {
         match event {
             WorkflowEvent::ReviewApproved if context.readiness.requirements_met => {
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycFinished,
                     onboarding,
@@ -406,7 +406,7 @@ impl OnboardingMachine {
             }
             WorkflowEvent::ReviewApproved => Transition(MachineState::collecting_requirements(*onboarding)),
             WorkflowEvent::ReviewDenied => {
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycFinished,
                     onboarding,
@@ -446,7 +446,7 @@ impl OnboardingMachine {
                 Transition(MachineState::collecting_requirements(*onboarding))
             }
             WorkflowEvent::DecisionApproved => {
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycFinished,
                     onboarding,
@@ -455,7 +455,7 @@ impl OnboardingMachine {
                 Transition(MachineState::approved(*onboarding))
             }
             WorkflowEvent::DecisionDenied => {
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycFinished,
                     onboarding,
@@ -496,7 +496,7 @@ impl OnboardingMachine {
                         previous_onboarding_id: Some(onboarding.id),
                     },
                 );
-                self.emit(
+                self.produce_for(
                     context,
                     EventType::CustomerKycSdkFlowRequired,
                     next,
@@ -551,7 +551,7 @@ impl OnboardingMachine {
         onboarding: &OnboardingRef,
         identity_verified: bool,
     ) -> Outcome<MachineState> {
-        self.emit(
+        self.produce_for(
             context,
             EventType::CustomerKycError,
             onboarding,
@@ -569,14 +569,14 @@ impl OnboardingMachine {
         if !onboarding.strategy.uses_sdk() && sdk.is_some() {
             return context.refuse(Refusal::StrategyMismatch(onboarding.strategy));
         }
-        self.emit(
+        self.produce_for(
             context,
             EventType::CustomerKycStarted,
             onboarding,
             OnboardingStatus::Processing,
         );
         if onboarding.strategy.uses_sdk() {
-            self.emit(
+            self.produce_for(
                 context,
                 EventType::CustomerKycSdkFlowRequired,
                 onboarding,
@@ -586,12 +586,12 @@ impl OnboardingMachine {
         } else {
             // Without an SDK, identity is the client's own provider's business: the
             // onboarding goes straight to its requirements.
-            Transition(Self::identity_verified(context, onboarding))
+            Transition(Self::after_identity_verified(context, onboarding))
         }
     }
 
     /// Where an onboarding goes once identity is verified.
-    fn identity_verified(context: &WorkflowContext, onboarding: &OnboardingRef) -> MachineState {
+    fn after_identity_verified(context: &WorkflowContext, onboarding: &OnboardingRef) -> MachineState {
         if context.readiness.requirements_met {
             MachineState::awaiting_decision(*onboarding)
         } else {
@@ -608,7 +608,7 @@ impl OnboardingMachine {
         }
     }
 
-    fn emit(
+    fn produce_for(
         &self,
         context: &mut WorkflowContext,
         event_type: EventType,

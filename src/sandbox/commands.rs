@@ -10,8 +10,8 @@ use super::clock::{rfc3339, unix_ms};
 use super::error::SandboxError;
 use super::memory::{CustomerRecord, DocumentMeta, OnboardingRecord, TenantId, Timer, TimerKind};
 use super::qr;
-use super::store::Db;
-use super::work::Work;
+use super::store::StoreState;
+use super::work::UnitOfWork;
 use crate::api::types::{ClockState, Document, KycStarted, Onboarding, SdkLinks, SimulateAction};
 use crate::domain::{
     ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventData, EventType,
@@ -47,8 +47,12 @@ impl Magic {
     }
 }
 
-pub fn create_customer(db: &mut Db, tenant: &TenantId, body: Value) -> Result<Customer, SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+pub fn create_customer(
+    db: &mut StoreState,
+    tenant: &TenantId,
+    body: Value,
+) -> Result<Customer, SandboxError> {
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let profile = CustomerProfile::from_json(body, work.now.date())?;
     let id = Uuid::new_v4();
     let customer = Customer::new(id, profile, work.now);
@@ -62,19 +66,19 @@ pub fn create_customer(db: &mut Db, tenant: &TenantId, body: Value) -> Result<Cu
         documents: Vec::new(),
         workflow,
     })?;
-    work.emit(EventType::CustomerCreated, EventData::customer(id))?;
+    work.queue_webhook(EventType::CustomerCreated, EventData::customer(id))?;
     work.commit()?;
     Ok(customer)
 }
 
 /// Applies a JSON merge patch. A patch that changes nothing writes nothing and emits nothing.
 pub fn patch_customer(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     id: Uuid,
     patch: Value,
 ) -> Result<Customer, SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let now = work.now;
     let record = work.customer(id)?;
     let profile = record.customer.merge_patch(&patch, now.date())?;
@@ -83,14 +87,14 @@ pub fn patch_customer(
     }
     record.customer.apply(profile, now);
     let customer = record.customer.clone();
-    work.emit(EventType::CustomerUpdated, EventData::customer(id))?;
-    work.drive(id, &WorkflowEvent::ProfileChanged)?;
+    work.queue_webhook(EventType::CustomerUpdated, EventData::customer(id))?;
+    work.handle_event(id, &WorkflowEvent::ProfileChanged)?;
     work.commit()?;
     Ok(customer)
 }
 
 /// Issues SDK links for a new onboarding: a random token behind the hosted page.
-fn issue_link(work: &Work<'_>, base_url: &str, magic: Option<Magic>) -> (SdkLink, String) {
+fn issue_link(work: &UnitOfWork<'_>, base_url: &str, magic: Option<Magic>) -> (SdkLink, String) {
     let mut bytes = [0u8; 24];
     rand::fill(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -107,7 +111,7 @@ fn issue_link(work: &Work<'_>, base_url: &str, magic: Option<Magic>) -> (SdkLink
 }
 
 fn kyc_started(
-    work: &mut Work<'_>,
+    work: &mut UnitOfWork<'_>,
     onboarding: &OnboardingRecord,
     sdk: Option<SdkLink>,
 ) -> Result<KycStarted, SandboxError> {
@@ -133,13 +137,13 @@ fn kyc_started(
 
 /// `POST /v1/compliance/kyc`: starts KYC with the tenant's strategy (or `strategy`).
 pub fn start_kyc(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     base_url: &str,
     customer_id: Uuid,
     strategy: Option<Strategy>,
 ) -> Result<KycStarted, SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let strategy = strategy.unwrap_or(work.default_strategy);
     let record = work.customer(customer_id)?;
     let missing = Kyc::missing_identity_fields(record.customer.kyc.as_ref());
@@ -170,7 +174,7 @@ pub fn start_kyc(
         }
         false => (None, None),
     };
-    work.drive(
+    work.handle_event(
         customer_id,
         &WorkflowEvent::KycStarted {
             onboarding: OnboardingRef {
@@ -182,7 +186,7 @@ pub fn start_kyc(
     )?;
     work.insert_onboarding(onboarding.clone(), token)?;
     if magic == Some(Magic::Expire) && strategy.uses_sdk() {
-        work.drive(customer_id, &WorkflowEvent::SdkExpired)?;
+        work.handle_event(customer_id, &WorkflowEvent::SdkExpired)?;
     }
     let response = kyc_started(&mut work, &onboarding, sdk)?;
     work.commit()?;
@@ -191,12 +195,12 @@ pub fn start_kyc(
 
 /// `POST /v1/compliance/kyc/:onboardingId/rerun`: a new onboarding for an expired one.
 pub fn rerun_kyc(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     base_url: &str,
     onboarding_id: Uuid,
 ) -> Result<KycStarted, SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let previous = work
         .onboarding(onboarding_id)
         .ok_or_else(|| SandboxError::not_found("onboarding", onboarding_id))?;
@@ -217,7 +221,7 @@ pub fn rerun_kyc(
         previous_id: Some(onboarding_id),
     };
     let (link, token) = issue_link(&work, base_url, magic);
-    work.drive(
+    work.handle_event(
         previous.customer_id,
         &WorkflowEvent::Restarted {
             onboarding: OnboardingRef {
@@ -229,7 +233,7 @@ pub fn rerun_kyc(
     )?;
     work.insert_onboarding(onboarding.clone(), Some(token))?;
     if magic == Some(Magic::Expire) {
-        work.drive(previous.customer_id, &WorkflowEvent::SdkExpired)?;
+        work.handle_event(previous.customer_id, &WorkflowEvent::SdkExpired)?;
     }
     let response = kyc_started(&mut work, &onboarding, Some(link))?;
     work.commit()?;
@@ -244,9 +248,13 @@ pub struct Upload {
     pub content: Vec<u8>,
 }
 
-pub fn upload_document(db: &mut Db, tenant: &TenantId, upload: Upload) -> Result<Document, SandboxError> {
+pub fn upload_document(
+    db: &mut StoreState,
+    tenant: &TenantId,
+    upload: Upload,
+) -> Result<Document, SandboxError> {
     let format = upload.document_type.check_content(&upload.content)?;
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let now = work.now;
     work.customer(upload.customer_id)?;
     let meta = DocumentMeta {
@@ -275,7 +283,7 @@ pub fn upload_document(db: &mut Db, tenant: &TenantId, upload: Upload) -> Result
         ),
     )?;
     work.customer(upload.customer_id)?.documents.push(meta.clone());
-    work.drive(upload.customer_id, &WorkflowEvent::DocumentReceived)?;
+    work.handle_event(upload.customer_id, &WorkflowEvent::DocumentReceived)?;
     work.commit()?;
     Ok(meta.to_api(upload.customer_id, true))
 }
@@ -291,12 +299,12 @@ fn sdk_submission(customer: &Customer) -> WorkflowEvent {
 
 /// `POST /v1/sandbox/customers/:id/simulate`.
 pub fn simulate(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     customer_id: Uuid,
     action: SimulateAction,
 ) -> Result<ComplianceStatus, SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let record = work.customer(customer_id)?;
     let stage = record.workflow.stage();
     let not_applicable = |what: &str| {
@@ -328,7 +336,7 @@ pub fn simulate(
         },
         SimulateAction::Error => WorkflowEvent::VerificationError,
     };
-    work.drive(customer_id, &event)?;
+    work.handle_event(customer_id, &event)?;
     let default_strategy = work.default_strategy;
     let now = work.now;
     let status = work.customer(customer_id)?.status(default_strategy, now);
@@ -359,7 +367,7 @@ pub struct SdkPageState {
     pub live: bool,
 }
 
-pub fn sdk_page_state(memory: &super::memory::Memory, token: &str) -> Option<SdkPageState> {
+pub fn sdk_page_state(memory: &super::memory::ReadModel, token: &str) -> Option<SdkPageState> {
     let (tenant, customer_id) = memory.sdk_tokens.get(token)?;
     let record = memory.tenants.get(tenant)?.customer(*customer_id)?;
     let view = record.workflow.view();
@@ -375,7 +383,11 @@ pub fn sdk_page_state(memory: &super::memory::Memory, token: &str) -> Option<Sdk
 }
 
 /// The end user pressed a button on the hosted SDK page.
-pub fn sdk_page_submit(db: &mut Db, token: &str, action: SdkPageAction) -> Result<Stage, SandboxError> {
+pub fn sdk_page_submit(
+    db: &mut StoreState,
+    token: &str,
+    action: SdkPageAction,
+) -> Result<Stage, SandboxError> {
     let (tenant, customer_id, live) = {
         let memory = db.memory();
         let (tenant, customer_id) = memory
@@ -391,12 +403,12 @@ pub fn sdk_page_submit(db: &mut Db, token: &str, action: SdkPageAction) -> Resul
             "this verification link is no longer live (it expired or was replaced)",
         ));
     }
-    let mut work = Work::begin(db, &tenant)?;
+    let mut work = UnitOfWork::begin(db, &tenant)?;
     let event = match action {
         SdkPageAction::Complete => sdk_submission(&work.customer(customer_id)?.customer),
         SdkPageAction::Fail => WorkflowEvent::VerificationError,
     };
-    work.drive(customer_id, &event)?;
+    work.handle_event(customer_id, &event)?;
     let stage = work.customer(customer_id)?.workflow.stage();
     work.commit()?;
     Ok(stage)
@@ -407,8 +419,12 @@ pub fn sdk_page_submit(db: &mut Db, token: &str, action: SdkPageAction) -> Resul
 const MAX_CLOCK_OFFSET_SECONDS: i64 = 100 * 365 * 24 * 3600;
 
 /// `POST /v1/sandbox/clock/advance`: moves the tenant's clock and fires the timers now due.
-pub fn advance_clock(db: &mut Db, tenant: &TenantId, seconds: u64) -> Result<ClockState, SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+pub fn advance_clock(
+    db: &mut StoreState,
+    tenant: &TenantId,
+    seconds: u64,
+) -> Result<ClockState, SandboxError> {
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let ahead = work.clock_offset_ms / 1000;
     if ahead.saturating_add(seconds as i64) > MAX_CLOCK_OFFSET_SECONDS {
         return Err(SandboxError::Validation(crate::domain::ValidationErrors(vec![
@@ -432,19 +448,19 @@ pub fn advance_clock(db: &mut Db, tenant: &TenantId, seconds: u64) -> Result<Clo
 }
 
 /// Fires every timer of the work's tenant that is due on its clock, earliest first.
-fn fire_due_timers(work: &mut Work<'_>) -> Result<u32, SandboxError> {
+fn fire_due_timers(work: &mut UnitOfWork<'_>) -> Result<u32, SandboxError> {
     let mut fired = 0;
     // Firing never schedules a timer that is already due, so this ends; the bound is a guard.
     for _ in 0..10_000 {
         let due = work.due_timers();
         let Some(timer) = due.first() else { break };
-        fire(work, timer)?;
+        fire_timer(work, timer)?;
         fired += 1;
     }
     Ok(fired)
 }
 
-fn fire(work: &mut Work<'_>, timer: &Timer) -> Result<(), SandboxError> {
+fn fire_timer(work: &mut UnitOfWork<'_>, timer: &Timer) -> Result<(), SandboxError> {
     let record = match work.customer(timer.customer_id) {
         Ok(record) => record,
         Err(_) => return work.drop_timer(timer),
@@ -460,7 +476,7 @@ fn fire(work: &mut Work<'_>, timer: &Timer) -> Result<(), SandboxError> {
     };
     match event {
         Some(event) => {
-            work.drive(timer.customer_id, &event)?;
+            work.handle_event(timer.customer_id, &event)?;
             if work.customer(timer.customer_id)?.workflow.stage() == stage {
                 work.drop_timer(timer)?;
             }
@@ -471,7 +487,7 @@ fn fire(work: &mut Work<'_>, timer: &Timer) -> Result<(), SandboxError> {
 }
 
 /// Fires the timers that real time has made due, for every tenant. Returns how many fired.
-pub fn fire_timers_due_now(db: &mut Db) -> u32 {
+pub fn fire_timers_due_now(db: &mut StoreState) -> u32 {
     let due_tenants: Vec<TenantId> = {
         let memory = db.memory();
         let real_now = unix_ms(time::OffsetDateTime::now_utc());
@@ -484,7 +500,7 @@ pub fn fire_timers_due_now(db: &mut Db) -> u32 {
     };
     let mut fired = 0;
     for tenant in due_tenants {
-        let result = Work::begin(db, &tenant).and_then(|mut work| {
+        let result = UnitOfWork::begin(db, &tenant).and_then(|mut work| {
             let n = fire_due_timers(&mut work)?;
             work.commit()?;
             Ok(n)

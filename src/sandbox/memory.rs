@@ -17,7 +17,7 @@ use crate::domain::{
 pub struct TenantId(pub String);
 
 #[derive(Debug, Default)]
-pub struct Memory {
+pub struct ReadModel {
     pub tenants: HashMap<TenantId, TenantState>,
     /// SDK link tokens → whose link it is. Tokens are global: the hosted page has no API key.
     pub sdk_tokens: HashMap<String, (TenantId, Uuid)>,

@@ -11,7 +11,7 @@ mod memory;
 mod outbox;
 mod qr;
 pub mod store;
-mod webhooks;
+mod webhook_commands;
 mod work;
 
 use std::collections::HashMap;

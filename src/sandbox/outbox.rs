@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::clock::{rfc3339, unix_ms};
 use super::error::SandboxError;
 use super::memory::TenantId;
-use super::store::{Db, Store, StoreError};
+use super::store::{Store, StoreError, StoreState};
 
 /// A pending delivery `d` is at the head of its queue: no earlier delivery of the same
 /// endpoint and customer is still pending or in flight (deliveries go out in order per
@@ -94,7 +94,7 @@ impl Attempt {
 /// Claims up to `limit` due deliveries, marking them in flight. A claim older than
 /// `stale_after` whose attempt was never recorded (the database failed just then) is released
 /// first, so one lost write cannot hold back a customer's deliveries for good.
-fn claim_due(db: &mut Db, limit: usize, stale_after: Duration) -> Result<Vec<Job>, SandboxError> {
+fn claim_due(db: &mut StoreState, limit: usize, stale_after: Duration) -> Result<Vec<Job>, SandboxError> {
     let tenants: Vec<(TenantId, i64)> = db
         .memory()
         .tenants
@@ -149,7 +149,7 @@ fn claim_due(db: &mut Db, limit: usize, stale_after: Duration) -> Result<Vec<Job
 
 /// Records an attempt and decides what comes next for the delivery.
 fn record_attempt(
-    db: &mut Db,
+    db: &mut StoreState,
     job: &Job,
     attempt: &Attempt,
     policy: &DeliveryPolicy,
@@ -205,7 +205,7 @@ fn record_attempt(
 
 /// When the next claimable delivery (the head of its customer's queue) is due, in
 /// milliseconds of real time from now.
-fn next_due_in_ms(db: &mut Db) -> Result<Option<i64>, SandboxError> {
+fn next_due_in_ms(db: &mut StoreState) -> Result<Option<i64>, SandboxError> {
     let offsets: Vec<(TenantId, i64)> = db
         .memory()
         .tenants

@@ -12,15 +12,17 @@ use uuid::Uuid;
 
 use super::clock::{Timing, rfc3339, unix_ms};
 use super::error::SandboxError;
-use super::memory::{CustomerRecord, EndpointRecord, Memory, OnboardingRecord, TenantId, Timer, TimerKind};
-use super::store::{Db, Signals, StoreError};
+use super::memory::{
+    CustomerRecord, EndpointRecord, OnboardingRecord, ReadModel, TenantId, Timer, TimerKind,
+};
+use super::store::{Signals, StoreError, StoreState};
 use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent, readiness};
 
-pub struct Work<'c> {
+pub struct UnitOfWork<'c> {
     /// A savepoint: its own transaction, or part of one the caller opened (a command whose
     /// Idempotency-Key answer commits with it).
     tx: Savepoint<'c>,
-    memory: &'c RwLock<Memory>,
+    memory: &'c RwLock<ReadModel>,
     signals: &'c Signals,
     pub tenant: TenantId,
     pub default_strategy: Strategy,
@@ -38,10 +40,10 @@ pub struct Work<'c> {
     deliveries_added: bool,
 }
 
-impl<'c> Work<'c> {
+impl<'c> UnitOfWork<'c> {
     /// Begins a unit of work for `tenant`; `None` when the tenant is unknown.
-    pub fn begin(db: &'c mut Db, tenant: &TenantId) -> Result<Self, SandboxError> {
-        let Db {
+    pub fn begin(db: &'c mut StoreState, tenant: &TenantId) -> Result<Self, SandboxError> {
+        let StoreState {
             conn,
             memory,
             signals,
@@ -83,7 +85,7 @@ impl<'c> Work<'c> {
         &self.tx
     }
 
-    fn read<R>(&self, f: impl FnOnce(&Memory) -> R) -> R {
+    fn read<R>(&self, f: impl FnOnce(&ReadModel) -> R) -> R {
         let memory = self.memory.read().unwrap_or_else(|p| p.into_inner());
         f(&memory)
     }
@@ -159,7 +161,7 @@ impl<'c> Work<'c> {
     /// Submits a workflow event for a customer: refused events change nothing; accepted ones
     /// write their webhook events to the outbox and bring the customer's timers in line with
     /// the new stage.
-    pub fn drive(&mut self, customer_id: Uuid, event: &WorkflowEvent) -> Result<(), SandboxError> {
+    pub fn handle_event(&mut self, customer_id: Uuid, event: &WorkflowEvent) -> Result<(), SandboxError> {
         let default_strategy = self.default_strategy;
         let record = self.customer(customer_id)?;
         let before = record.workflow.stage();
@@ -175,7 +177,7 @@ impl<'c> Work<'c> {
         let produced = record.workflow.handle(event, readiness)?;
         let view = record.workflow.view();
         for event in produced {
-            self.emit(event.event_type, event.data)?;
+            self.queue_webhook(event.event_type, event.data)?;
         }
         if view.stage != before {
             self.tx.execute(
@@ -209,7 +211,7 @@ impl<'c> Work<'c> {
 
     /// Writes one webhook event to the outbox, with a pending delivery for every endpoint
     /// that subscribes to its type.
-    pub fn emit(&mut self, event_type: EventType, data: EventData) -> Result<(), SandboxError> {
+    pub fn queue_webhook(&mut self, event_type: EventType, data: EventData) -> Result<(), SandboxError> {
         let customer_id = data.customer_id;
         let id = format!("evt_{}", Uuid::now_v7().simple());
         let event = WebhookEvent::new(id.clone(), self.now, event_type, data);

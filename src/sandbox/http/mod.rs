@@ -110,7 +110,7 @@ impl AppState {
         job: F,
     ) -> Result<middleware::Answer, ApiError>
     where
-        F: FnOnce(&mut crate::sandbox::store::Db) -> Result<T, SandboxError> + Send + 'static,
+        F: FnOnce(&mut crate::sandbox::store::StoreState) -> Result<T, SandboxError> + Send + 'static,
         T: serde::Serialize + Send + 'static,
     {
         use crate::sandbox::store::StoreError;

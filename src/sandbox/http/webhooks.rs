@@ -12,7 +12,7 @@ use crate::api::types::{
     CreateWebhookRequest, Delivery, DeliveryList, IdempotencyKey, Problem, WebhookEndpoint,
     WebhookEndpointList,
 };
-use crate::sandbox::webhooks;
+use crate::sandbox::webhook_commands as webhooks;
 
 /// Register an endpoint. The answer carries the signing secret; it is never shown again.
 #[utoipa::path(

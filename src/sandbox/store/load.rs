@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::StoreError;
 use crate::domain::{Customer, DocumentType, Strategy, Workflow};
 use crate::sandbox::memory::{
-    CustomerRecord, DocumentMeta, EndpointRecord, Memory, OnboardingRecord, TenantId, TenantState, Timer,
+    CustomerRecord, DocumentMeta, EndpointRecord, OnboardingRecord, ReadModel, TenantId, TenantState, Timer,
     TimerKind,
 };
 
@@ -38,8 +38,8 @@ where
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
-    let mut memory = Memory::default();
+pub fn memory(conn: &Connection) -> Result<ReadModel, StoreError> {
+    let mut memory = ReadModel::default();
     load_tenants(conn, &mut memory)?;
     load_customers(conn, &mut memory)?;
     load_documents(conn, &mut memory)?;
@@ -50,7 +50,7 @@ pub fn memory(conn: &Connection) -> Result<Memory, StoreError> {
 }
 
 /// Loads the tenants and their clocks.
-fn load_tenants(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
+fn load_tenants(conn: &Connection, memory: &mut ReadModel) -> Result<(), StoreError> {
     let rows =
         read::<(String, String, i64)>(conn, "SELECT id, default_strategy, clock_offset_ms FROM tenants")?;
     for (id, default_strategy, offset) in rows {
@@ -63,7 +63,7 @@ fn load_tenants(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError
 }
 
 /// Loads every customer with their workflow, in creation order.
-fn load_customers(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
+fn load_customers(conn: &Connection, memory: &mut ReadModel) -> Result<(), StoreError> {
     let rows = read::<(i64, String, String, String)>(
         conn,
         "SELECT seq, tenant_id, body, workflow FROM customers ORDER BY seq",
@@ -90,7 +90,7 @@ fn load_customers(conn: &Connection, memory: &mut Memory) -> Result<(), StoreErr
 }
 
 /// Loads the documents' metadata, onto their customers.
-fn load_documents(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
+fn load_documents(conn: &Connection, memory: &mut ReadModel) -> Result<(), StoreError> {
     let rows = read::<(
         String,
         String,
@@ -129,7 +129,7 @@ fn load_documents(conn: &Connection, memory: &mut Memory) -> Result<(), StoreErr
 }
 
 /// Loads the onboardings, and the SDK tokens of the live ones.
-fn load_onboardings(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
+fn load_onboardings(conn: &Connection, memory: &mut ReadModel) -> Result<(), StoreError> {
     let rows = read::<(
         String,
         String,
@@ -164,7 +164,7 @@ fn load_onboardings(conn: &Connection, memory: &mut Memory) -> Result<(), StoreE
 }
 
 /// Loads the webhook endpoints not deleted.
-fn load_endpoints(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
+fn load_endpoints(conn: &Connection, memory: &mut ReadModel) -> Result<(), StoreError> {
     let rows = read::<(
         String,
         String,
@@ -198,7 +198,7 @@ fn load_endpoints(conn: &Connection, memory: &mut Memory) -> Result<(), StoreErr
 }
 
 /// Loads the timers.
-fn load_timers(conn: &Connection, memory: &mut Memory) -> Result<(), StoreError> {
+fn load_timers(conn: &Connection, memory: &mut ReadModel) -> Result<(), StoreError> {
     let rows = read::<(i64, String, String, String, i64)>(
         conn,
         "SELECT id, tenant_id, customer_id, kind, due_ms FROM timers",

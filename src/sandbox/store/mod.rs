@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::memory::{Memory, TenantId, TenantState};
+use super::memory::{ReadModel, TenantId, TenantState};
 use crate::domain::Strategy;
 use crate::sandbox::clock::{TimeError, Timing};
 
@@ -74,7 +74,7 @@ pub struct Signals {
     pub timers: Notify,
 }
 
-type Job = Box<dyn FnOnce(&mut Db) + Send>;
+type Job = Box<dyn FnOnce(&mut StoreState) + Send>;
 
 /// The thread that owns the connection.
 pub struct StoreThread(std::thread::JoinHandle<()>);
@@ -91,20 +91,20 @@ impl StoreThread {
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    memory: Arc<RwLock<Memory>>,
+    memory: Arc<RwLock<ReadModel>>,
     jobs: mpsc::UnboundedSender<Job>,
     pub signals: Arc<Signals>,
 }
 
 /// What a job gets: the connection and the memory it must keep in step.
-pub struct Db {
+pub struct StoreState {
     pub(crate) conn: Connection,
-    pub(crate) memory: Arc<RwLock<Memory>>,
+    pub(crate) memory: Arc<RwLock<ReadModel>>,
     pub(crate) signals: Arc<Signals>,
     pub(crate) timing: Timing,
 }
 
-impl Db {
+impl StoreState {
     /// Reads the in-memory copy from the database again: after a transaction that had
     /// already updated it was rolled back.
     pub fn reload_memory(&mut self) -> Result<(), StoreError> {
@@ -116,13 +116,13 @@ impl Db {
         Ok(())
     }
 
-    pub fn memory(&self) -> RwLockReadGuard<'_, Memory> {
+    pub fn memory(&self) -> RwLockReadGuard<'_, ReadModel> {
         self.memory
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn memory_mut(&self) -> RwLockWriteGuard<'_, Memory> {
+    pub fn memory_mut(&self) -> RwLockWriteGuard<'_, ReadModel> {
         self.memory
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -190,7 +190,7 @@ impl Store {
         let memory = Arc::new(RwLock::new(memory));
         let signals = Arc::new(Signals::default());
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
-        let mut db = Db {
+        let mut db = StoreState {
             conn,
             memory: memory.clone(),
             signals: signals.clone(),
@@ -217,7 +217,7 @@ impl Store {
     /// Runs `job` on the store thread and returns its answer.
     pub async fn run<R, F>(&self, job: F) -> Result<R, StoreError>
     where
-        F: FnOnce(&mut Db) -> R + Send + 'static,
+        F: FnOnce(&mut StoreState) -> R + Send + 'static,
         R: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
@@ -241,7 +241,7 @@ impl Store {
     }
 
     /// Reads the in-memory state.
-    pub fn read<R>(&self, read: impl FnOnce(&Memory) -> R) -> R {
+    pub fn read<R>(&self, read: impl FnOnce(&ReadModel) -> R) -> R {
         let memory = self
             .memory
             .read()

@@ -10,9 +10,9 @@ use rusqlite::OptionalExtension;
 use super::clock::from_unix_ms;
 use super::error::SandboxError;
 use super::memory::{EndpointRecord, TenantId};
-use super::store::Db;
+use super::store::StoreState;
 use super::store::load::{self, timestamp};
-use super::work::Work;
+use super::work::UnitOfWork;
 use crate::api::types::{
     CreateWebhookRequest, Delivery, DeliveryAttempt, DeliveryList, DeliveryStatus, WebhookEndpoint,
 };
@@ -88,12 +88,12 @@ fn new_secret() -> String {
 
 /// Creates an endpoint; the answer is the only one that shows the secret in full.
 pub fn create_endpoint(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     request: CreateWebhookRequest,
 ) -> Result<WebhookEndpoint, SandboxError> {
     validate(&request)?;
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let endpoint = EndpointRecord {
         id: Uuid::new_v4(),
         url: request.url,
@@ -108,15 +108,15 @@ pub fn create_endpoint(
     Ok(response)
 }
 
-pub fn delete_endpoint(db: &mut Db, tenant: &TenantId, id: Uuid) -> Result<(), SandboxError> {
-    let mut work = Work::begin(db, tenant)?;
+pub fn delete_endpoint(db: &mut StoreState, tenant: &TenantId, id: Uuid) -> Result<(), SandboxError> {
+    let mut work = UnitOfWork::begin(db, tenant)?;
     work.remove_endpoint(id)?;
     work.commit()
 }
 
 /// Whether the endpoint exists for this tenant (`deleted` ones too, when asked).
 fn endpoint_exists(
-    db: &Db,
+    db: &StoreState,
     tenant: &TenantId,
     id: Uuid,
     include_deleted: bool,
@@ -134,7 +134,7 @@ fn endpoint_exists(
 
 /// Every delivery of an endpoint with its attempts, oldest first.
 pub fn list_deliveries(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     endpoint_id: Uuid,
 ) -> Result<DeliveryList, SandboxError> {
@@ -195,7 +195,7 @@ fn parse_status(status: &str) -> DeliveryStatus {
 
 /// Queues the event of a delivery again, to the same endpoint, as a new delivery.
 pub fn resend(
-    db: &mut Db,
+    db: &mut StoreState,
     tenant: &TenantId,
     endpoint_id: Uuid,
     delivery_id: Uuid,
@@ -216,7 +216,7 @@ pub fn resend(
     let (event_seq, customer_id, event_id, event_type) =
         original.ok_or_else(|| SandboxError::not_found("delivery", delivery_id))?;
     let customer_id = load::uuid(&customer_id)?;
-    let mut work = Work::begin(db, tenant)?;
+    let mut work = UnitOfWork::begin(db, tenant)?;
     let now = work.now;
     let id = work.queue_delivery(endpoint_id, event_seq, customer_id)?;
     work.commit()?;
