@@ -58,6 +58,17 @@ fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> Engin
     }
 }
 
+/// A 200×50 test terminal with the app's first frame drawn on it.
+fn first_frame(app: &App) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    terminal
+        .draw(|frame| {
+            view::draw(frame, app, &Keymap::default(), &Theme::new(ThemeName::Dark));
+        })
+        .unwrap();
+    terminal
+}
+
 /// Engine start → every customer in the model → the first frame; then a stop.
 async fn cold_start_once(url: &str, dir: &std::path::Path) -> Duration {
     let started = Instant::now();
@@ -78,13 +89,7 @@ async fn cold_start_once(url: &str, dir: &std::path::Path) -> Duration {
             break;
         }
     }
-    let (keymap, theme) = (Keymap::default(), Theme::new(ThemeName::Dark));
-    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
-    terminal
-        .draw(|frame| {
-            view::draw(frame, &app, &keymap, &theme);
-        })
-        .unwrap();
+    first_frame(&app);
     let elapsed = started.elapsed();
     handle.stop();
     while events.recv().await.is_some() {}
@@ -207,12 +212,7 @@ async fn main() {
         }
     }
     let (keymap, theme) = (Keymap::default(), Theme::new(ThemeName::Dark));
-    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
-    terminal
-        .draw(|frame| {
-            view::draw(frame, &app, &keymap, &theme);
-        })
-        .unwrap();
+    let mut terminal = first_frame(&app);
     println!(
         "cold start (cache warm) to the first frame: {} ms with {} customers; RSS {:.0} MB (was {:.0} MB)",
         started.elapsed().as_millis(),

@@ -8,6 +8,14 @@ use serde_json::json;
 use support::{Client, KEY, PDF, PNG, client, config, full_profile};
 use uuid::Uuid;
 
+/// A sandbox configuration on a database file (kept across a restart).
+fn on_file(db: &std::path::Path) -> kycdash::sandbox::SandboxConfig {
+    kycdash::sandbox::SandboxConfig {
+        db: kycdash::sandbox::DbLocation::File(db.to_path_buf()),
+        ..config()
+    }
+}
+
 async fn sandbox() -> (kycdash::sandbox::RunningSandbox, Client) {
     let sandbox = kycdash::sandbox::start(config()).await.unwrap();
     let client = client(&sandbox, Some(KEY));
@@ -598,12 +606,7 @@ async fn the_clock_runs_at_most_a_century_ahead() {
 async fn a_stored_answer_that_cannot_be_replayed_is_an_error_not_a_success() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sandbox.db");
-    let start = || {
-        kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
-            db: kycdash::sandbox::DbLocation::File(db.clone()),
-            ..config()
-        })
-    };
+    let start = || kycdash::sandbox::start(on_file(&db));
     let corruptions = [
         (
             "bad-status",
@@ -672,12 +675,7 @@ async fn a_document_type_is_read_as_the_inbox_reads_it_ignoring_case() {
 async fn a_command_whose_answer_cannot_be_stored_did_not_happen_and_its_retry_runs_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sandbox.db");
-    let start = || {
-        kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
-            db: kycdash::sandbox::DbLocation::File(db.clone()),
-            ..config()
-        })
-    };
+    let start = || kycdash::sandbox::start(on_file(&db));
     // A first start makes the schema; then answers cannot be stored.
     start().await.unwrap().shutdown().await;
     rusqlite::Connection::open(&db)

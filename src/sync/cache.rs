@@ -442,30 +442,36 @@ fn overview_row(row: &rusqlite::Row) -> Result<CachedCustomer, CacheError> {
 
 /// The whole customer last fetched.
 pub fn customer(conn: &Connection, customer_id: Uuid) -> Result<Option<Customer>, CacheError> {
-    let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM customers WHERE id = ?1",
-            [customer_id.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    body.map(|b| {
-        serde_json::from_str(&b).map_err(|e| CacheError::Corrupt(format!("customer {customer_id}: {e}")))
-    })
-    .transpose()
+    body_of(
+        conn,
+        "SELECT body FROM customers WHERE id = ?1",
+        customer_id,
+        "customer",
+    )
 }
 
 /// The whole status last fetched for a customer.
 pub fn status(conn: &Connection, customer_id: Uuid) -> Result<Option<ComplianceStatus>, CacheError> {
+    body_of(
+        conn,
+        "SELECT body FROM statuses WHERE customer_id = ?1",
+        customer_id,
+        "status of",
+    )
+}
+
+/// One customer's JSON body from `sql`, parsed.
+fn body_of<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    customer_id: Uuid,
+    what: &str,
+) -> Result<Option<T>, CacheError> {
     let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM statuses WHERE customer_id = ?1",
-            [customer_id.to_string()],
-            |r| r.get(0),
-        )
+        .query_row(sql, [customer_id.to_string()], |r| r.get(0))
         .optional()?;
     body.map(|b| {
-        serde_json::from_str(&b).map_err(|e| CacheError::Corrupt(format!("status of {customer_id}: {e}")))
+        serde_json::from_str(&b).map_err(|e| CacheError::Corrupt(format!("{what} {customer_id}: {e}")))
     })
     .transpose()
 }
