@@ -345,7 +345,7 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
         return Ok(());
     }
-    let name = display_name(&customer);
+    let name = customer.display_name();
     println!("{name} ({})", customer.id);
     println!(
         "stage: {}   onboarding: {}   compliant: {}",
@@ -420,26 +420,6 @@ async fn status_of(api: &ClientConfig, customer: &str) -> Result<(Customer, Comp
     };
     let status = client.status(found.id).await.map_err(api_failure)?;
     Ok((found, status))
-}
-
-/// A customer's name, or email, or id.
-pub fn display_name(customer: &Customer) -> String {
-    let kyc = customer.kyc.as_ref();
-    let name: Vec<&str> = [
-        kyc.and_then(|k| k.first_name.as_deref()),
-        kyc.and_then(|k| k.last_name.as_deref()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !name.is_empty() {
-        return name.join(" ");
-    }
-    customer
-        .email
-        .clone()
-        .or_else(|| customer.external_id.clone())
-        .unwrap_or_else(|| customer.id.to_string())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

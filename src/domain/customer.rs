@@ -361,6 +361,25 @@ impl Customer {
         }
     }
 
+    /// What the customer is called: the KYC name, else the email, the externalId or the id.
+    pub fn display_name(&self) -> String {
+        let kyc = self.kyc.as_ref();
+        let name: Vec<&str> = [
+            kyc.and_then(|k| k.first_name.as_deref()),
+            kyc.and_then(|k| k.last_name.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !name.is_empty() {
+            return name.join(" ");
+        }
+        self.email
+            .clone()
+            .or_else(|| self.external_id.clone())
+            .unwrap_or_else(|| self.id.to_string())
+    }
+
     /// Replaces the writable part of this customer.
     pub fn apply(&mut self, profile: CustomerProfile, now: OffsetDateTime) {
         self.external_id = profile.external_id;

@@ -73,7 +73,7 @@ impl CustomerSummary {
         let body = serde_json::to_string(customer).map_err(|e| CacheError::Corrupt(e.to_string()))?;
         let summary = CustomerSummary {
             id: customer.id,
-            name: crate::headless::display_name(customer).into(),
+            name: customer.display_name().into(),
             email: customer.email.as_deref().map(Box::from),
             external_id: customer.external_id.as_deref().map(Box::from),
             hash: body_hash(&body),
@@ -291,10 +291,6 @@ fn summarize_old_rows(conn: &mut Connection) -> Result<(), CacheError> {
             "SELECT c.id, c.body FROM overview o JOIN customers c ON c.id = o.customer_id
              WHERE o.customer_hash IS NULL",
         )?;
-        let mut update = tx.prepare(
-            "UPDATE overview SET name = ?2, email = ?3, external_id = ?4, customer_hash = ?5
-             WHERE customer_id = ?1",
-        )?;
         let mut rows = read.query([])?;
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
@@ -310,17 +306,28 @@ fn summarize_old_rows(conn: &mut Connection) -> Result<(), CacheError> {
                     continue;
                 }
             };
-            let (summary, _) = CustomerSummary::of(&customer)?;
-            update.execute(params![
-                id,
-                &*summary.name,
-                summary.email.as_deref(),
-                summary.external_id.as_deref(),
-                summary.hash as i64
-            ])?;
+            write_summary(&tx, &CustomerSummary::of(&customer)?.0)?;
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Writes a customer's summary into their `overview` row.
+fn write_summary(conn: &Connection, summary: &CustomerSummary) -> Result<(), CacheError> {
+    conn.prepare_cached(
+        "INSERT INTO overview (customer_id, name, email, external_id, customer_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(customer_id) DO UPDATE SET name = excluded.name, email = excluded.email,
+             external_id = excluded.external_id, customer_hash = excluded.customer_hash",
+    )?
+    .execute(params![
+        summary.id.to_string(),
+        &*summary.name,
+        summary.email.as_deref(),
+        summary.external_id.as_deref(),
+        summary.hash as i64
+    ])?;
     Ok(())
 }
 
@@ -575,19 +582,7 @@ fn commit(
                      ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, body = excluded.body",
                 )?
                 .execute(params![id, summary.external_id.as_deref(), body])?;
-                tx.prepare_cached(
-                    "INSERT INTO overview (customer_id, name, email, external_id, customer_hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(customer_id) DO UPDATE SET name = excluded.name, email = excluded.email,
-                         external_id = excluded.external_id, customer_hash = excluded.customer_hash",
-                )?
-                .execute(params![
-                    id,
-                    &*summary.name,
-                    summary.email.as_deref(),
-                    summary.external_id.as_deref(),
-                    summary.hash as i64
-                ])?;
+                write_summary(&tx, &summary)?;
             }
             Write::Status {
                 customer_id,

@@ -368,7 +368,7 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> 
             .map(|_| Done::Resent),
         Request::Create { profile } => handle.create_customer(profile).await.map(|c| Done::Saved {
             customer: c.id,
-            name: headless::display_name(&c),
+            name: c.display_name(),
         }),
         Request::Patch { customer, patch, .. } => {
             handle
@@ -376,7 +376,7 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> 
                 .await
                 .map(|c| Done::Saved {
                     customer: c.id,
-                    name: headless::display_name(&c),
+                    name: c.display_name(),
                 })
         }
     }

@@ -348,13 +348,9 @@ impl Files {
     }
 
     /// The folder's entries arrived (or could not be read).
+    /// Returns whether the picker moved there. It moves only to a folder that could be read,
+    /// except the first time (then the error is what it shows).
     pub fn listed(&mut self, dir: &Path, entries: Result<Vec<FileEntry>, String>) -> bool {
-        if self.dir != dir && self.entries.is_some() {
-            // The picker moves only when the folder could be read.
-            if entries.is_err() {
-                return false;
-            }
-        }
         match entries {
             Ok(entries) => {
                 self.dir = dir.to_path_buf();

@@ -147,7 +147,13 @@ pub struct Answer {
     pub status: StatusCode,
     pub location: Option<String>,
     pub body: Vec<u8>,
+    /// Already stored for its Idempotency-Key, with the command.
+    pub stored: bool,
 }
+
+/// Marks a response whose answer is stored already: the middleware does not store it again.
+#[derive(Debug, Clone, Copy)]
+struct AnswerStored;
 
 impl Answer {
     pub fn json<T: serde::Serialize>(
@@ -161,6 +167,7 @@ impl Answer {
             status,
             location,
             body,
+            stored: false,
         })
     }
 
@@ -174,7 +181,7 @@ impl Answer {
 
     /// Stores this answer for the key in the transaction open on `conn`.
     pub fn store_for(
-        &self,
+        &mut self,
         conn: &rusqlite::Connection,
         scope: &Scope,
     ) -> Result<(), crate::sandbox::store::StoreError> {
@@ -192,6 +199,7 @@ impl Answer {
                 &self.body,
             ),
         )?;
+        self.stored = true;
         Ok(())
     }
 }
@@ -199,7 +207,11 @@ impl Answer {
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let headers = self.headers();
+        let stored = self.stored;
         let mut response = (self.status, self.body).into_response();
+        if stored {
+            response.extensions_mut().insert(AnswerStored);
+        }
         for (name, value) in headers {
             if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
                 response.headers_mut().insert(name, value);
@@ -371,7 +383,8 @@ async fn run_and_remember(
         }
     };
     let status = parts.status;
-    if !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+    let stored_already = parts.extensions.get::<AnswerStored>().is_some();
+    if !stored_already && !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
         let answer = Stored {
             fingerprint,
             status: status.as_u16(),
