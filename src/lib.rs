@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod headless;
+pub mod lockfile;
 pub mod sandbox;
 pub mod secret;
 pub mod sqlite;

@@ -102,7 +102,7 @@ fn claim_due(db: &mut StoreState, limit: usize, stale_after: Duration) -> Result
         .map(|(id, t)| (id.clone(), unix_ms(t.now())))
         .collect();
     let real_now = unix_ms(time::OffsetDateTime::now_utc());
-    let tx = db.conn.transaction()?;
+    let tx = db.conn.savepoint()?;
     tx.execute(
         "UPDATE deliveries SET status = 'PENDING' WHERE status = 'IN_FLIGHT' AND claimed_ms < ?1",
         [real_now - stale_after.as_millis() as i64],
@@ -160,7 +160,7 @@ fn record_attempt(
         .get(&job.tenant)
         .map(|t| t.now())
         .unwrap_or_else(time::OffsetDateTime::now_utc);
-    let tx = db.conn.transaction()?;
+    let tx = db.conn.savepoint()?;
     tx.execute(
         "INSERT INTO delivery_attempts (delivery_id, attempted_at, response_status, error, duration_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -626,19 +626,10 @@ pub struct DataDirLock(#[allow(dead_code)] File);
 /// ends). The directory must exist.
 pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<DataDirLock, EngineError> {
     let path = data_dir.join(LOCK_FILE);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| EngineError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(DataDirLock(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked(data_dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::DataDir { path, source }),
+    match crate::lockfile::try_hold(&path) {
+        Ok(Some(file)) => Ok(DataDirLock(file)),
+        Ok(None) => Err(EngineError::Locked(data_dir.to_path_buf())),
+        Err(source) => Err(EngineError::DataDir { path, source }),
     }
 }
 

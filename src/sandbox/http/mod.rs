@@ -101,8 +101,9 @@ impl AppState {
     }
 
     /// Runs a command on the store and answers it as JSON. Under an Idempotency-Key the
-    /// command and its answer commit in one transaction, so a crash can never leave the
-    /// command done and its answer unrecorded (its retry would run it again).
+    /// command and its answer commit in one transaction (one savepoint of the store's batch),
+    /// so a crash can never leave the command done and its answer unrecorded (its retry would
+    /// run it again).
     pub async fn command<T, F>(
         &self,
         status: axum::http::StatusCode,
@@ -113,7 +114,7 @@ impl AppState {
         F: FnOnce(&mut crate::sandbox::store::StoreState) -> Result<T, SandboxError> + Send + 'static,
         T: serde::Serialize + Send + 'static,
     {
-        use crate::sandbox::store::StoreError;
+        use crate::sandbox::store::{StoreError, exec};
         let scope = middleware::current_scope();
         self.store
             .run(move |db| -> Result<middleware::Answer, ApiError> {
@@ -121,27 +122,25 @@ impl AppState {
                     let value = job(db)?;
                     return Ok(middleware::Answer::json(status, location(&value), &value)?);
                 };
-                db.conn
-                    .execute_batch("BEGIN IMMEDIATE")
-                    .map_err(StoreError::from)?;
+                exec(&db.conn, "SAVEPOINT command").map_err(StoreError::from)?;
                 let value = match job(db) {
                     Ok(value) => value,
                     Err(err) => {
-                        // The command changed nothing (its savepoint rolled back).
-                        let _ = db.conn.execute_batch("ROLLBACK");
+                        // The command changed nothing (its own savepoint rolled back).
+                        let _ = db.conn.execute_batch("ROLLBACK TO command; RELEASE command");
                         return Err(err.into());
                     }
                 };
                 let answered = middleware::Answer::json(status, location(&value), &value)
                     .and_then(|mut answer| answer.store_for(&db.conn, &scope).map(|()| answer))
                     .and_then(|answer| {
-                        db.conn.execute_batch("COMMIT")?;
+                        exec(&db.conn, "RELEASE command")?;
                         Ok(answer)
                     });
                 answered.map_err(|err| {
                     // The command had updated the in-memory copy: undo it from the disk.
-                    tracing::error!("a command and its answer could not be committed together: {err}");
-                    let _ = db.conn.execute_batch("ROLLBACK");
+                    tracing::error!("a command and its answer could not be kept together: {err}");
+                    let _ = db.conn.execute_batch("ROLLBACK TO command; RELEASE command");
                     if let Err(reload) = db.reload_memory() {
                         tracing::error!("reloading the sandbox's state failed: {reload}");
                     }
@@ -149,6 +148,13 @@ impl AppState {
                 })
             })
             .await?
+    }
+
+    /// The tenant's time now, on its own (movable) clock.
+    pub fn tenant_now(&self, tenant: &TenantId) -> Result<time::OffsetDateTime, ApiError> {
+        self.store
+            .read(|m| m.tenants.get(tenant).map(|state| state.now()))
+            .ok_or_else(|| SandboxError::not_found("tenant", &tenant.0).into())
     }
 
     pub fn read_customer<T>(
