@@ -1,7 +1,8 @@
 //! Load generator for the sandbox, loopback only and bounded in time. It starts a sandbox in
 //! this process, then:
 //!
-//! 1. creates `--create` customers (default 10,000) over `--create-clients` connections (16);
+//! 1. creates `--create` customers (default 10,000) over `--create-clients` connections (16),
+//!    each with its own Idempotency-Key under `--idempotency 1`;
 //! 2. for `--seconds` (10), sends `GET /v1/compliance/status/:id` for the first `--customers`
 //!    (1,000) of them over `--connections` (64) keep-alive HTTP/1.1 connections.
 //!
@@ -24,6 +25,10 @@ use serde_json::json;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// The allocator the `kycdash` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "sk_test_kycdash";
 
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +41,8 @@ struct Options {
     server_threads: usize,
     /// 1: keep the database in memory instead of a file (WAL) in a temporary directory.
     in_memory: bool,
+    /// 1: send every create with its own Idempotency-Key (the exactly-once path).
+    idempotency: bool,
 }
 
 fn options() -> Result<Options, Failure> {
@@ -47,6 +54,7 @@ fn options() -> Result<Options, Failure> {
         seconds: 10,
         server_threads: 2,
         in_memory: false,
+        idempotency: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -64,6 +72,7 @@ fn options() -> Result<Options, Failure> {
             "--seconds" => options.seconds = (n as u64).clamp(1, 300),
             "--server-threads" => options.server_threads = n.max(1),
             "--in-memory" => options.in_memory = n != 0,
+            "--idempotency" => options.idempotency = n != 0,
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -198,11 +207,14 @@ async fn create_customers(addr: SocketAddr, options: Options) -> Result<Vec<Stri
                 if i >= options.create {
                     break;
                 }
-                let request = hyper::Request::post("/v1/customers")
+                let mut request = hyper::Request::post("/v1/customers")
                     .header("host", "127.0.0.1")
                     .header("authorization", format!("Bearer {KEY}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(profile(i)))?;
+                    .header("content-type", "application/json");
+                if options.idempotency {
+                    request = request.header("idempotency-key", format!("load-{i}"));
+                }
+                let request = request.body(Full::new(profile(i)))?;
                 let sent = Instant::now();
                 let (status, body) = send(&mut sender, request).await?;
                 latencies.record(sent.elapsed().as_micros() as u64)?;
@@ -228,8 +240,14 @@ async fn create_customers(addr: SocketAddr, options: Options) -> Result<Vec<Stri
     let elapsed = started.elapsed();
     report(
         &format!(
-            "create: POST /v1/customers, {} customers over {} connections",
-            options.create, options.create_clients
+            "create: POST /v1/customers, {} customers over {} connections{}",
+            options.create,
+            options.create_clients,
+            if options.idempotency {
+                ", each with an Idempotency-Key"
+            } else {
+                ""
+            }
         ),
         latencies.len(),
         errors,

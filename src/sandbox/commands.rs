@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::clock::{rfc3339, unix_ms};
 use super::error::SandboxError;
+use super::ids::new_id;
 use super::memory::{CustomerRecord, DocumentMeta, OnboardingRecord, TenantId, Timer, TimerKind};
 use super::qr;
 use super::store::StoreState;
@@ -50,11 +51,10 @@ impl Magic {
 pub fn create_customer(
     db: &mut StoreState,
     tenant: &TenantId,
-    body: Value,
+    profile: CustomerProfile,
 ) -> Result<Customer, SandboxError> {
     let mut work = UnitOfWork::begin(db, tenant)?;
-    let profile = CustomerProfile::from_json(body, work.now.date())?;
-    let id = Uuid::new_v4();
+    let id = new_id();
     let customer = Customer::new(id, profile, work.now);
     let workflow = Workflow::new(
         id,
@@ -161,7 +161,7 @@ pub fn start_kyc(
     }
     let magic = Magic::of(&record.customer);
     let onboarding = OnboardingRecord {
-        id: Uuid::new_v4(),
+        id: new_id(),
         customer_id,
         strategy,
         created_at: work.now,
@@ -214,7 +214,7 @@ pub fn rerun_kyc(
     }
     let magic = Magic::of(&record.customer);
     let onboarding = OnboardingRecord {
-        id: Uuid::new_v4(),
+        id: new_id(),
         customer_id: previous.customer_id,
         strategy: previous.strategy,
         created_at: work.now,
@@ -258,7 +258,7 @@ pub fn upload_document(
     let now = work.now;
     work.customer(upload.customer_id)?;
     let meta = DocumentMeta {
-        id: Uuid::new_v4(),
+        id: new_id(),
         document_type: upload.document_type,
         format,
         file_name: upload.file_name,
@@ -266,7 +266,7 @@ pub fn upload_document(
         sha256: hex::encode(Sha256::digest(&upload.content)),
         uploaded_at: now,
     };
-    work.tx().execute(
+    work.execute(
         "INSERT INTO documents (id, tenant_id, customer_id, type, format, file_name, size, sha256, uploaded_at, content)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         (

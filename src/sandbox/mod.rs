@@ -7,6 +7,7 @@ pub mod clock;
 mod commands;
 pub mod error;
 pub mod http;
+pub(crate) mod ids;
 mod memory;
 mod outbox;
 mod qr;

@@ -9,6 +9,7 @@ use rusqlite::OptionalExtension;
 
 use super::clock::from_unix_ms;
 use super::error::SandboxError;
+use super::ids::new_id;
 use super::memory::{EndpointRecord, TenantId};
 use super::store::StoreState;
 use super::store::load::{self, timestamp};
@@ -95,7 +96,7 @@ pub fn create_endpoint(
     validate(&request)?;
     let mut work = UnitOfWork::begin(db, tenant)?;
     let endpoint = EndpointRecord {
-        id: Uuid::new_v4(),
+        id: new_id(),
         url: request.url,
         description: request.description,
         event_types: request.event_types,

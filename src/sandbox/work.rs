@@ -3,7 +3,7 @@
 //! delivery rows and the timers are all written together or not at all; the in-memory copy is
 //! updated only after the commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use rusqlite::Savepoint;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::clock::{Timing, rfc3339, unix_ms};
 use super::error::SandboxError;
+use super::ids::new_id;
 use super::memory::{
     CustomerRecord, EndpointRecord, OnboardingRecord, ReadModel, TenantId, Timer, TimerKind,
 };
@@ -30,6 +31,8 @@ pub struct UnitOfWork<'c> {
     pub now: OffsetDateTime,
     pub timing: Timing,
     touched: HashMap<Uuid, CustomerRecord>,
+    /// Customers handed out for change since they were read or inserted: rewritten at commit.
+    changed: HashSet<Uuid>,
     onboardings: Vec<OnboardingRecord>,
     /// New SDK link tokens and whose they are.
     tokens: Vec<(String, Uuid)>,
@@ -71,6 +74,7 @@ impl<'c> UnitOfWork<'c> {
             now,
             timing,
             touched: HashMap::new(),
+            changed: HashSet::new(),
             onboardings: Vec::new(),
             tokens: Vec::new(),
             timers: HashMap::new(),
@@ -81,8 +85,14 @@ impl<'c> UnitOfWork<'c> {
         })
     }
 
-    pub fn tx(&self) -> &Savepoint<'c> {
-        &self.tx
+    /// Runs a statement, prepared once per connection (a command runs the same few).
+    pub fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.tx.prepare_cached(sql)?.execute(params)
+    }
+
+    /// Inserts one row and returns its rowid (the table's integer key).
+    fn insert(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<i64> {
+        self.tx.prepare_cached(sql)?.insert(params)
     }
 
     fn read<R>(&self, f: impl FnOnce(&ReadModel) -> R) -> R {
@@ -90,15 +100,17 @@ impl<'c> UnitOfWork<'c> {
         f(&memory)
     }
 
-    /// The customer as this work sees it (with its changes so far).
+    /// The customer as this work sees it (with its changes so far), to change: it is written
+    /// back at commit.
     pub fn customer(&mut self, id: Uuid) -> Result<&mut CustomerRecord, SandboxError> {
+        self.changed.insert(id);
         if !self.touched.contains_key(&id) {
             let record = self
                 .read(|m| {
                     m.tenants
                         .get(&self.tenant)
                         .and_then(|t| t.customers.get(&id))
-                        .cloned()
+                        .map(|record| CustomerRecord::clone(record))
                 })
                 .ok_or_else(|| SandboxError::not_found("customer", id))?;
             self.touched.insert(id, record);
@@ -110,15 +122,14 @@ impl<'c> UnitOfWork<'c> {
 
     /// Stores a new customer and returns its creation sequence number.
     pub fn insert_customer(&mut self, mut record: CustomerRecord) -> Result<i64, SandboxError> {
-        let seq: i64 = self.tx.query_row(
-            "INSERT INTO customers (id, tenant_id, body, workflow) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+        let seq = self.insert(
+            "INSERT INTO customers (id, tenant_id, body, workflow) VALUES (?1, ?2, ?3, ?4)",
             (
                 record.customer.id.to_string(),
                 &self.tenant.0,
                 to_json(&record.customer)?,
                 to_json(&record.workflow.view())?,
             ),
-            |row| row.get(0),
         )?;
         record.seq = seq;
         self.touched.insert(record.customer.id, record);
@@ -138,7 +149,7 @@ impl<'c> UnitOfWork<'c> {
         record: OnboardingRecord,
         sdk_token: Option<String>,
     ) -> Result<(), SandboxError> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO onboardings (id, tenant_id, customer_id, strategy, created_at, previous_id, sdk_token)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             (
@@ -180,7 +191,7 @@ impl<'c> UnitOfWork<'c> {
             self.queue_webhook(event.event_type, event.data)?;
         }
         if view.stage != before {
-            self.tx.execute(
+            self.execute(
                 "DELETE FROM timers WHERE customer_id = ?1",
                 [customer_id.to_string()],
             )?;
@@ -192,10 +203,9 @@ impl<'c> UnitOfWork<'c> {
             };
             if let Some((kind, at)) = due {
                 let due_ms = unix_ms(at);
-                let id: i64 = self.tx.query_row(
-                    "INSERT INTO timers (tenant_id, customer_id, kind, due_ms) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                let id = self.insert(
+                    "INSERT INTO timers (tenant_id, customer_id, kind, due_ms) VALUES (?1, ?2, ?3, ?4)",
                     (&self.tenant.0, customer_id.to_string(), kind.as_str(), due_ms),
-                    |row| row.get(0),
                 )?;
                 timers.push(Timer {
                     id,
@@ -213,11 +223,10 @@ impl<'c> UnitOfWork<'c> {
     /// that subscribes to its type.
     pub fn queue_webhook(&mut self, event_type: EventType, data: EventData) -> Result<(), SandboxError> {
         let customer_id = data.customer_id;
-        let id = format!("evt_{}", Uuid::now_v7().simple());
+        let id = format!("evt_{}", new_id().simple());
         let event = WebhookEvent::new(id.clone(), self.now, event_type, data);
-        let event_seq: i64 = self.tx.query_row(
-            "INSERT INTO events (id, tenant_id, customer_id, event_type, body) VALUES (?1, ?2, ?3, ?4, ?5)
-             RETURNING seq",
+        let event_seq = self.insert(
+            "INSERT INTO events (id, tenant_id, customer_id, event_type, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             (
                 &id,
                 &self.tenant.0,
@@ -225,7 +234,6 @@ impl<'c> UnitOfWork<'c> {
                 event_type.as_str(),
                 to_json(&event)?,
             ),
-            |row| row.get(0),
         )?;
         let endpoints: Vec<Uuid> = self.read(|m| {
             m.tenants
@@ -251,8 +259,8 @@ impl<'c> UnitOfWork<'c> {
         event_seq: i64,
         customer_id: Uuid,
     ) -> Result<Uuid, SandboxError> {
-        let id = Uuid::now_v7();
-        self.tx.execute(
+        let id = new_id();
+        self.execute(
             "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, customer_id, status, next_attempt_ms, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING', ?6, ?7)",
             (
@@ -270,7 +278,7 @@ impl<'c> UnitOfWork<'c> {
     }
 
     pub fn add_endpoint(&mut self, endpoint: EndpointRecord) -> Result<(), SandboxError> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, secret, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             (
@@ -289,14 +297,14 @@ impl<'c> UnitOfWork<'c> {
 
     /// Deletes an endpoint and cancels what was still waiting to be delivered to it.
     pub fn remove_endpoint(&mut self, id: Uuid) -> Result<(), SandboxError> {
-        let changed = self.tx.execute(
+        let changed = self.execute(
             "UPDATE webhook_endpoints SET deleted = 1 WHERE id = ?1 AND tenant_id = ?2 AND deleted = 0",
             (id.to_string(), &self.tenant.0),
         )?;
         if changed == 0 {
             return Err(SandboxError::not_found("webhook endpoint", id));
         }
-        self.tx.execute(
+        self.execute(
             "UPDATE deliveries SET status = 'CANCELLED', next_attempt_ms = NULL
              WHERE endpoint_id = ?1 AND status IN ('PENDING', 'IN_FLIGHT')",
             [id.to_string()],
@@ -309,7 +317,7 @@ impl<'c> UnitOfWork<'c> {
     pub fn advance_clock(&mut self, by: time::Duration) -> Result<(), SandboxError> {
         self.clock_offset_ms += by.whole_milliseconds() as i64;
         self.now += by;
-        self.tx.execute(
+        self.execute(
             "UPDATE tenants SET clock_offset_ms = ?1 WHERE id = ?2",
             (self.clock_offset_ms, &self.tenant.0),
         )?;
@@ -347,7 +355,7 @@ impl<'c> UnitOfWork<'c> {
 
     /// Removes a timer that fired without changing the stage (so `drive` did not replace it).
     pub fn drop_timer(&mut self, timer: &Timer) -> Result<(), SandboxError> {
-        self.tx.execute("DELETE FROM timers WHERE id = ?1", [timer.id])?;
+        self.execute("DELETE FROM timers WHERE id = ?1", [timer.id])?;
         let remaining: Vec<Timer> = match self.timers.get(&timer.customer_id) {
             Some(timers) => timers.clone(),
             None => self.read(|m| {
@@ -370,8 +378,8 @@ impl<'c> UnitOfWork<'c> {
 
     /// Commits, then brings the in-memory copy in line and wakes the workers that have work.
     pub fn commit(self) -> Result<(), SandboxError> {
-        for record in self.touched.values() {
-            self.tx.execute(
+        for record in self.changed.iter().filter_map(|id| self.touched.get(id)) {
+            self.execute(
                 "UPDATE customers SET body = ?1, workflow = ?2 WHERE id = ?3",
                 (
                     to_json(&record.customer)?,
@@ -392,7 +400,7 @@ impl<'c> UnitOfWork<'c> {
         };
         for (id, record) in self.touched {
             state.order.insert(record.seq, id);
-            state.customers.insert(id, record);
+            state.customers.insert(id, Box::new(record));
         }
         for onboarding in self.onboardings {
             state.onboardings.insert(onboarding.id, onboarding);

@@ -14,6 +14,7 @@ use super::problem::ApiError;
 use crate::api::types::{IdempotencyKey, ListCustomersQuery, Page, Problem};
 use crate::domain::{Customer, CustomerProfile, FieldError};
 use crate::sandbox::commands;
+use crate::sandbox::error::SandboxError;
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
@@ -35,10 +36,14 @@ pub async fn create_customer(
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Validated here, on the request's own task: the store thread, which every write waits
+    // for, only writes.
+    let today = app.tenant_now(&tenant)?.date();
+    let profile = CustomerProfile::from_json(body, today).map_err(SandboxError::from)?;
     app.command(
         StatusCode::CREATED,
         |customer: &Customer| Some(format!("/v1/customers/{}", customer.id)),
-        move |db| commands::create_customer(db, &tenant, body),
+        move |db| commands::create_customer(db, &tenant, profile),
     )
     .await
 }

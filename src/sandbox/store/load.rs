@@ -78,12 +78,12 @@ fn load_customers(conn: &Connection, memory: &mut ReadModel) -> Result<(), Store
         tenant.order.insert(seq, customer.id);
         tenant.customers.insert(
             customer.id,
-            CustomerRecord {
+            Box::new(CustomerRecord {
                 seq,
                 customer,
                 documents: Vec::new(),
                 workflow,
-            },
+            }),
         );
     }
     Ok(())

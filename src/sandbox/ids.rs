@@ -1,0 +1,30 @@
+//! Ids the sandbox makes.
+
+use uuid::Uuid;
+
+/// A new time-ordered id (UUIDv7). Rows made together sit together in the indexes, so a batch
+/// of inserts dirties a few index pages instead of one random page per row (v4 ids made the
+/// WAL grow by a page per customer). The random bits come from the thread's generator, not
+/// from a system call per id.
+pub fn new_id() -> Uuid {
+    // A clock set before 1970 stamps ids with the epoch; the random bits keep them unique.
+    let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let random: [u8; 10] = rand::random();
+    uuid::Builder::from_unix_timestamp_millis(u64::try_from(millis).unwrap_or_default(), &random).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_version_7_distinct_and_ordered_by_millisecond() {
+        let first = new_id();
+        let ids: Vec<Uuid> = (0..1000).map(|_| new_id()).collect();
+        assert_eq!(first.get_version_num(), 7);
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let millis = |id: &Uuid| id.get_timestamp().map(|t| t.to_unix()).unwrap();
+        assert!(ids.windows(2).all(|w| millis(&w[0]) <= millis(&w[1])));
+    }
+}
