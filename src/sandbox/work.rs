@@ -1,7 +1,7 @@
-//! A unit of work: one command of one tenant, run on the store thread as one SQLite
-//! transaction. The workflow transition, the webhook events it produced (the outbox), the
-//! delivery rows and the timers are all written together or not at all; the in-memory copy is
-//! updated only after the commit.
+//! A unit of work: one command of one tenant, run on the store thread as one SQLite savepoint
+//! (inside the store's batch transaction). The workflow transition, the webhook events it
+//! produced (the outbox), the delivery rows and the timers are all written together or not at
+//! all; the in-memory copy is updated only once the savepoint is released.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
