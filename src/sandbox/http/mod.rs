@@ -115,13 +115,13 @@ impl AppState {
         T: serde::Serialize + Send + 'static,
     {
         use crate::sandbox::store::{StoreError, exec};
-        let scope = middleware::current_scope();
+        let Some(scope) = middleware::current_scope() else {
+            // No answer to store: it is written here, off the store thread.
+            let value = self.store.run(job).await??;
+            return Ok(middleware::Answer::json(status, location(&value), &value)?);
+        };
         self.store
             .run(move |db| -> Result<middleware::Answer, ApiError> {
-                let Some(scope) = scope else {
-                    let value = job(db)?;
-                    return Ok(middleware::Answer::json(status, location(&value), &value)?);
-                };
                 exec(&db.conn, "SAVEPOINT command").map_err(StoreError::from)?;
                 let value = match job(db) {
                     Ok(value) => value,
