@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     finish(match command {
-        Command::Sandbox(args) => run(async { serve_sandbox(args).await.map_err(Failure::fatal) }),
+        Command::Sandbox(args) => run(serve_sandbox(args)),
         Command::Watch(args) => run(headless::watch(args)),
         Command::Status(args) => run(headless::status(args)),
     })
@@ -71,10 +71,12 @@ fn default_db_path() -> Result<PathBuf, String> {
     Ok(dir.join("sandbox.db"))
 }
 
-async fn serve_sandbox(args: SandboxArgs) -> Result<(), String> {
+/// Exit 2 when the configuration is what is wrong (a database another sandbox holds, an
+/// address taken, a key given twice), as for `watch`; 1 for the rest.
+async fn serve_sandbox(args: SandboxArgs) -> Result<(), Failure> {
     let db = match &args.db {
         Some(path) => DbLocation::parse(&path.to_string_lossy()),
-        None => DbLocation::File(default_db_path()?),
+        None => DbLocation::File(default_db_path().map_err(Failure::usage)?),
     };
     let public_url = args.public_url.clone();
     let config = SandboxConfig {
@@ -85,7 +87,12 @@ async fn serve_sandbox(args: SandboxArgs) -> Result<(), String> {
         public_url: args.public_url,
         ..SandboxConfig::ephemeral()
     };
-    let running = sandbox::start(config).await.map_err(|e| e.to_string())?;
+    let running = sandbox::start(config).await.map_err(|err| match err {
+        sandbox::StartError::Store(sandbox::StoreError::InUse { .. })
+        | sandbox::StartError::Bind { .. }
+        | sandbox::StartError::DuplicateKey => Failure::usage(err.to_string()),
+        other => Failure::fatal(other.to_string()),
+    })?;
     println!("listening on {}", running.base_url());
     if let Some(url) = public_url {
         println!("SDK links on {url}");

@@ -80,8 +80,8 @@ async fn the_sandbox_serves_stops_on_sigterm_and_keeps_its_state() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("in use by another kycdash sandbox"), "{stderr}");
 
     terminate(child).await;
