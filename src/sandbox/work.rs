@@ -20,8 +20,8 @@ use super::store::{Signals, StoreError, StoreState};
 use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent, readiness};
 
 pub struct UnitOfWork<'c> {
-    /// A savepoint: its own transaction, or part of one the caller opened (a command whose
-    /// Idempotency-Key answer commits with it).
+    /// A savepoint inside the store's batch (and inside the command's own savepoint when its
+    /// Idempotency-Key answer is stored with it).
     tx: Savepoint<'c>,
     memory: &'c RwLock<ReadModel>,
     signals: &'c Signals,
@@ -51,6 +51,7 @@ impl<'c> UnitOfWork<'c> {
             memory,
             signals,
             timing,
+            ..
         } = db;
         let (default_strategy, clock_offset_ms, now) = {
             let memory = memory.read().unwrap_or_else(|p| p.into_inner());
@@ -379,7 +380,7 @@ impl<'c> UnitOfWork<'c> {
     /// Commits, then brings the in-memory copy in line and wakes the workers that have work.
     pub fn commit(self) -> Result<(), SandboxError> {
         for record in self.changed.iter().filter_map(|id| self.touched.get(id)) {
-            self.execute(
+            let written = self.execute(
                 "UPDATE customers SET body = ?1, workflow = ?2 WHERE id = ?3",
                 (
                     to_json(&record.customer)?,
@@ -387,6 +388,14 @@ impl<'c> UnitOfWork<'c> {
                     record.customer.id.to_string(),
                 ),
             )?;
+            if written != 1 {
+                // Memory knew a customer the disk does not: never answer as if it were saved.
+                return Err(StoreError::Corrupt(format!(
+                    "customer {} is in memory but not in the database",
+                    record.customer.id
+                ))
+                .into());
+            }
         }
         self.tx.commit().map_err(StoreError::from)?;
 
