@@ -1,8 +1,9 @@
 //! Checkpoints beside the writer. SQLite's automatic checkpoint runs inside whichever commit
 //! crosses its threshold, stalling that batch (80–200 ms of writes and fsyncs were measured).
 //! Here a thread with its own connection copies the WAL back into the database instead
-//! (PASSIVE: commits go on meanwhile), once writes pause, and the automatic checkpoint only
-//! backstops a WAL that grows past [`WAL_CAP_PAGES`].
+//! (PASSIVE: commits go on meanwhile), once writes pause or the WAL has grown by
+//! [`CHECKPOINT_FRAMES`]; a checkpoint inside a commit only backstops a WAL that grows past
+//! [`WAL_CAP_PAGES`].
 //!
 //! A checkpoint beside the writer never catches up with it, and SQLite only starts the WAL
 //! over once everything in it has been copied. Any lull in writes lets that happen for free.
@@ -11,12 +12,14 @@
 //! left to copy, a pause of milliseconds (mostly two fsyncs) instead of a whole checkpoint.
 
 use std::cell::Cell;
+use std::ffi::c_int;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+use rusqlite::hooks::Wal;
 
 use super::{BUSY_TIMEOUT, StoreError};
 
@@ -24,11 +27,11 @@ use super::{BUSY_TIMEOUT, StoreError};
 /// them, its fsyncs contending with the WAL's appends (p99.9 of 10,000 creates: 20–27 ms with
 /// a checkpoint every 250 ms, 3–10 ms when they wait for a pause).
 pub(crate) const CHECKPOINT_QUIET: Duration = Duration::from_millis(100);
-/// ... but not longer than this after the first commit not yet copied. Under writes that never
-/// pause, the longer the wait the bigger the checkpoint: p99.9 of 100,000 creates was 25 ms
-/// waiting at most 0.5 s, 50 ms at 1 s and 100 ms at 2 s; but 0.5 s cost short bursts the
-/// 20–30 ms that 1 s spared them.
-pub(crate) const CHECKPOINT_AT_MOST: Duration = Duration::from_secs(1);
+/// ... unless this many frames (32 MiB, about 10,000 creates) wait to be copied. Under writes
+/// that never pause, the longer the wait the bigger the checkpoint: p99.9 of 100,000 creates
+/// was 100 ms checkpointing every 2 s, 50 ms every 1 s, and 22–25 ms at 4,096 or 8,192
+/// frames (about every 0.25–0.5 s at full speed). A shorter burst is never slowed.
+pub(crate) const CHECKPOINT_FRAMES: i64 = 8_192;
 /// The WAL size (in 4 KiB pages) past which the store thread starts it over itself: 32 MiB,
 /// about 10,000 creates at full speed. Also the size the WAL file is cut back to (cutting a
 /// 150 MB file back took 60 ms of a commit).
@@ -48,13 +51,26 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the checkpoint thread on `conn`, and has `writer` tell it how long the WAL is
+    /// after each commit. That hook replaces SQLite's automatic checkpoint, so the hook does
+    /// its job at [`WAL_CAP_PAGES`].
+    pub(super) fn start(writer: &mut Connection, conn: Connection) -> Result<Self, StoreError> {
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let seen = wal_frames.clone();
+        writer.wal_hook(Some(move |wal: &mut Wal, frames: c_int| {
+            let frames = i64::from(frames);
+            seen.store(frames, Ordering::Relaxed);
+            if frames >= WAL_CAP_PAGES {
+                wal.checkpoint()?;
+            }
+            Ok(())
+        }))?;
         let (wake, woken) = mpsc::sync_channel(1);
         let restart = Arc::new(AtomicBool::new(false));
         let asked = restart.clone();
         let thread = std::thread::Builder::new()
             .name("kycdash-checkpoint".into())
-            .spawn(move || serve(&conn, &woken, &asked))
+            .spawn(move || serve(&conn, &woken, &asked, &wal_frames))
             .map_err(|err| StoreError::Thread(format!("the checkpoint thread: {err}")))?;
         Ok(Self {
             wake,
@@ -88,16 +104,23 @@ impl Checkpointer {
     }
 }
 
-/// The checkpoint thread: after commits, once they pause for [`CHECKPOINT_QUIET`] (or
-/// [`CHECKPOINT_AT_MOST`] after the first), until the store closes.
-fn serve(conn: &Connection, woken: &Receiver<()>, restart: &AtomicBool) {
+/// The checkpoint thread: after commits, once they pause for [`CHECKPOINT_QUIET`] or leave
+/// [`CHECKPOINT_FRAMES`] to copy, until the store closes.
+fn serve(conn: &Connection, woken: &Receiver<()>, restart: &AtomicBool, wal_frames: &AtomicI64) {
+    // Frames of the WAL the last checkpoint had copied.
+    let mut copied = 0;
     while woken.recv().is_ok() {
         if restart.load(Ordering::Acquire) {
             continue;
         }
-        let deadline = Instant::now() + CHECKPOINT_AT_MOST;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match woken.recv_timeout(left.min(CHECKPOINT_QUIET)) {
+        loop {
+            let frames = wal_frames.load(Ordering::Relaxed);
+            // Fewer frames than were copied: the WAL has started over since.
+            let waiting = if frames < copied { frames } else { frames - copied };
+            if waiting >= CHECKPOINT_FRAMES {
+                break;
+            }
+            match woken.recv_timeout(CHECKPOINT_QUIET) {
                 // Another commit: wait for the pause again.
                 Ok(()) => continue,
                 Err(RecvTimeoutError::Timeout) => break,
@@ -106,15 +129,16 @@ fn serve(conn: &Connection, woken: &Receiver<()>, restart: &AtomicBool) {
             }
         }
         match checkpoint(conn, "PASSIVE") {
-            Ok(frames) if frames > RESTART_AT_PAGES => {
+            Ok((frames, _)) if frames > RESTART_AT_PAGES => {
                 // Catch up once more (only what came in during the first pass), so that the
                 // store thread's share is a few hundred frames.
                 if let Err(err) = checkpoint(conn, "PASSIVE") {
                     tracing::warn!("checkpointing the sandbox's database failed: {err}");
                 }
+                copied = 0;
                 restart.store(true, Ordering::Release);
             }
-            Ok(_) => {}
+            Ok((_, done)) => copied = done,
             Err(err) => tracing::warn!("checkpointing the sandbox's database failed: {err}"),
         }
     }
@@ -135,8 +159,8 @@ fn start_wal_over(conn: &Connection) {
     }
 }
 
-/// Runs a checkpoint; returns the frames the WAL held.
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+/// Runs a checkpoint; returns the frames the WAL held and how many of them are copied.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
     let started = Instant::now();
     let (busy, frames, copied) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         Ok((
@@ -155,7 +179,7 @@ fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "checkpointed the sandbox's WAL"
     );
-    Ok(frames)
+    Ok((frames, copied))
 }
 
 #[cfg(test)]
@@ -183,13 +207,13 @@ mod tests {
         let beside = Connection::open(&path).unwrap();
 
         write(&writer, 200);
-        let copied_beside = checkpoint(&beside, "PASSIVE").unwrap();
+        let (_, copied_beside) = checkpoint(&beside, "PASSIVE").unwrap();
         // Written after the checkpoint beside: the WAL can no longer start over by itself.
         write(&writer, 50);
         start_wal_over(&writer);
         write(&writer, 1);
 
-        let frames_now = checkpoint(&beside, "PASSIVE").unwrap();
+        let (frames_now, _) = checkpoint(&beside, "PASSIVE").unwrap();
         assert!(copied_beside > 50, "{copied_beside} frames before");
         assert!(
             frames_now < 10,

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, oneshot};
 
 pub(crate) use self::batch::exec;
 use self::batch::{Answering, Job};
-use self::checkpoint::{Checkpointer, RESTART_AT_PAGES, WAL_CAP_PAGES};
+use self::checkpoint::{Checkpointer, RESTART_AT_PAGES};
 
 use super::memory::{ReadModel, TenantId, TenantState};
 use crate::domain::Strategy;
@@ -173,7 +173,6 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "journal_size_limit", RESTART_AT_PAGES * 4096)?;
         }
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_CAP_PAGES)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
@@ -195,16 +194,16 @@ impl Store {
         let memory = Arc::new(RwLock::new(memory));
         let signals = Arc::new(Signals::default());
         let (jobs, queue) = mpsc::channel::<Job>();
+        let checkpointer = match location {
+            DbLocation::File(_) => Some(Checkpointer::start(&mut conn, connect(location)?)?),
+            DbLocation::Memory => None,
+        };
         let mut db = StoreState {
             conn,
             memory: memory.clone(),
             signals: signals.clone(),
             timing,
             memory_stale: false,
-        };
-        let checkpointer = match location {
-            DbLocation::File(_) => Some(Checkpointer::start(connect(location)?)?),
-            DbLocation::Memory => None,
         };
         let thread = std::thread::Builder::new()
             .name("kycdash-store".into())
