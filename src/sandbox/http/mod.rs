@@ -140,10 +140,7 @@ impl AppState {
                 answered.map_err(|err| {
                     // The command had updated the in-memory copy: undo it from the disk.
                     tracing::error!("a command and its answer could not be kept together: {err}");
-                    let _ = db.conn.execute_batch("ROLLBACK TO command; RELEASE command");
-                    if let Err(reload) = db.reload_memory() {
-                        tracing::error!("reloading the sandbox's state failed: {reload}");
-                    }
+                    db.undo_to("command");
                     err.into()
                 })
             })

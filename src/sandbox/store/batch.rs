@@ -120,7 +120,7 @@ fn run_batch(db: &mut StoreState, jobs: Vec<Job>) {
                 "the database rolled back a batch of {} sandbox jobs",
                 answers.len()
             );
-            reload_or_log(db);
+            db.reload_or_mark_stale();
             settle(answers, Some("the database rolled the transaction back"));
             let rest: Vec<Job> = jobs.collect();
             if !rest.is_empty() {
@@ -136,7 +136,7 @@ fn run_batch(db: &mut StoreState, jobs: Vec<Job>) {
             if let Err(rollback) = db.conn.execute_batch("ROLLBACK") {
                 tracing::error!("rolling back the failed batch failed: {rollback}");
             }
-            reload_or_log(db);
+            db.reload_or_mark_stale();
             settle(answers, Some(&err.to_string()));
         }
     }
@@ -180,22 +180,11 @@ fn run_in_savepoint(db: &mut StoreState, job: Job) -> Answer {
         return ran.answer;
     }
     if ran.panicked {
-        if let Err(err) = db.conn.execute_batch("ROLLBACK TO job; RELEASE job") {
-            tracing::error!("rolling back a failed sandbox job failed: {err}");
-        }
-        reload_or_log(db);
+        db.undo_to("job");
     } else if let Err(err) = exec(&db.conn, "RELEASE job") {
         tracing::error!("closing a sandbox job's savepoint failed: {err}");
     }
     ran.answer
-}
-
-/// Reloads the in-memory copy; if that fails, the next batch tries again before it runs.
-fn reload_or_log(db: &mut StoreState) {
-    db.memory_stale = true;
-    if let Err(err) = db.reload_memory() {
-        tracing::error!("reloading the sandbox's state failed: {err}");
-    }
 }
 
 /// Runs a statement without parameters, prepared once per connection.

@@ -136,6 +136,26 @@ impl StoreState {
         Ok(())
     }
 
+    /// Reloads the in-memory copy after a rollback; if that fails, it is marked stale and the
+    /// next batch reloads it before it runs.
+    pub(crate) fn reload_or_mark_stale(&mut self) {
+        self.memory_stale = true;
+        if let Err(err) = self.reload_memory() {
+            tracing::error!("reloading the sandbox's state failed: {err}");
+        }
+    }
+
+    /// Undoes everything since `SAVEPOINT name`, on the disk and in memory.
+    pub(crate) fn undo_to(&mut self, savepoint: &str) {
+        if let Err(err) = self
+            .conn
+            .execute_batch(&format!("ROLLBACK TO {savepoint}; RELEASE {savepoint}"))
+        {
+            tracing::error!("rolling back to the savepoint {savepoint} failed: {err}");
+        }
+        self.reload_or_mark_stale();
+    }
+
     pub fn memory(&self) -> RwLockReadGuard<'_, ReadModel> {
         self.memory
             .read()
