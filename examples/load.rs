@@ -4,7 +4,8 @@
 //! 1. creates `--create` customers (default 10,000) over `--create-clients` connections (16),
 //!    each with its own Idempotency-Key under `--idempotency 1`;
 //! 2. for `--seconds` (10), sends `GET /v1/compliance/status/:id` for the first `--customers`
-//!    (1,000) of them over `--connections` (64) keep-alive HTTP/1.1 connections.
+//!    (1,000) of them over `--connections` (64) keep-alive HTTP/1.1 connections; `--seconds 0`
+//!    skips this phase (to profile creates alone).
 //!
 //! It prints throughput and latency percentiles of each phase, and the process's memory.
 //! The generator shares the machine with the server: on 2 cores the figures include both.
@@ -47,6 +48,7 @@ struct Options {
     connections: usize,
     seconds: u64,
     server_threads: usize,
+    generator_threads: usize,
     /// 1: keep the database in memory instead of a file (WAL) in a temporary directory.
     in_memory: bool,
     /// 1: send every create with its own Idempotency-Key (the exactly-once path).
@@ -61,6 +63,7 @@ fn options() -> Result<Options, Failure> {
         connections: 64,
         seconds: 10,
         server_threads: 2,
+        generator_threads: 2,
         in_memory: false,
         idempotency: false,
     };
@@ -77,8 +80,9 @@ fn options() -> Result<Options, Failure> {
             "--create-clients" => options.create_clients = n.max(1),
             "--customers" => options.customers = n.max(1),
             "--connections" => options.connections = n.max(1),
-            "--seconds" => options.seconds = (n as u64).clamp(1, 300),
+            "--seconds" => options.seconds = (n as u64).min(300),
             "--server-threads" => options.server_threads = n.max(1),
+            "--generator-threads" => options.generator_threads = n.max(1),
             "--in-memory" => options.in_memory = n != 0,
             "--idempotency" => options.idempotency = n != 0,
             other => return Err(format!("unknown option {other}").into()),
@@ -146,9 +150,16 @@ fn memory() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// CPU seconds used so far by this process's threads, summed by thread name.
+/// CPU seconds used so far by this process's threads, summed by thread name, and (under
+/// "page faults") the process's minor page faults: fresh memory costs more than reused memory,
+/// markedly so in a virtual machine.
 fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     let mut by_name = std::collections::BTreeMap::new();
+    let faults = std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| {
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        after_name.split(' ').nth(7)?.parse::<f64>().ok()
+    });
+    by_name.insert(FAULTS.to_string(), faults.unwrap_or(0.0));
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return by_name;
     };
@@ -169,16 +180,21 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     by_name
 }
 
+const FAULTS: &str = "page faults";
+
 fn print_cpu(before: &std::collections::BTreeMap<String, f64>, wall: Duration) {
     let after = cpu_by_thread();
+    let since = |name: &String, value: f64| value - before.get(name).copied().unwrap_or(0.0);
     let used: Vec<String> = after
         .iter()
-        .map(|(name, secs)| (name, secs - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(name, _)| *name != FAULTS)
+        .map(|(name, secs)| (name, since(name, *secs)))
         .filter(|(_, secs)| *secs >= 0.05)
         .map(|(name, secs)| format!("{name} {secs:.1} s"))
         .collect();
+    let faults = after.get(FAULTS).map_or(0.0, |n| since(&FAULTS.to_string(), *n));
     println!(
-        "  CPU in {:.1} s of wall time: {}",
+        "  CPU in {:.1} s of wall time: {}; {faults:.0} minor page faults",
         wall.as_secs_f64(),
         used.join(", ")
     );
@@ -327,9 +343,10 @@ async fn read_statuses(addr: SocketAddr, ids: Arc<Vec<String>>, options: Options
 fn main() -> Result<(), Failure> {
     let options = options()?;
     println!(
-        "machine: {} logical CPUs; server runtime {} threads, generator runtime 2 threads",
+        "machine: {} logical CPUs; server runtime {} threads, generator runtime {} threads",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        options.server_threads
+        options.server_threads,
+        options.generator_threads
     );
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.server_threads)
@@ -337,7 +354,7 @@ fn main() -> Result<(), Failure> {
         .enable_all()
         .build()?;
     let generator = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(options.generator_threads)
         .thread_name("load")
         .enable_all()
         .build()?;
@@ -364,6 +381,9 @@ fn main() -> Result<(), Failure> {
             return Err::<(), Failure>("not enough customers were created".into());
         }
         println!("  memory after creating: {}\n", memory());
+        if options.seconds == 0 {
+            return Ok(());
+        }
         let ids = Arc::new(ids[..options.customers].to_vec());
         let (cpu, started) = (cpu_by_thread(), Instant::now());
         read_statuses(addr, ids, options).await?;
