@@ -14,7 +14,7 @@
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -39,13 +39,29 @@ pub(crate) const RESTART_AT_PAGES: i64 = 8_192;
 /// The WAL size at which SQLite checkpoints inside a commit anyway, should the checkpoint
 /// thread have stopped: 256 MiB.
 pub(crate) const WAL_CAP_PAGES: i64 = 65_536;
+/// While commits come, the checkpoint thread looks at them this often (waking it after every
+/// commit instead cost the store thread a futex wake and both threads a context switch per
+/// batch, and a create's latency is mostly the store thread's time).
+const LOOK_EVERY: Duration = Duration::from_millis(20);
+
+/// What the store thread tells the checkpoint thread, without waking it.
+#[derive(Default)]
+struct Writes {
+    /// Batches committed so far.
+    commits: AtomicU64,
+    /// The WAL's length in frames after the last commit.
+    wal_frames: AtomicI64,
+    /// The checkpoint thread waits for a wake-up: the next commit must send one.
+    asleep: AtomicBool,
+    /// Set by the checkpoint thread (which then stands aside), cleared by the store thread.
+    restart: AtomicBool,
+}
 
 /// The checkpoint thread, as the store thread sees it.
 pub(super) struct Checkpointer {
     wake: SyncSender<()>,
     thread: std::thread::JoinHandle<()>,
-    /// Set by the checkpoint thread (which then stands aside), cleared by the store thread.
-    restart: Arc<AtomicBool>,
+    writes: Arc<Writes>,
     /// The checkpoint thread is gone and that has been logged.
     gone: Cell<bool>,
 }
@@ -55,36 +71,40 @@ impl Checkpointer {
     /// after each commit. That hook replaces SQLite's automatic checkpoint, so the hook does
     /// its job at [`WAL_CAP_PAGES`].
     pub(super) fn start(writer: &mut Connection, conn: Connection) -> Result<Self, StoreError> {
-        let wal_frames = Arc::new(AtomicI64::new(0));
-        let seen = wal_frames.clone();
+        let writes = Arc::new(Writes::default());
+        let seen = writes.clone();
         writer.wal_hook(Some(move |wal: &mut Wal, frames: c_int| {
             let frames = i64::from(frames);
-            seen.store(frames, Ordering::Relaxed);
+            seen.wal_frames.store(frames, Ordering::Relaxed);
             if frames >= WAL_CAP_PAGES {
                 wal.checkpoint()?;
             }
             Ok(())
         }))?;
         let (wake, woken) = mpsc::sync_channel(1);
-        let restart = Arc::new(AtomicBool::new(false));
-        let asked = restart.clone();
+        let told = writes.clone();
         let thread = std::thread::Builder::new()
             .name("kycdash-checkpoint".into())
-            .spawn(move || serve(&conn, &woken, &asked, &wal_frames))
+            .spawn(move || serve(&conn, &woken, &told))
             .map_err(|err| StoreError::Thread(format!("the checkpoint thread: {err}")))?;
         Ok(Self {
             wake,
             thread,
-            restart,
+            writes,
             gone: Cell::new(false),
         })
     }
 
-    /// Called by the store thread after each batch; never waits for the checkpoint thread.
+    /// Called by the store thread after each batch; never waits for the checkpoint thread,
+    /// and wakes it only when it sleeps.
     pub(super) fn after_commit(&self, conn: &Connection) {
-        if self.restart.load(Ordering::Acquire) {
+        if self.writes.restart.load(Ordering::Acquire) {
             start_wal_over(conn);
-            self.restart.store(false, Ordering::Release);
+            self.writes.restart.store(false, Ordering::Release);
+        }
+        self.writes.commits.fetch_add(1, Ordering::SeqCst);
+        if !self.writes.asleep.swap(false, Ordering::SeqCst) {
+            return;
         }
         if let Err(TrySendError::Disconnected(())) = self.wake.try_send(())
             && !self.gone.replace(true)
@@ -106,26 +126,42 @@ impl Checkpointer {
 
 /// The checkpoint thread: after commits, once they pause for [`CHECKPOINT_QUIET`] or leave
 /// [`CHECKPOINT_FRAMES`] to copy, until the store closes.
-fn serve(conn: &Connection, woken: &Receiver<()>, restart: &AtomicBool, wal_frames: &AtomicI64) {
+fn serve(conn: &Connection, woken: &Receiver<()>, writes: &Writes) {
     // Frames of the WAL the last checkpoint had copied.
     let mut copied = 0;
-    while woken.recv().is_ok() {
-        if restart.load(Ordering::Acquire) {
+    let mut looked_at = writes.commits.load(Ordering::SeqCst);
+    loop {
+        // Sleep until a commit comes, unless one came since the last look. Either the store
+        // thread sees `asleep` and sends a wake-up, or this thread sees its commit.
+        writes.asleep.store(true, Ordering::SeqCst);
+        if writes.commits.load(Ordering::SeqCst) == looked_at && woken.recv().is_err() {
+            return;
+        }
+        writes.asleep.store(false, Ordering::SeqCst);
+        if writes.restart.load(Ordering::Acquire) {
+            // The store thread has yet to start the WAL over.
+            looked_at = writes.commits.load(Ordering::SeqCst);
             continue;
         }
+        looked_at = writes.commits.load(Ordering::SeqCst);
+        let mut last_commit = Instant::now();
         loop {
-            let frames = wal_frames.load(Ordering::Relaxed);
+            let frames = writes.wal_frames.load(Ordering::Relaxed);
             // Fewer frames than were copied: the WAL has started over since.
             let waiting = if frames < copied { frames } else { frames - copied };
-            if waiting >= CHECKPOINT_FRAMES {
+            if waiting >= CHECKPOINT_FRAMES || last_commit.elapsed() >= CHECKPOINT_QUIET {
                 break;
             }
-            match woken.recv_timeout(CHECKPOINT_QUIET) {
-                // Another commit: wait for the pause again.
-                Ok(()) => continue,
-                Err(RecvTimeoutError::Timeout) => break,
+            match woken.recv_timeout(LOOK_EVERY) {
+                // A wake-up sent before this thread was awake again: look once more.
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 // The store is closing; its own close checkpoints the rest.
                 Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let commits = writes.commits.load(Ordering::SeqCst);
+            if commits != looked_at {
+                // Another commit: wait for the pause again.
+                (looked_at, last_commit) = (commits, Instant::now());
             }
         }
         match checkpoint(conn, "PASSIVE") {
@@ -136,7 +172,7 @@ fn serve(conn: &Connection, woken: &Receiver<()>, restart: &AtomicBool, wal_fram
                     tracing::warn!("checkpointing the sandbox's database failed: {err}");
                 }
                 copied = 0;
-                restart.store(true, Ordering::Release);
+                writes.restart.store(true, Ordering::Release);
             }
             Ok((_, done)) => copied = done,
             Err(err) => tracing::warn!("checkpointing the sandbox's database failed: {err}"),
