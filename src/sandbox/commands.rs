@@ -11,14 +11,16 @@ use super::error::SandboxError;
 use super::ids::new_id;
 use super::memory::{CustomerRecord, DocumentMeta, OnboardingRecord, TenantId, Timer, TimerKind};
 use super::qr;
+use super::store::StoreError;
 use super::store::StoreState;
-use super::work::UnitOfWork;
+use super::work::{UnitOfWork, to_json};
 use crate::api::types::{ClockState, Document, KycStarted, Onboarding, SdkLinks, SimulateAction};
 use crate::domain::{
     ComplianceStatus, Customer, CustomerProfile, DocumentType, DocumentsOnFile, EventData, EventType,
-    FieldError, Kyc, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowError, WorkflowEvent,
-    readiness,
+    FieldError, Kyc, OnboardingRef, SdkLink, Stage, Strategy, WebhookEvent, Workflow, WorkflowError,
+    WorkflowEvent, readiness,
 };
+use time::OffsetDateTime;
 
 /// Last names that steer a sandbox customer's outcome, like a payment sandbox's test cards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,27 +50,99 @@ impl Magic {
     }
 }
 
+/// What a command reads of its tenant before it reaches the store thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// The tenant's clock.
+    pub now: OffsetDateTime,
+    pub clock_offset_ms: i64,
+    pub default_strategy: Strategy,
+}
+
+/// A customer to create, made ready on the request's own task: its id and requirements worked
+/// out and its JSON written, so that the store thread, which every write waits for, only
+/// stores it (that halved the store thread's time per create).
+pub struct NewCustomer {
+    record: CustomerRecord,
+    /// The customer as stored, and as the create answers.
+    body: String,
+    workflow: String,
+    event_id: String,
+    event: String,
+    made_with: TenantSettings,
+}
+
+impl NewCustomer {
+    pub fn new(profile: CustomerProfile, tenant: TenantSettings) -> Result<Self, SandboxError> {
+        Self::made(Customer::new(new_id(), profile, tenant.now), tenant)
+    }
+
+    fn made(customer: Customer, tenant: TenantSettings) -> Result<Self, SandboxError> {
+        let workflow = Workflow::new(
+            customer.id,
+            readiness(&customer, &DocumentsOnFile::default(), tenant.default_strategy),
+        );
+        let event_id = format!("evt_{}", new_id().simple());
+        let event = WebhookEvent::new(
+            event_id.clone(),
+            tenant.now,
+            EventType::CustomerCreated,
+            EventData::customer(customer.id),
+        );
+        Ok(Self {
+            body: to_json(&customer)?,
+            workflow: to_json(&workflow.view())?,
+            event: to_json(&event)?,
+            event_id,
+            record: CustomerRecord {
+                seq: 0,
+                customer,
+                documents: Vec::new(),
+                workflow,
+            },
+            made_with: tenant,
+        })
+    }
+}
+
+/// A created customer: its id and its JSON, which is the answer.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+pub struct Created {
+    #[serde(skip)]
+    pub id: Uuid,
+    body: Box<serde_json::value::RawValue>,
+}
+
+/// Stores a customer made ready by [`NewCustomer::new`] (emits CUSTOMER_CREATED).
 pub fn create_customer(
     db: &mut StoreState,
     tenant: &TenantId,
-    profile: CustomerProfile,
-) -> Result<Customer, SandboxError> {
+    new: NewCustomer,
+) -> Result<Created, SandboxError> {
     let mut work = UnitOfWork::begin(db, tenant)?;
-    let id = new_id();
-    let customer = Customer::new(id, profile, work.now);
-    let workflow = Workflow::new(
-        id,
-        readiness(&customer, &DocumentsOnFile::default(), work.default_strategy),
-    );
-    work.insert_customer(CustomerRecord {
-        seq: 0,
-        customer: customer.clone(),
-        documents: Vec::new(),
-        workflow,
-    })?;
-    work.queue_webhook(EventType::CustomerCreated, EventData::customer(id))?;
+    let now = TenantSettings {
+        now: work.now,
+        clock_offset_ms: work.clock_offset_ms,
+        default_strategy: work.default_strategy,
+    };
+    let new = if (new.made_with.clock_offset_ms, new.made_with.default_strategy)
+        == (now.clock_offset_ms, now.default_strategy)
+    {
+        new
+    } else {
+        // The tenant's clock was moved, or its default strategy changed, since: made again.
+        let mut customer = new.record.customer;
+        (customer.created_at, customer.updated_at) = (now.now, now.now);
+        NewCustomer::made(customer, now)?
+    };
+    let id = new.record.customer.id;
+    work.insert_written_customer(new.record, &new.body, &new.workflow)?;
+    work.queue_written_event(&new.event_id, EventType::CustomerCreated, id, &new.event)?;
     work.commit()?;
-    Ok(customer)
+    let body = serde_json::value::RawValue::from_string(new.body)
+        .map_err(|err| SandboxError::Store(StoreError::Corrupt(format!("a customer's JSON: {err}"))))?;
+    Ok(Created { id, body })
 }
 
 /// Applies a JSON merge patch. A patch that changes nothing writes nothing and emits nothing.
@@ -511,4 +585,64 @@ pub fn fire_timers_due_now(db: &mut StoreState) -> u32 {
         }
     }
     fired
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::DbLocation;
+    use crate::sandbox::clock::Timing;
+    use crate::sandbox::store::{Store, TenantSeed};
+
+    fn settings(store: &Store, tenant: &TenantId) -> TenantSettings {
+        store.read(|m| {
+            let state = &m.tenants[tenant];
+            TenantSettings {
+                now: state.now(),
+                clock_offset_ms: state.clock_offset_ms,
+                default_strategy: state.default_strategy,
+            }
+        })
+    }
+
+    fn profile() -> CustomerProfile {
+        let body = serde_json::json!({"email": "ada@example.com", "ipAddress": "203.0.113.7"});
+        CustomerProfile::from_json(body, time::macros::date!(2026 - 01 - 01)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_customer_made_before_the_clock_moved_is_stored_as_of_the_moved_clock() {
+        let tenant = TenantId("t".into());
+        let seed = TenantSeed {
+            id: tenant.clone(),
+            default_strategy: Strategy::CfKyc,
+        };
+        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+
+        let as_made = NewCustomer::new(profile(), settings(&store, &tenant)).unwrap();
+        let id = as_made.record.customer.id;
+        let t = tenant.clone();
+        store
+            .run(move |db| advance_clock(db, &t, 86_400))
+            .await
+            .unwrap()
+            .unwrap();
+        let moved = settings(&store, &tenant).now;
+        let t = tenant.clone();
+        let created = store
+            .run(move |db| create_customer(db, &t, as_made))
+            .await
+            .unwrap()
+            .unwrap();
+
+        assert_eq!(created.id, id, "the id is kept");
+        let answered: Customer = serde_json::from_str(created.body.get()).unwrap();
+        let stored = store.read(|m| m.tenants[&tenant].customers[&id].customer.clone());
+        assert_eq!(answered, stored, "the answer is what is stored");
+        assert!(
+            stored.created_at >= moved && stored.updated_at == stored.created_at,
+            "created at {} (made a day earlier), the clock now {moved}",
+            stored.created_at
+        );
+    }
 }

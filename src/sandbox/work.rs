@@ -121,16 +121,17 @@ impl<'c> UnitOfWork<'c> {
             .ok_or_else(|| SandboxError::not_found("customer", id))
     }
 
-    /// Stores a new customer and returns its creation sequence number.
-    pub fn insert_customer(&mut self, mut record: CustomerRecord) -> Result<i64, SandboxError> {
+    /// Stores a new customer, given its JSON and its workflow's (written off the store thread),
+    /// and returns its creation sequence number.
+    pub fn insert_written_customer(
+        &mut self,
+        mut record: CustomerRecord,
+        body: &str,
+        workflow: &str,
+    ) -> Result<i64, SandboxError> {
         let seq = self.insert(
             "INSERT INTO customers (id, tenant_id, body, workflow) VALUES (?1, ?2, ?3, ?4)",
-            (
-                record.customer.id.to_string(),
-                &self.tenant.0,
-                to_json(&record.customer)?,
-                to_json(&record.workflow.view())?,
-            ),
+            (record.customer.id.to_string(), &self.tenant.0, body, workflow),
         )?;
         record.seq = seq;
         self.touched.insert(record.customer.id, record);
@@ -226,14 +227,25 @@ impl<'c> UnitOfWork<'c> {
         let customer_id = data.customer_id;
         let id = format!("evt_{}", new_id().simple());
         let event = WebhookEvent::new(id.clone(), self.now, event_type, data);
+        self.queue_written_event(&id, event_type, customer_id, &to_json(&event)?)
+    }
+
+    /// [`Self::queue_webhook`] with the event's JSON written already.
+    pub fn queue_written_event(
+        &mut self,
+        id: &str,
+        event_type: EventType,
+        customer_id: Uuid,
+        body: &str,
+    ) -> Result<(), SandboxError> {
         let event_seq = self.insert(
             "INSERT INTO events (id, tenant_id, customer_id, event_type, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             (
-                &id,
+                id,
                 &self.tenant.0,
                 customer_id.to_string(),
                 event_type.as_str(),
-                to_json(&event)?,
+                body,
             ),
         )?;
         let endpoints: Vec<Uuid> = self.read(|m| {

@@ -13,7 +13,7 @@ use super::extract::{JsonBody, Tenant, path_id};
 use super::problem::ApiError;
 use crate::api::types::{IdempotencyKey, ListCustomersQuery, Page, Problem};
 use crate::domain::{Customer, CustomerProfile, FieldError};
-use crate::sandbox::commands;
+use crate::sandbox::commands::{self, Created, NewCustomer};
 use crate::sandbox::error::SandboxError;
 
 const DEFAULT_PAGE: usize = 20;
@@ -36,14 +36,15 @@ pub async fn create_customer(
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    // Validated here, on the request's own task: the store thread, which every write waits
-    // for, only writes.
-    let today = app.tenant_now(&tenant)?.date();
-    let profile = CustomerProfile::from_json(body, today).map_err(SandboxError::from)?;
+    // Validated and made ready here, on the request's own task: the store thread, which every
+    // write waits for, only writes.
+    let settings = app.tenant_settings(&tenant)?;
+    let profile = CustomerProfile::from_json(body, settings.now.date()).map_err(SandboxError::from)?;
+    let new = NewCustomer::new(profile, settings)?;
     app.command(
         StatusCode::CREATED,
-        |customer: &Customer| Some(format!("/v1/customers/{}", customer.id)),
-        move |db| commands::create_customer(db, &tenant, profile),
+        |created: &Created| Some(format!("/v1/customers/{}", created.id)),
+        move |db| commands::create_customer(db, &tenant, new),
     )
     .await
 }

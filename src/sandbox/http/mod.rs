@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 use self::extract::JSON_BODY_LIMIT;
 use self::middleware::InFlightKeys;
 use self::problem::ApiError;
+use super::commands::TenantSettings;
 use super::error::SandboxError;
 use super::memory::{CustomerRecord, TenantId};
 use super::store::Store;
@@ -147,10 +148,16 @@ impl AppState {
             .await?
     }
 
-    /// The tenant's time now, on its own (movable) clock.
-    pub fn tenant_now(&self, tenant: &TenantId) -> Result<time::OffsetDateTime, ApiError> {
+    /// The tenant's clock (now, on its own movable clock) and default strategy.
+    pub fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, ApiError> {
         self.store
-            .read(|m| m.tenants.get(tenant).map(|state| state.now()))
+            .read(|m| {
+                m.tenants.get(tenant).map(|state| TenantSettings {
+                    now: state.now(),
+                    clock_offset_ms: state.clock_offset_ms,
+                    default_strategy: state.default_strategy,
+                })
+            })
             .ok_or_else(|| SandboxError::not_found("tenant", &tenant.0).into())
     }
 
