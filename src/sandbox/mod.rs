@@ -227,6 +227,12 @@ pub async fn start(config: SandboxConfig) -> Result<RunningSandbox, StartError> 
     let cancel = CancellationToken::new();
     let state = http::AppState::new(store.clone(), keys, links_base, config.rate_limit);
     let router = http::router(state);
+    // No Nagle delay: an answer goes out when it is written, as HTTP servers do.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY could not be set: {err}");
+        }
+    });
     let server = tokio::spawn(
         axum::serve(listener, router)
             .with_graceful_shutdown(cancel.clone().cancelled_owned())
