@@ -61,7 +61,7 @@ pub struct TenantSettings {
 
 /// A customer to create, made ready on the request's own task: its id and requirements worked
 /// out and its JSON written, so that the store thread, which every write waits for, only
-/// stores it (that halved the store thread's time per create).
+/// stores it (its time per create, commit aside, fell from about 25 to 21 µs).
 pub struct NewCustomer {
     record: CustomerRecord,
     /// The customer as stored, and as the create answers.
