@@ -722,3 +722,48 @@ async fn a_command_whose_answer_cannot_be_stored_did_not_happen_and_its_retry_ru
     );
     sandbox.shutdown().await;
 }
+
+/// The sandbox keeps the keys it has answered in memory, to skip looking up a new key: after
+/// a restart they are still known, a 201 and a 422 alike.
+#[tokio::test]
+async fn answers_to_idempotency_keys_replay_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sandbox.db");
+    let body = full_profile("Lovelace");
+    let invalid = json!({"email": "not an email"});
+    let (created_key, invalid_key) = ([("idempotency-key", "create-1")], [("idempotency-key", "bad-1")]);
+
+    let sandbox = kycdash::sandbox::start(on_file(&db)).await.unwrap();
+    let before = client(&sandbox, Some(KEY));
+    let created = before
+        .send(Method::POST, "/v1/customers", Some(body.clone()), &created_key)
+        .await;
+    created.assert_status(201);
+    let refused = before
+        .send(Method::POST, "/v1/customers", Some(invalid.clone()), &invalid_key)
+        .await;
+    refused.assert_problem(422);
+    sandbox.shutdown().await;
+
+    let sandbox = kycdash::sandbox::start(on_file(&db)).await.unwrap();
+    let after = client(&sandbox, Some(KEY));
+    let replayed = after
+        .send(Method::POST, "/v1/customers", Some(body), &created_key)
+        .await;
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body, created.body);
+    let replayed = after
+        .send(Method::POST, "/v1/customers", Some(invalid), &invalid_key)
+        .await;
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body, refused.body);
+    assert_eq!(
+        after.get("/v1/customers").await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "one customer, created before the restart"
+    );
+    sandbox.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! The sandbox's state in memory: a copy of what SQLite holds, kept by the store thread (the
 //! only writer) after each committed transaction, so reads never wait on the database.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -21,6 +21,19 @@ pub struct ReadModel {
     pub tenants: HashMap<TenantId, TenantState>,
     /// SDK link tokens → whose link it is. Tokens are global: the hosted page has no API key.
     pub sdk_tokens: HashMap<String, (TenantId, Uuid)>,
+    /// Every Idempotency-Key with a stored answer, by tenant, and any whose answer is being
+    /// committed: a key not here has none, so a request with a new key needs no trip to the
+    /// store thread to find that out.
+    pub idempotency_keys: HashMap<TenantId, HashSet<String>>,
+}
+
+impl ReadModel {
+    /// Whether `key` may have a stored answer (it has none when this is false).
+    pub fn may_have_answer(&self, tenant: &TenantId, key: &str) -> bool {
+        self.idempotency_keys
+            .get(tenant)
+            .is_some_and(|keys| keys.contains(key))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -179,15 +179,15 @@ impl Answer {
         headers
     }
 
-    /// Stores this answer for the key in the transaction open on `conn`.
+    /// Stores this answer for the key in the transaction open on the store's connection.
     pub fn store_for(
         &mut self,
-        conn: &rusqlite::Connection,
+        db: &crate::sandbox::store::StoreState,
         scope: &Scope,
     ) -> Result<(), crate::sandbox::store::StoreError> {
         let headers = serde_json::to_string(&self.headers())
             .map_err(|e| crate::sandbox::store::StoreError::Corrupt(e.to_string()))?;
-        conn.execute(
+        db.conn.execute(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
@@ -199,6 +199,7 @@ impl Answer {
                 &self.body,
             ),
         )?;
+        note_key(db, &scope.tenant, &scope.key);
         self.stored = true;
         Ok(())
     }
@@ -268,7 +269,11 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     };
     let fingerprint = fingerprint(&parts, &bytes).await;
 
-    let lookup = stored_answer(&app, &tenant, &key).await;
+    let lookup = if app.store.read(|m| m.may_have_answer(&tenant, &key)) {
+        stored_answer(&app, &tenant, &key).await
+    } else {
+        Ok(None)
+    };
     match lookup {
         Ok(Some(stored)) if stored.fingerprint == fingerprint => {
             return replay(stored).unwrap_or_else(|err| {
@@ -439,6 +444,16 @@ async fn stored_answer(
         .map_err(crate::sandbox::store::StoreError::from)
 }
 
+/// Notes that `key` has an answer, before its commit: the keys in memory may then name one a
+/// failed commit lost (the reload that follows corrects them), never miss one that was stored.
+fn note_key(db: &crate::sandbox::store::StoreState, tenant: &TenantId, key: &str) {
+    db.memory_mut()
+        .idempotency_keys
+        .entry(tenant.clone())
+        .or_default()
+        .insert(key.to_string());
+}
+
 /// Stores the answer to a key (the first one stays, should two race).
 async fn remember(
     store: &crate::sandbox::store::Store,
@@ -449,7 +464,7 @@ async fn remember(
     let headers = serde_json::to_string(&answer.headers).map_err(|e| e.to_string())?;
     store
         .run(move |db| {
-            db.conn.execute(
+            let stored = db.conn.execute(
                 "INSERT OR IGNORE INTO idempotency_keys (tenant_id, key, fingerprint, status, headers, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (
@@ -460,7 +475,9 @@ async fn remember(
                     headers,
                     &answer.body,
                 ),
-            )
+            )?;
+            note_key(db, &tenant, &key);
+            Ok::<_, rusqlite::Error>(stored)
         })
         .await
         .map_err(|e| e.to_string())?

@@ -133,7 +133,7 @@ impl AppState {
                     }
                 };
                 let answered = middleware::Answer::json(status, location(&value), &value)
-                    .and_then(|mut answer| answer.store_for(&db.conn, &scope).map(|()| answer))
+                    .and_then(|mut answer| answer.store_for(db, &scope).map(|()| answer))
                     .and_then(|answer| {
                         exec(&db.conn, "RELEASE command")?;
                         Ok(answer)

@@ -46,6 +46,13 @@ pub fn memory(conn: &Connection) -> Result<ReadModel, StoreError> {
     load_onboardings(conn, &mut memory)?;
     load_endpoints(conn, &mut memory)?;
     load_timers(conn, &mut memory)?;
+    for (tenant, key) in read::<(String, String)>(conn, "SELECT tenant_id, key FROM idempotency_keys")? {
+        memory
+            .idempotency_keys
+            .entry(TenantId(tenant))
+            .or_default()
+            .insert(key);
+    }
     Ok(memory)
 }
 
