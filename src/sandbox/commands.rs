@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -65,7 +66,7 @@ pub struct TenantSettings {
 pub struct NewCustomer {
     record: CustomerRecord,
     /// The customer as stored, and as the create answers.
-    body: String,
+    body: Box<RawValue>,
     workflow: String,
     event_id: String,
     event: String,
@@ -89,8 +90,10 @@ impl NewCustomer {
             EventType::CustomerCreated,
             EventData::customer(customer.id),
         );
+        let body = RawValue::from_string(to_json(&customer)?)
+            .map_err(|err| SandboxError::Store(StoreError::Corrupt(format!("a customer's JSON: {err}"))))?;
         Ok(Self {
-            body: to_json(&customer)?,
+            body,
             workflow: to_json(&workflow.view())?,
             event: to_json(&event)?,
             event_id,
@@ -111,7 +114,7 @@ impl NewCustomer {
 pub struct Created {
     #[serde(skip)]
     pub id: Uuid,
-    body: Box<serde_json::value::RawValue>,
+    body: Box<RawValue>,
 }
 
 /// Stores a customer made ready by [`NewCustomer::new`] (emits CUSTOMER_CREATED).
@@ -137,12 +140,10 @@ pub fn create_customer(
         NewCustomer::made(customer, now)?
     };
     let id = new.record.customer.id;
-    work.insert_written_customer(new.record, &new.body, &new.workflow)?;
+    work.insert_written_customer(new.record, new.body.get(), &new.workflow)?;
     work.queue_written_event(&new.event_id, EventType::CustomerCreated, id, &new.event)?;
     work.commit()?;
-    let body = serde_json::value::RawValue::from_string(new.body)
-        .map_err(|err| SandboxError::Store(StoreError::Corrupt(format!("a customer's JSON: {err}"))))?;
-    Ok(Created { id, body })
+    Ok(Created { id, body: new.body })
 }
 
 /// Applies a JSON merge patch. A patch that changes nothing writes nothing and emits nothing.

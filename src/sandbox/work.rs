@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use rusqlite::Savepoint;
+use rusqlite::Connection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -16,8 +16,41 @@ use super::ids::new_id;
 use super::memory::{
     CustomerRecord, EndpointRecord, OnboardingRecord, ReadModel, TenantId, Timer, TimerKind,
 };
-use super::store::{Signals, StoreError, StoreState};
+use super::store::{Signals, StoreError, StoreState, exec};
 use crate::domain::{EventData, EventType, Stage, Strategy, WebhookEvent, WorkflowEvent, readiness};
+
+/// A unit's savepoint: released by [`UnitOfWork::commit`], rolled back if the unit is
+/// dropped before. Its statements are prepared once per connection (rusqlite's `Savepoint`
+/// prepares them anew each time, on the store thread every write waits for).
+struct Savepoint<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Savepoint<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        exec(conn, "SAVEPOINT work")?;
+        Ok(Self { conn, open: true })
+    }
+
+    /// Keeps the unit's writes; should that fail, dropping rolls them back.
+    fn release(mut self) -> rusqlite::Result<()> {
+        exec(self.conn, "RELEASE work")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if self.open
+            && let Err(err) =
+                exec(self.conn, "ROLLBACK TO work").and_then(|()| exec(self.conn, "RELEASE work"))
+        {
+            tracing::error!("rolling back a unit of work failed: {err}");
+        }
+    }
+}
 
 pub struct UnitOfWork<'c> {
     /// A savepoint inside the store's batch (and inside the command's own savepoint when its
@@ -64,7 +97,7 @@ impl<'c> UnitOfWork<'c> {
         let timing = *timing;
         let memory = &**memory;
         let signals = &**signals;
-        let tx = conn.savepoint().map_err(StoreError::from)?;
+        let tx = Savepoint::begin(conn).map_err(StoreError::from)?;
         Ok(Self {
             tx,
             memory,
@@ -88,12 +121,12 @@ impl<'c> UnitOfWork<'c> {
 
     /// Runs a statement, prepared once per connection (a command runs the same few).
     pub fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
-        self.tx.prepare_cached(sql)?.execute(params)
+        self.tx.conn.prepare_cached(sql)?.execute(params)
     }
 
     /// Inserts one row and returns its rowid (the table's integer key).
     fn insert(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<i64> {
-        self.tx.prepare_cached(sql)?.insert(params)
+        self.tx.conn.prepare_cached(sql)?.insert(params)
     }
 
     fn read<R>(&self, f: impl FnOnce(&ReadModel) -> R) -> R {
@@ -409,7 +442,7 @@ impl<'c> UnitOfWork<'c> {
                 .into());
             }
         }
-        self.tx.commit().map_err(StoreError::from)?;
+        self.tx.release().map_err(StoreError::from)?;
 
         let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
         let memory = &mut *memory;
@@ -452,4 +485,47 @@ impl<'c> UnitOfWork<'c> {
 
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, SandboxError> {
     serde_json::to_string(value).map_err(|e| SandboxError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::DbLocation;
+    use crate::sandbox::store::{Store, TenantSeed};
+
+    #[tokio::test]
+    async fn a_unit_of_work_dropped_before_its_commit_writes_nothing() {
+        let tenant = TenantId("t".into());
+        let seed = TenantSeed {
+            id: tenant.clone(),
+            default_strategy: Strategy::CfKyc,
+        };
+        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let counts = store
+            .run(move |db| {
+                let events = |db: &StoreState| -> i64 {
+                    db.conn
+                        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+                        .unwrap()
+                };
+                let event = || EventData::customer(Uuid::nil());
+                {
+                    // A command that fails midway returns its error, dropping the unit.
+                    let mut work = UnitOfWork::begin(db, &tenant).unwrap();
+                    work.queue_webhook(EventType::CustomerCreated, event()).unwrap();
+                }
+                let after_drop = events(db);
+                let mut work = UnitOfWork::begin(db, &tenant).unwrap();
+                work.queue_webhook(EventType::CustomerCreated, event()).unwrap();
+                work.commit().unwrap();
+                (after_drop, events(db))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            counts,
+            (0, 1),
+            "(events after the dropped unit, after the committed one)"
+        );
+    }
 }
