@@ -6,10 +6,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine;
-use serde_json::Value;
 
 use super::AppState;
-use super::extract::{JsonBody, Tenant, path_id};
+use super::extract::{JsonObject, Tenant, path_id};
 use super::problem::ApiError;
 use crate::api::types::{IdempotencyKey, ListCustomersQuery, Page, Problem};
 use crate::domain::{Customer, CustomerProfile, FieldError};
@@ -34,7 +33,7 @@ const MAX_PAGE: usize = 100;
 pub async fn create_customer(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
-    JsonBody(body): JsonBody<Value>,
+    JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     // Validated and made ready here, on the request's own task: the store thread, which every
     // write waits for, only writes.
@@ -170,7 +169,7 @@ pub async fn patch_customer(
     State(app): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-    JsonBody(patch): JsonBody<Value>,
+    JsonObject(patch): JsonObject,
 ) -> Result<Json<Customer>, ApiError> {
     let id = path_id("customer", &id)?;
     let customer = app

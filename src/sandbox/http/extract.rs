@@ -50,7 +50,24 @@ pub fn is_json(content_type: &str) -> bool {
 /// A JSON body of type `T`.
 pub struct JsonBody<T>(pub T);
 
+/// A JSON object body, as sent, for handlers that read its fields themselves.
+pub struct JsonObject(pub serde_json::Value);
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonObject(value) = JsonObject::from_request(req, state).await?;
+        let value = serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            ApiError::invalid_field(field, err.into_inner().to_string())
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -91,12 +108,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !value.is_object() {
             return Err(ApiError::invalid_field("", "expected a JSON object"));
         }
-        let value = serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = err.path().to_string();
-            let field = if path == "." { String::new() } else { path };
-            ApiError::invalid_field(field, err.into_inner().to_string())
-        })?;
-        Ok(JsonBody(value))
+        Ok(JsonObject(value))
     }
 }
 
