@@ -207,16 +207,16 @@ impl Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let headers = self.headers();
-        let stored = self.stored;
         let mut response = (self.status, self.body).into_response();
-        if stored {
+        if self.stored {
             response.extensions_mut().insert(AnswerStored);
         }
-        for (name, value) in headers {
-            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                response.headers_mut().insert(name, value);
-            }
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(location) = self.location
+            && let Ok(location) = HeaderValue::try_from(location)
+        {
+            headers.insert(header::LOCATION, location);
         }
         response
     }
