@@ -23,18 +23,20 @@ use rusqlite::hooks::Wal;
 
 use super::{BUSY_TIMEOUT, StoreError};
 
-/// A checkpoint waits for writes to pause this long: one running beside busy commits slows
-/// them, its fsyncs contending with the WAL's appends (p99.9 of 10,000 creates: 20–27 ms with
-/// a checkpoint every 250 ms, 3–10 ms when they wait for a pause).
+/// A checkpoint waits for writes to pause this long (as the checkpoint thread sees them, so
+/// up to [`LOOK_EVERY`] more): one running beside busy commits slows them, its fsyncs
+/// contending with the WAL's appends (p99.9 of 10,000 creates: 20–27 ms with a checkpoint
+/// every 250 ms, 3–10 ms when they wait for a pause).
 pub(crate) const CHECKPOINT_QUIET: Duration = Duration::from_millis(100);
-/// ... unless this many frames (32 MiB, about 10,000 creates) wait to be copied. Under writes
-/// that never pause, the longer the wait the bigger the checkpoint: p99.9 of 100,000 creates
+/// ... unless this many frames (32 MiB, about 5,000 creates: each writes 1.4–1.6 pages) wait
+/// to be copied. Under writes that never pause, the longer the wait the bigger the
+/// checkpoint: p99.9 of 100,000 creates
 /// was 100 ms checkpointing every 2 s, 50 ms every 1 s, and 22–25 ms at 4,096 or 8,192
 /// frames (about every 0.25–0.5 s at full speed). A shorter burst is never slowed.
 pub(crate) const CHECKPOINT_FRAMES: i64 = 8_192;
 /// The WAL size (in 4 KiB pages) past which the store thread starts it over itself: 32 MiB,
-/// about 10,000 creates at full speed. Also the size the WAL file is cut back to (cutting a
-/// 150 MB file back took 60 ms of a commit).
+/// about 5,000 creates. Also the size the WAL file is cut back to (cutting a 150 MB file
+/// back took 60 ms of a commit).
 pub(crate) const RESTART_AT_PAGES: i64 = 8_192;
 /// The WAL size at which SQLite checkpoints inside a commit anyway, should the checkpoint
 /// thread have stopped: 256 MiB.
@@ -47,7 +49,7 @@ const LOOK_EVERY: Duration = Duration::from_millis(20);
 /// What the store thread tells the checkpoint thread, without waking it.
 #[derive(Default)]
 struct Writes {
-    /// Batches committed so far.
+    /// Batches the store thread has run so far (committed or not).
     commits: AtomicU64,
     /// The WAL's length in frames after the last commit.
     wal_frames: AtomicI64,
@@ -129,7 +131,8 @@ impl Checkpointer {
 fn serve(conn: &Connection, woken: &Receiver<()>, writes: &Writes) {
     // Frames of the WAL the last checkpoint had copied.
     let mut copied = 0;
-    let mut looked_at = writes.commits.load(Ordering::SeqCst);
+    // Batches run before this thread first looked (before it started) count as unseen.
+    let mut looked_at = 0;
     loop {
         // Sleep until a commit comes, unless one came since the last look. Either the store
         // thread sees `asleep` and sends a wake-up, or this thread sees its commit.
@@ -138,12 +141,24 @@ fn serve(conn: &Connection, woken: &Receiver<()>, writes: &Writes) {
             return;
         }
         writes.asleep.store(false, Ordering::SeqCst);
+        // A wake-up both sent and made needless (this thread saw the commit first) would end
+        // the next sleep early.
+        while woken.try_recv().is_ok() {}
+        looked_at = writes.commits.load(Ordering::SeqCst);
         if writes.restart.load(Ordering::Acquire) {
-            // The store thread has yet to start the WAL over.
-            looked_at = writes.commits.load(Ordering::SeqCst);
+            // The store thread starts the WAL over after its next batch. Should none come,
+            // copy what came in since, so that it does not wait for the next write.
+            if let Err(RecvTimeoutError::Disconnected) = woken.recv_timeout(CHECKPOINT_QUIET) {
+                return;
+            }
+            if writes.restart.load(Ordering::Acquire)
+                && writes.commits.load(Ordering::SeqCst) == looked_at
+                && let Err(err) = checkpoint(conn, "PASSIVE")
+            {
+                tracing::warn!("checkpointing the sandbox's database failed: {err}");
+            }
             continue;
         }
-        looked_at = writes.commits.load(Ordering::SeqCst);
         let mut last_commit = Instant::now();
         loop {
             let frames = writes.wal_frames.load(Ordering::Relaxed);
