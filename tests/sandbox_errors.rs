@@ -743,6 +743,13 @@ async fn answers_to_idempotency_keys_replay_after_a_restart() {
         .send(Method::POST, "/v1/customers", Some(invalid.clone()), &invalid_key)
         .await;
     refused.assert_problem(422);
+    let replayed = before
+        .send(Method::POST, "/v1/customers", Some(invalid.clone()), &invalid_key)
+        .await;
+    assert_eq!(
+        replayed.headers["idempotent-replayed"], "true",
+        "replayed before the restart too"
+    );
     sandbox.shutdown().await;
 
     let sandbox = kycdash::sandbox::start(on_file(&db)).await.unwrap();

@@ -125,16 +125,25 @@ pub fn create_customer(
 ) -> Result<Created, SandboxError> {
     let mut work = UnitOfWork::begin(db, tenant)?;
     let now = TenantSettings {
-        now: work.now,
+        // Never before the newest customer, should the system clock step back.
+        now: work
+            .newest_created_at
+            .map_or(work.now, |newest| newest.max(work.now)),
         clock_offset_ms: work.clock_offset_ms,
         default_strategy: work.default_strategy,
     };
-    let new = if (new.made_with.clock_offset_ms, new.made_with.default_strategy)
-        == (now.clock_offset_ms, now.default_strategy)
-    {
+    let in_step = (new.made_with.clock_offset_ms, new.made_with.default_strategy)
+        == (now.clock_offset_ms, now.default_strategy);
+    // A create made ready earlier than one stored before it: stamped again, so that creation
+    // order (the list's order) stays `createdAt` order.
+    let in_order = work
+        .newest_created_at
+        .is_none_or(|newest| new.made_with.now >= newest);
+    let new = if in_step && in_order {
         new
     } else {
-        // The tenant's clock was moved, or its default strategy changed, since: made again.
+        // The tenant's clock was moved, its default strategy changed, or a create made ready
+        // later was stored first: made again, as of now.
         let mut customer = new.record.customer;
         (customer.created_at, customer.updated_at) = (now.now, now.now);
         NewCustomer::made(customer, now)?
@@ -644,6 +653,64 @@ mod tests {
             stored.created_at >= moved && stored.updated_at == stored.created_at,
             "created at {} (made a day earlier), the clock now {moved}",
             stored.created_at
+        );
+        let event: serde_json::Value = store
+            .run(|db| {
+                db.conn
+                    .query_row("SELECT body FROM events", [], |row| row.get::<_, String>(0))
+                    .unwrap()
+            })
+            .await
+            .map(|body| serde_json::from_str(&body).unwrap())
+            .unwrap();
+        let answered: serde_json::Value = serde_json::from_str(created.body.get()).unwrap();
+        assert_eq!(
+            event["createdAt"], answered["createdAt"],
+            "the CUSTOMER_CREATED event is stamped with it"
+        );
+    }
+
+    #[tokio::test]
+    async fn creation_order_stays_created_at_order_when_an_older_create_is_stored_last() {
+        let tenant = TenantId("t".into());
+        let seed = TenantSeed {
+            id: tenant.clone(),
+            default_strategy: Strategy::CfKyc,
+        };
+        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let now = settings(&store, &tenant);
+        let earlier = TenantSettings {
+            now: now.now - time::Duration::seconds(1),
+            ..now
+        };
+        // Made ready a second apart, stored in the other order (the later one overtook).
+        let first_made = NewCustomer::new(profile(), earlier).unwrap();
+        let last_made = NewCustomer::new(profile(), now).unwrap();
+        let t = tenant.clone();
+        store
+            .run(move |db| create_customer(db, &t, last_made))
+            .await
+            .unwrap()
+            .unwrap();
+        let t = tenant.clone();
+        store
+            .run(move |db| create_customer(db, &t, first_made))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let in_order: Vec<OffsetDateTime> = store.read(|m| {
+            let state = &m.tenants[&tenant];
+            state
+                .order
+                .values()
+                .map(|id| state.customers[id].customer.created_at)
+                .collect()
+        });
+        assert_eq!(in_order.len(), 2);
+        assert!(
+            in_order[0] <= in_order[1],
+            "createdAt in creation order: {in_order:?}"
         );
     }
 }

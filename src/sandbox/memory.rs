@@ -65,6 +65,12 @@ impl TenantState {
         }
     }
 
+    /// When the newest customer was created (creation order is also `createdAt` order).
+    pub fn newest_created_at(&self) -> Option<OffsetDateTime> {
+        let (_, id) = self.order.last_key_value()?;
+        self.customers.get(id).map(|record| record.customer.created_at)
+    }
+
     /// The tenant's clock: real time plus the offset `clock/advance` added, to the millisecond.
     pub fn now(&self) -> OffsetDateTime {
         let real = OffsetDateTime::now_utc();

@@ -28,7 +28,15 @@ struct Savepoint<'c> {
 }
 
 impl<'c> Savepoint<'c> {
-    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+    /// Opens the savepoint inside the batch's transaction; refuses when there is none (SQLite
+    /// rolled it back), since a savepoint would then begin a transaction of its own, which
+    /// its release would commit outside the batch.
+    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        if conn.is_autocommit() {
+            return Err(StoreError::Commit(
+                "the database rolled the batch's transaction back".into(),
+            ));
+        }
         exec(conn, "SAVEPOINT work")?;
         Ok(Self { conn, open: true })
     }
@@ -43,7 +51,9 @@ impl<'c> Savepoint<'c> {
 
 impl Drop for Savepoint<'_> {
     fn drop(&mut self) {
+        // With no transaction left (SQLite rolled it back), there is nothing to roll back.
         if self.open
+            && !self.conn.is_autocommit()
             && let Err(err) =
                 exec(self.conn, "ROLLBACK TO work").and_then(|()| exec(self.conn, "RELEASE work"))
         {
@@ -62,6 +72,8 @@ pub struct UnitOfWork<'c> {
     pub default_strategy: Strategy,
     pub clock_offset_ms: i64,
     pub now: OffsetDateTime,
+    /// When the tenant's newest customer was created: a new one is never stamped earlier.
+    pub newest_created_at: Option<OffsetDateTime>,
     pub timing: Timing,
     touched: HashMap<Uuid, CustomerRecord>,
     /// Customers handed out for change since they were read or inserted: rewritten at commit.
@@ -86,18 +98,23 @@ impl<'c> UnitOfWork<'c> {
             timing,
             ..
         } = db;
-        let (default_strategy, clock_offset_ms, now) = {
+        let (default_strategy, clock_offset_ms, now, newest_created_at) = {
             let memory = memory.read().unwrap_or_else(|p| p.into_inner());
             let state = memory
                 .tenants
                 .get(tenant)
                 .ok_or_else(|| SandboxError::not_found("tenant", &tenant.0))?;
-            (state.default_strategy, state.clock_offset_ms, state.now())
+            (
+                state.default_strategy,
+                state.clock_offset_ms,
+                state.now(),
+                state.newest_created_at(),
+            )
         };
         let timing = *timing;
         let memory = &**memory;
         let signals = &**signals;
-        let tx = Savepoint::begin(conn).map_err(StoreError::from)?;
+        let tx = Savepoint::begin(conn)?;
         Ok(Self {
             tx,
             memory,
@@ -106,6 +123,7 @@ impl<'c> UnitOfWork<'c> {
             default_strategy,
             clock_offset_ms,
             now,
+            newest_created_at,
             timing,
             touched: HashMap::new(),
             changed: HashSet::new(),
@@ -515,6 +533,10 @@ mod tests {
                     work.queue_webhook(EventType::CustomerCreated, event()).unwrap();
                 }
                 let after_drop = events(db);
+                assert!(
+                    db.conn.execute_batch("RELEASE work").is_err(),
+                    "the dropped unit's savepoint is gone, not left open"
+                );
                 let mut work = UnitOfWork::begin(db, &tenant).unwrap();
                 work.queue_webhook(EventType::CustomerCreated, event()).unwrap();
                 work.commit().unwrap();
@@ -527,5 +549,27 @@ mod tests {
             (0, 1),
             "(events after the dropped unit, after the committed one)"
         );
+    }
+
+    #[tokio::test]
+    async fn no_unit_of_work_begins_once_sqlite_has_rolled_the_batch_back() {
+        let tenant = TenantId("t".into());
+        let seed = TenantSeed {
+            id: tenant.clone(),
+            default_strategy: Strategy::CfKyc,
+        };
+        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let began = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = began.clone();
+        let answer = store
+            .run(move |db| {
+                // As SQLite does on an I/O error or a full disk.
+                db.conn.execute_batch("ROLLBACK").unwrap();
+                let work = UnitOfWork::begin(db, &tenant);
+                *seen.lock().unwrap() = Some(work.is_ok());
+            })
+            .await;
+        assert_eq!(*began.lock().unwrap(), Some(false), "the unit refused to begin");
+        assert!(answer.is_err(), "the job hears that its batch failed");
     }
 }

@@ -179,7 +179,8 @@ impl Answer {
         headers
     }
 
-    /// Stores this answer for the key in the transaction open on the store's connection.
+    /// Stores this answer for the key in the transaction open on the store's connection, and
+    /// notes the key in memory (before the commit; see `note_key`).
     pub fn store_for(
         &mut self,
         db: &crate::sandbox::store::StoreState,

@@ -21,7 +21,7 @@ pub(crate) use self::batch::exec;
 use self::batch::{Answering, Job};
 use self::checkpoint::{Checkpointer, RESTART_AT_PAGES};
 
-use super::memory::{ReadModel, TenantId, TenantState};
+use super::memory::{ReadModel, TenantId};
 use crate::domain::Strategy;
 use crate::sandbox::clock::{TimeError, Timing};
 
@@ -166,11 +166,6 @@ impl StoreState {
         self.memory
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A copy of one tenant's state, to work on while the memory stays readable.
-    pub fn tenant(&self, tenant: &TenantId) -> Option<TenantState> {
-        self.memory().tenants.get(tenant).cloned()
     }
 }
 
