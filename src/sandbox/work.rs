@@ -281,7 +281,8 @@ impl<'c> UnitOfWork<'c> {
         self.queue_written_event(&id, event_type, customer_id, &to_json(&event)?)
     }
 
-    /// [`Self::queue_webhook`] with the event's JSON written already.
+    /// [`Self::queue_webhook`] with the event's JSON written already: `body` must be the event
+    /// `id`, of `event_type`, about `customer_id`.
     pub fn queue_written_event(
         &mut self,
         id: &str,
