@@ -600,9 +600,7 @@ pub fn fire_timers_due_now(db: &mut StoreState) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::DbLocation;
-    use crate::sandbox::clock::Timing;
-    use crate::sandbox::store::{Store, TenantSeed};
+    use crate::sandbox::store::{Store, open_with_one_tenant};
 
     fn settings(store: &Store, tenant: &TenantId) -> TenantSettings {
         store.read(|m| {
@@ -622,12 +620,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_customer_made_before_the_clock_moved_is_stored_as_of_the_moved_clock() {
-        let tenant = TenantId("t".into());
-        let seed = TenantSeed {
-            id: tenant.clone(),
-            default_strategy: Strategy::CfKyc,
-        };
-        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let (tenant, store, _thread) = open_with_one_tenant();
 
         let as_made = NewCustomer::new(profile(), settings(&store, &tenant)).unwrap();
         let id = as_made.record.customer.id;
@@ -672,12 +665,7 @@ mod tests {
 
     #[tokio::test]
     async fn creation_order_stays_created_at_order_when_an_older_create_is_stored_last() {
-        let tenant = TenantId("t".into());
-        let seed = TenantSeed {
-            id: tenant.clone(),
-            default_strategy: Strategy::CfKyc,
-        };
-        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let (tenant, store, _thread) = open_with_one_tenant();
         let now = settings(&store, &tenant);
         let earlier = TenantSettings {
             now: now.now - time::Duration::seconds(1),

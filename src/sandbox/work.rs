@@ -509,17 +509,11 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::DbLocation;
-    use crate::sandbox::store::{Store, TenantSeed};
+    use crate::sandbox::store::open_with_one_tenant;
 
     #[tokio::test]
     async fn a_unit_of_work_dropped_before_its_commit_writes_nothing() {
-        let tenant = TenantId("t".into());
-        let seed = TenantSeed {
-            id: tenant.clone(),
-            default_strategy: Strategy::CfKyc,
-        };
-        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let (tenant, store, _thread) = open_with_one_tenant();
         let counts = store
             .run(move |db| {
                 let events = |db: &StoreState| -> i64 {
@@ -554,12 +548,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_unit_of_work_begins_once_sqlite_has_rolled_the_batch_back() {
-        let tenant = TenantId("t".into());
-        let seed = TenantSeed {
-            id: tenant.clone(),
-            default_strategy: Strategy::CfKyc,
-        };
-        let (store, _thread) = Store::open(&DbLocation::Memory, &[seed], Timing::default()).unwrap();
+        let (tenant, store, _thread) = open_with_one_tenant();
         let began = std::sync::Arc::new(std::sync::Mutex::new(None));
         let seen = began.clone();
         let answer = store

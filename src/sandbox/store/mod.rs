@@ -307,6 +307,19 @@ fn claim(path: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// A store in memory with one tenant ("t", CF_KYC by default), for tests of what runs on it.
+#[cfg(test)]
+pub(crate) fn open_with_one_tenant() -> (TenantId, Store, StoreThread) {
+    let tenant = TenantId("t".into());
+    let seed = TenantSeed {
+        id: tenant.clone(),
+        default_strategy: Strategy::CfKyc,
+    };
+    let (store, thread) =
+        Store::open(&DbLocation::Memory, &[seed], Timing::default()).expect("an in-memory store opens");
+    (tenant, store, thread)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
