@@ -197,6 +197,12 @@ async fn a_standard_flow_is_seen_stage_by_stage_through_webhooks() {
     s.wait_for_stage(id, Stage::AwaitingDecision).await;
     s.client.advance_clock(3).await.unwrap();
     s.wait_for_stage(id, Stage::Approved).await;
+    // A status read (a sweep, or the fetch an earlier webhook set off) can see the decision
+    // before its webhook arrives: wait for that one too before counting.
+    s.wait_for("the CUSTOMER_KYC_FINISHED webhook", |e| {
+        matches!(e, EngineEvent::Webhook { event_type, duplicate: false, .. } if event_type == "CUSTOMER_KYC_FINISHED")
+    })
+    .await;
 
     assert_eq!(
         s.stages_of(id),
