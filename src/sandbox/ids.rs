@@ -13,6 +13,11 @@ pub fn new_id() -> Uuid {
     uuid::Builder::from_unix_timestamp_millis(u64::try_from(millis).unwrap_or_default(), &random).into_uuid()
 }
 
+/// A new webhook event id: `evt_` and a UUIDv7 without dashes.
+pub fn new_event_id() -> String {
+    format!("evt_{}", new_id().simple())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,12 +28,29 @@ pub struct ReadModel {
 }
 
 impl ReadModel {
+    /// Notes that `key` has (or is about to have) a stored answer.
+    pub fn note_answer(&mut self, tenant: &TenantId, key: &str) {
+        self.idempotency_keys
+            .entry(tenant.clone())
+            .or_default()
+            .insert(key.to_string());
+    }
+
     /// Whether `key` may have a stored answer (it has none when this is false).
     pub fn may_have_answer(&self, tenant: &TenantId, key: &str) -> bool {
         self.idempotency_keys
             .get(tenant)
             .is_some_and(|keys| keys.contains(key))
     }
+}
+
+/// What a command reads of its tenant before it reaches the store thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// The tenant's clock.
+    pub now: OffsetDateTime,
+    pub clock_offset_ms: i64,
+    pub default_strategy: Strategy,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +79,16 @@ impl TenantState {
             onboardings: HashMap::new(),
             endpoints: BTreeMap::new(),
             timers: BTreeMap::new(),
+        }
+    }
+
+    /// Its clock now and its default strategy, as a command made ready off the store thread
+    /// reads them.
+    pub fn settings(&self) -> TenantSettings {
+        TenantSettings {
+            now: self.now(),
+            clock_offset_ms: self.clock_offset_ms,
+            default_strategy: self.default_strategy,
         }
     }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::clock::{Timing, rfc3339, unix_ms};
 use super::error::SandboxError;
-use super::ids::new_id;
+use super::ids::{new_event_id, new_id};
 use super::memory::{
     CustomerRecord, EndpointRecord, OnboardingRecord, ReadModel, TenantId, Timer, TimerKind,
 };
@@ -276,7 +276,7 @@ impl<'c> UnitOfWork<'c> {
     /// that subscribes to its type.
     pub fn queue_webhook(&mut self, event_type: EventType, data: EventData) -> Result<(), SandboxError> {
         let customer_id = data.customer_id;
-        let id = format!("evt_{}", new_id().simple());
+        let id = new_event_id();
         let event = WebhookEvent::new(id.clone(), self.now, event_type, data);
         self.queue_written_event(&id, event_type, customer_id, &to_json(&event)?)
     }

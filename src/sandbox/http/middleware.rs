@@ -448,11 +448,7 @@ async fn stored_answer(
 /// Notes that `key` has an answer, before its commit: the keys in memory may then name one a
 /// failed commit lost (the reload that follows corrects them), never miss one that was stored.
 fn note_key(db: &crate::sandbox::store::StoreState, tenant: &TenantId, key: &str) {
-    db.memory_mut()
-        .idempotency_keys
-        .entry(tenant.clone())
-        .or_default()
-        .insert(key.to_string());
+    db.memory_mut().note_answer(tenant, key);
 }
 
 /// Stores the answer to a key (the first one stays, should two race).

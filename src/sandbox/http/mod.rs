@@ -27,9 +27,8 @@ use utoipa_axum::routes;
 use self::extract::JSON_BODY_LIMIT;
 use self::middleware::InFlightKeys;
 use self::problem::ApiError;
-use super::commands::TenantSettings;
 use super::error::SandboxError;
-use super::memory::{CustomerRecord, TenantId};
+use super::memory::{CustomerRecord, TenantId, TenantSettings, TenantState};
 use super::store::Store;
 use crate::domain::{MAX_DOCUMENT_BYTES, Strategy};
 
@@ -151,13 +150,7 @@ impl AppState {
     /// The tenant's clock (now, on its own movable clock) and default strategy.
     pub fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, ApiError> {
         self.store
-            .read(|m| {
-                m.tenants.get(tenant).map(|state| TenantSettings {
-                    now: state.now(),
-                    clock_offset_ms: state.clock_offset_ms,
-                    default_strategy: state.default_strategy,
-                })
-            })
+            .read(|m| m.tenants.get(tenant).map(TenantState::settings))
             .ok_or_else(|| SandboxError::not_found("tenant", &tenant.0).into())
     }
 

@@ -47,11 +47,7 @@ pub fn memory(conn: &Connection) -> Result<ReadModel, StoreError> {
     load_endpoints(conn, &mut memory)?;
     load_timers(conn, &mut memory)?;
     for (tenant, key) in read::<(String, String)>(conn, "SELECT tenant_id, key FROM idempotency_keys")? {
-        memory
-            .idempotency_keys
-            .entry(TenantId(tenant))
-            .or_default()
-            .insert(key);
+        memory.note_answer(&TenantId(tenant), &key);
     }
     Ok(memory)
 }
