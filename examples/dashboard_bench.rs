@@ -122,8 +122,11 @@ async fn main() {
     println!("sandbox start: {} ms", started.elapsed().as_millis());
     let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
 
-    let existing = client.all_customers().await.unwrap();
-    let mut ids: Vec<uuid::Uuid> = existing.iter().map(|c| c.id).collect();
+    let mut ids: Vec<uuid::Uuid> = Vec::new();
+    let mut pages = client.customer_pages(None);
+    while let Some(page) = pages.next().await {
+        ids.extend(page.unwrap().iter().map(|c| c.id));
+    }
     if ids.len() < customers {
         let started = Instant::now();
         let names = [

@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use kycdash::api::{ApiClient, ApiError, ClientConfig, RetryPolicy};
-use kycdash::sync::engine::Observation;
-use kycdash::sync::receiver::{self, Ack, RejectReason};
+
+use kycdash::sync::observation::{Ack, Observation, RejectReason};
+use kycdash::sync::receiver;
 use standardwebhooks::Webhook;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -264,17 +264,14 @@ impl ApiClient {
         self.send(Call::get("/v1/customers".into(), &query)).await
     }
 
-    /// Every customer, page by page, oldest first.
-    pub async fn all_customers(&self) -> Result<Vec<Customer>, ApiError> {
-        let mut customers = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self.list_customers(PAGE_LIMIT, cursor.as_deref()).await?;
-            customers.extend(page.data);
-            match page.next_cursor {
-                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-                _ => return Ok(customers),
-            }
+    /// The customer listing page by page, oldest first; with `external_id`, the listing filtered
+    /// by it (an API may ignore the filter: callers check what they get).
+    pub fn customer_pages(&self, external_id: Option<&str>) -> CustomerPages {
+        CustomerPages {
+            client: self.clone(),
+            external_id: external_id.map(str::to_string),
+            cursor: None,
+            done: false,
         }
     }
 
@@ -286,28 +283,16 @@ impl ApiClient {
     /// match is believed: an API that ignores the parameter answers with everyone, and the
     /// pages are then searched.
     pub async fn customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, ApiError> {
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("externalId", external_id.to_string()),
-                ("limit", PAGE_LIMIT.to_string()),
-            ];
-            if let Some(cursor) = &cursor {
-                query.push(("cursor", cursor.clone()));
-            }
-            let page: Page<Customer> = self.send(Call::get("/v1/customers".into(), &query)).await?;
-            if let Some(found) = page
-                .data
+        let mut pages = self.customer_pages(Some(external_id));
+        while let Some(page) = pages.next().await {
+            if let Some(found) = page?
                 .into_iter()
                 .find(|c| c.external_id.as_deref() == Some(external_id))
             {
                 return Ok(Some(found));
             }
-            match page.next_cursor {
-                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-                _ => return Ok(None),
-            }
         }
+        Ok(None)
     }
 
     /// A JSON merge patch (RFC 7396) of the customer.
@@ -562,6 +547,50 @@ impl ApiClient {
                 *paused = Some(until);
             }
         }
+    }
+}
+
+/// The one loop over the customer listing's pages: follows `nextCursor` until there is none
+/// (or the API repeats the cursor it was given), and stops after an error.
+pub struct CustomerPages {
+    client: ApiClient,
+    external_id: Option<String>,
+    cursor: Option<String>,
+    done: bool,
+}
+
+impl CustomerPages {
+    /// The next page's customers; `None` once the listing is done.
+    pub async fn next(&mut self) -> Option<Result<Vec<Customer>, ApiError>> {
+        if self.done {
+            return None;
+        }
+        let mut query = vec![("limit", PAGE_LIMIT.to_string())];
+        if let Some(external_id) = &self.external_id {
+            query.push(("externalId", external_id.clone()));
+        }
+        if let Some(cursor) = &self.cursor {
+            query.push(("cursor", cursor.clone()));
+        }
+        let page: Result<Page<Customer>, ApiError> =
+            self.client.send(Call::get("/v1/customers".into(), &query)).await;
+        Some(match page {
+            Ok(page) => {
+                let next = page.next_cursor.filter(|next| Some(next) != self.cursor.as_ref());
+                self.done = next.is_none();
+                self.cursor = next;
+                Ok(page.data)
+            }
+            Err(err) => {
+                self.done = true;
+                Err(err)
+            }
+        })
+    }
+
+    /// Whether the page last returned was the last one.
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 }
 

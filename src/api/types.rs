@@ -211,17 +211,7 @@ pub struct DeliveryList {
     pub data: Vec<Delivery>,
 }
 
-/// Sandbox simulation actions (SPEC §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SimulateAction {
-    SdkComplete,
-    SdkExpire,
-    Review,
-    Approve,
-    Deny,
-    Error,
-}
+pub use crate::domain::SimulateAction;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

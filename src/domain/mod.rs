@@ -7,6 +7,7 @@ pub mod compliance;
 pub mod customer;
 pub mod document;
 pub mod event;
+pub mod simulation;
 pub mod vocabulary;
 pub mod workflow;
 
@@ -20,6 +21,7 @@ pub use document::{
     ContentFormat, DocumentError, DocumentType, DocumentsOnFile, MAX_DOCUMENT_BYTES, check_size,
 };
 pub use event::{EventBody, EventData, EventType, WebhookEvent};
+pub use simulation::{SimulateAction, simulated_event, simulation_applies};
 pub use workflow::{
     OnboardingRef, ProducedEvent, Readiness, SdkLink, Stage, Workflow, WorkflowError, WorkflowEvent,
     WorkflowView, observed_event,

@@ -842,5 +842,8 @@ impl<'de> Deserialize<'de> for Workflow {
     }
 }
 
+mod graph;
+pub use graph::{reachable, successors};
+
 #[cfg(test)]
 mod tests;

@@ -389,28 +389,17 @@ pub fn simulate(
             stage_description(stage)
         ))
     };
-    let event = match action {
-        SimulateAction::SdkComplete if stage != Stage::AwaitingSdk => {
+    let event = match crate::domain::simulated_event(action, stage) {
+        Some(WorkflowEvent::SdkCompleted) => sdk_submission(&record.customer),
+        Some(event) => event,
+        None if action == SimulateAction::SdkComplete => {
             return Err(WorkflowError::NotApplicable {
                 event: "SDK completed",
                 stage,
             }
             .into());
         }
-        SimulateAction::SdkComplete => sdk_submission(&record.customer),
-        SimulateAction::SdkExpire => WorkflowEvent::SdkExpired,
-        SimulateAction::Review => WorkflowEvent::SentToReview,
-        SimulateAction::Approve => match stage {
-            Stage::InReview => WorkflowEvent::ReviewApproved,
-            Stage::AwaitingDecision => WorkflowEvent::DecisionApproved,
-            _ => return Err(not_applicable("APPROVE")),
-        },
-        SimulateAction::Deny => match stage {
-            Stage::InReview => WorkflowEvent::ReviewDenied,
-            Stage::AwaitingDecision => WorkflowEvent::DecisionDenied,
-            _ => return Err(not_applicable("DENY")),
-        },
-        SimulateAction::Error => WorkflowEvent::VerificationError,
+        None => return Err(not_applicable(action.name())),
     };
     work.handle_event(customer_id, &event)?;
     let default_strategy = work.default_strategy;

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::engine::Observation;
+use super::observation::{Observation, UploadResult};
 use crate::api::{ApiClient, ApiError};
 use crate::domain::DocumentType;
 
@@ -99,14 +99,6 @@ fn is_temporary(name: &str) -> bool {
         || [".part", ".tmp", ".crdownload", ".swp"]
             .iter()
             .any(|ext| name.to_ascii_lowercase().ends_with(ext))
-}
-
-/// The outcome of one file, as the engine reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UploadResult {
-    Uploaded,
-    Duplicate,
-    Failed(String),
 }
 
 /// The inbox task.

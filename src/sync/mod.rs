@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod engine;
 pub mod inbox;
+pub mod observation;
 pub mod receiver;
 pub mod tracker;
 

@@ -25,29 +25,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Observation;
+use super::observation::{Ack, Observation, RejectReason};
 use crate::domain::WebhookEvent;
 
 /// The largest body the receiver reads.
 pub const BODY_LIMIT: usize = 256 * 1024;
-
-/// Why a delivery was refused, as `webhook_rejected` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectReason {
-    BadSignature,
-    StaleTimestamp,
-    MissingHeaders,
-    Malformed,
-    TooLarge,
-}
-
-/// What the engine answers for a verified event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
-    Recorded,
-    Duplicate,
-}
 
 #[derive(Clone)]
 struct Receiver {

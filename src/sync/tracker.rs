@@ -3,7 +3,7 @@
 //! snapshot reconciles it (the snapshot wins), so missed, duplicated or out-of-order webhooks
 //! never leave it wrong. Pure: no I/O, time passed in.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -172,46 +172,7 @@ fn readiness_of(status: &ComplianceStatus) -> Readiness {
 /// of the webhooks (a stage reachable from `claimed`) is lag — a webhook still on its way, or
 /// a change no webhook announces — not a contradiction.
 pub fn contradicts(claimed: Stage, seen: Stage) -> bool {
-    claimed != seen && !reachable(claimed).contains(&seen)
-}
-
-/// The stages a workflow can reach from `from` by legal moves.
-fn reachable(from: Stage) -> HashSet<Stage> {
-    let mut seen = HashSet::new();
-    let mut queue = VecDeque::from([from]);
-    while let Some(stage) = queue.pop_front() {
-        for &next in successors(stage) {
-            if seen.insert(next) {
-                queue.push_back(next);
-            }
-        }
-    }
-    seen
-}
-
-fn successors(stage: Stage) -> &'static [Stage] {
-    use Stage::*;
-    match stage {
-        NeedsProfile => &[ReadyToStart],
-        ReadyToStart => &[
-            NeedsProfile,
-            AwaitingSdk,
-            CollectingRequirements,
-            AwaitingDecision,
-        ],
-        AwaitingSdk => &[
-            InReview,
-            CollectingRequirements,
-            AwaitingDecision,
-            Expired,
-            Errored,
-        ],
-        InReview => &[CollectingRequirements, Approved, Denied, Errored],
-        CollectingRequirements => &[AwaitingDecision, Errored],
-        AwaitingDecision => &[CollectingRequirements, Approved, Denied, Errored],
-        Expired => &[AwaitingSdk],
-        Errored | Approved | Denied => &[],
-    }
+    claimed != seen && !crate::domain::workflow::reachable(claimed).contains(&seen)
 }
 
 #[cfg(test)]

@@ -1,0 +1,114 @@
+//! How the engine is set up: where it keeps its files, how it reaches the API and the
+//! webhooks, its timings; and why it could not start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::api::{ApiError, ClientConfig};
+use crate::sync::cache;
+use crate::sync::inbox::InboxTiming;
+
+/// Where the engine keeps its files and how it reaches the API.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub api: ClientConfig,
+    /// The API is the embedded sandbox.
+    pub sandbox: bool,
+    pub data_dir: PathBuf,
+    /// `None`: no inbox.
+    pub inbox: Option<PathBuf>,
+    /// `None`: no receiver; polling alone.
+    pub receiver: Option<ReceiverConfig>,
+    /// Status requests in flight at once.
+    pub concurrency: usize,
+    /// Discovery and one sweep, then stop.
+    pub once: bool,
+    /// Send `Customers` events (a dashboard's rows); `watch` has no use for them.
+    pub publish_customers: bool,
+    pub timing: EngineTiming,
+}
+
+#[derive(Clone)]
+pub struct ReceiverConfig {
+    pub listen: SocketAddr,
+    /// The URL the API should deliver to; the listener's own when `None`.
+    pub public_url: Option<String>,
+    /// A secret of an endpoint registered elsewhere; the engine registers its own when `None`.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ReceiverConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverConfig")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("secret", &self.secret.as_deref().map(crate::secret::hint))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EngineTiming {
+    /// How often customers are listed and every open onboarding is polled.
+    pub sweep_every: Duration,
+    /// Poll interval of customers the provider or the end user is about to move (a link
+    /// running out, a decision due).
+    pub poll_active: Duration,
+    /// Poll interval of customers whose requirements or review may change without a webhook
+    /// (a document arriving completes the requirements and announces nothing).
+    pub poll_idle: Duration,
+    /// Poll interval of customers waiting on the integrator (profile, start, rerun): what they
+    /// do next comes with a webhook.
+    pub poll_integrator: Duration,
+    /// Scheduled polls per second at most, whatever the number of customers: background
+    /// freshness must not become the load (webhooks and refreshes are not counted).
+    pub background_polls_per_second: u32,
+    /// Intervals are multiplied by this while webhooks arrive.
+    pub stretch_while_webhooks: u32,
+    /// Alert when a link expires within this.
+    pub expiring_within: Duration,
+    /// Alert when a decision takes longer than this.
+    pub stuck_after: Duration,
+    pub inbox: InboxTiming,
+}
+
+impl Default for EngineTiming {
+    fn default() -> Self {
+        Self {
+            sweep_every: Duration::from_secs(300),
+            poll_active: Duration::from_secs(60),
+            poll_idle: Duration::from_secs(300),
+            poll_integrator: Duration::from_secs(1800),
+            background_polls_per_second: 10,
+            stretch_while_webhooks: 4,
+            expiring_within: Duration::from_secs(300),
+            stuck_after: Duration::from_secs(24 * 3600),
+            inbox: InboxTiming::default(),
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "another kycdash is using the data directory {0} (it holds {0}/kycdash.lock); stop it or pass --data-dir"
+    )]
+    Locked(PathBuf),
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error("cannot listen for webhooks on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the API refused the API key (HTTP 401); check --api-key, KYCDASH_API_KEY or the profile")]
+    Unauthorized,
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}

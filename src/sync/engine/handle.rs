@@ -1,0 +1,190 @@
+//! How users act on a running engine: [`EngineHandle`]'s commands, and [`Engine`], the running
+//! task with its event stream.
+
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::EngineEvent;
+use crate::api::{ApiClient, ApiError};
+use crate::domain::{ComplianceStatus, Customer, DocumentType};
+use crate::sync::cache;
+use crate::sync::inbox::Uploaded;
+use crate::sync::observation::{Observation, UploadResult};
+
+/// What users ask of the engine.
+pub(super) enum Command {
+    /// Poll one customer now (or, with `None`, sweep everyone).
+    Refresh(Option<Uuid>),
+    Pause(bool),
+    Stop,
+}
+
+/// How users act on the engine. API actions go through the engine's own client and end in a
+/// refresh of the customer they touched, so their effect shows up as events like any other.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) client: ApiClient,
+    pub(super) uploaded: Uploaded,
+    pub(super) sandbox: bool,
+    pub(super) reader: Arc<Mutex<rusqlite::Connection>>,
+    /// What the handle's own actions observed (an upload), told to the engine like the inbox.
+    pub(super) observations: mpsc::UnboundedSender<Observation>,
+}
+
+impl EngineHandle {
+    pub fn refresh(&self, customer_id: Option<Uuid>) {
+        let _ = self.commands.send(Command::Refresh(customer_id));
+    }
+
+    pub fn pause(&self, paused: bool) {
+        let _ = self.commands.send(Command::Pause(paused));
+    }
+
+    /// Asks the engine to stop; the event stream ends with `stopped`.
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    pub fn is_sandbox(&self) -> bool {
+        self.sandbox
+    }
+
+    pub async fn create_customer(
+        &self,
+        profile: &crate::domain::CustomerProfile,
+    ) -> Result<Customer, ApiError> {
+        let customer = self.client.create_customer(profile).await?;
+        self.refresh(Some(customer.id));
+        Ok(customer)
+    }
+
+    pub async fn patch_customer(&self, id: Uuid, patch: &serde_json::Value) -> Result<Customer, ApiError> {
+        let customer = self.client.patch_customer(id, patch).await?;
+        self.refresh(Some(id));
+        Ok(customer)
+    }
+
+    pub async fn start_kyc(&self, id: Uuid) -> Result<crate::api::types::KycStarted, ApiError> {
+        let started = self.client.start_kyc(id, None).await?;
+        self.refresh(Some(id));
+        Ok(started)
+    }
+
+    pub async fn rerun_kyc(
+        &self,
+        customer_id: Uuid,
+        onboarding_id: Uuid,
+    ) -> Result<crate::api::types::KycStarted, ApiError> {
+        let started = self.client.rerun_kyc(onboarding_id).await?;
+        self.refresh(Some(customer_id));
+        Ok(started)
+    }
+
+    /// Uploads a document under the same rule as the inbox: the same content for the same
+    /// customer and type is not uploaded twice. Recorded and reported like an inbox upload;
+    /// returns whether it was a duplicate.
+    pub async fn upload(
+        &self,
+        customer_id: Uuid,
+        document_type: DocumentType,
+        file_name: &str,
+        content: &[u8],
+    ) -> Result<bool, ApiError> {
+        let (sha, result) = crate::sync::inbox::upload_once(
+            &self.client,
+            &self.uploaded,
+            customer_id,
+            document_type,
+            file_name,
+            content,
+        )
+        .await?;
+        let duplicate = result == UploadResult::Duplicate;
+        let _ = self.observations.send(Observation::Upload {
+            path: file_name.to_string(),
+            customer_id: Some(customer_id),
+            document_type: Some(document_type),
+            sha256: Some(sha),
+            result,
+        });
+        Ok(duplicate)
+    }
+
+    pub async fn simulate(
+        &self,
+        customer_id: Uuid,
+        action: crate::api::types::SimulateAction,
+    ) -> Result<(), ApiError> {
+        self.client.simulate(customer_id, action).await?;
+        self.refresh(Some(customer_id));
+        Ok(())
+    }
+
+    pub async fn advance_clock(&self, seconds: u64) -> Result<crate::api::types::ClockState, ApiError> {
+        let clock = self.client.advance_clock(seconds).await?;
+        self.refresh(None);
+        Ok(clock)
+    }
+
+    /// The client, for reads the engine does not model (documents, delivery logs).
+    pub fn client(&self) -> &ApiClient {
+        &self.client
+    }
+
+    /// The whole customer and status last fetched, from the cache (point reads on their own
+    /// connection; the writer thread is never waited for).
+    pub async fn cached(
+        &self,
+        customer_id: Uuid,
+    ) -> Result<(Option<Customer>, Option<ComplianceStatus>), cache::CacheError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| cache::CacheError::Closed)?;
+            Ok((
+                cache::customer(&conn, customer_id)?,
+                cache::status(&conn, customer_id)?,
+            ))
+        })
+        .await
+        .map_err(|_| cache::CacheError::Closed)?
+    }
+
+    /// A customer's timeline from the cache, oldest first (at most `limit` entries).
+    pub async fn timeline(
+        &self,
+        customer_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<(OffsetDateTime, String, String)>, cache::CacheError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| cache::CacheError::Closed)?;
+            cache::timeline(&conn, customer_id, limit)
+        })
+        .await
+        .map_err(|_| cache::CacheError::Closed)?
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    pub handle: EngineHandle,
+    pub events: mpsc::UnboundedReceiver<EngineEvent>,
+    pub(super) task: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Waits for the engine to stop (after [`EngineHandle::stop`], a fatal error, or `--once`).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+
+    /// Splits into the handle, the events and the task.
+    pub fn into_parts(self) -> (EngineHandle, mpsc::UnboundedReceiver<EngineEvent>, JoinHandle<()>) {
+        (self.handle, self.events, self.task)
+    }
+}

@@ -1,0 +1,362 @@
+//! The sync engine: one task owns the model (customers, their latest status, the tracker) and
+//! is the only thing that decides what changed. The poller's results, the receiver's verified
+//! webhooks and the inbox's uploads arrive as [`Observation`]s; what changed leaves as
+//! [`EngineEvent`]s on one stream; rows to keep go to the cache writer, which batches them.
+//! Users (the headless watcher, the dashboard) act through an [`EngineHandle`].
+//!
+//! Rooms: `events` (the public contract), `config`, `handle` (commands), `start`, `schedule`
+//! (when each customer is polled), `poll`, `sweep` (discovery), `apply` (what an observation
+//! changes), `alerts` (pure rules); this file holds the model and its loop.
+
+mod alerts;
+mod apply;
+mod config;
+mod events;
+mod handle;
+mod poll;
+mod schedule;
+mod start;
+mod sweep;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+
+pub use self::config::{EngineConfig, EngineError, EngineTiming, ReceiverConfig};
+pub use self::events::{AlertKind, CustomerState, EngineEvent};
+use self::handle::Command;
+pub use self::handle::{Engine, EngineHandle};
+use self::schedule::Schedule;
+pub use self::start::{DataDirLock, lock_data_dir, start};
+use self::sweep::Sweeps;
+use crate::api::{ApiClient, ApiError};
+use crate::sync::cache::{self, CustomerSummary, Write, Writer};
+use crate::sync::observation::Observation;
+use crate::sync::tracker::Tracker;
+use uuid::Uuid;
+
+/// A customer as the engine knows them.
+struct Entry {
+    customer: Arc<CustomerSummary>,
+    status: Option<Arc<cache::StatusSummary>>,
+}
+
+/// The engine task's state.
+struct Model {
+    client: ApiClient,
+    writer: Writer,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    observations: mpsc::UnboundedSender<Observation>,
+    permits: Arc<Semaphore>,
+    /// For polls someone is waiting for (a webhook's pull, a refresh).
+    urgent_permits: Arc<Semaphore>,
+    timing: EngineTiming,
+    once: bool,
+    customers: HashMap<Uuid, Entry>,
+    tracker: Tracker,
+    seen_events: HashSet<String>,
+    schedule: Schedule,
+    sweeps: Sweeps,
+    alerted: HashSet<(Uuid, AlertKind)>,
+    last_webhook: Option<Instant>,
+    paused: bool,
+    stopping: bool,
+    poller: PollerNews,
+    sandbox: bool,
+    /// How far the API's clock is ahead of this machine's.
+    server_offset: time::Duration,
+    concurrency: usize,
+    /// Whether anyone wants `Customers` events (the dashboard does, `watch` does not).
+    publish_customers: bool,
+    /// When link expiries and decision waits are next checked.
+    countdowns_due: Instant,
+}
+
+/// The poller state last sent to the dashboard, when, and whether a newer one waits.
+struct PollerNews {
+    published: (usize, bool),
+    emitted: Instant,
+    pending: bool,
+}
+
+impl Model {
+    fn new(
+        config: &EngineConfig,
+        client: ApiClient,
+        writer: Writer,
+        events: mpsc::UnboundedSender<EngineEvent>,
+        observations: mpsc::UnboundedSender<Observation>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            client,
+            writer,
+            events,
+            observations,
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            urgent_permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            timing: config.timing,
+            once: config.once,
+            customers: HashMap::new(),
+            tracker: Tracker::default(),
+            seen_events: HashSet::new(),
+            schedule: Schedule::new(config.timing.background_polls_per_second, now),
+            sweeps: Sweeps::new(now),
+            alerted: HashSet::new(),
+            last_webhook: None,
+            paused: false,
+            stopping: false,
+            poller: PollerNews {
+                published: (0, false),
+                emitted: now,
+                pending: false,
+            },
+            sandbox: config.sandbox,
+            server_offset: time::Duration::ZERO,
+            concurrency: config.concurrency.max(1),
+            publish_customers: config.publish_customers,
+            countdowns_due: now + Duration::from_secs(60),
+        }
+    }
+
+    fn restore(&mut self, snapshot: cache::Snapshot) {
+        self.seen_events = snapshot.event_ids;
+        for cached in snapshot.customers {
+            let id = cached.customer.id;
+            if let Some((view, since)) = &cached.workflow {
+                self.tracker.restore(id, view, *since);
+            }
+            self.customers.insert(
+                id,
+                Entry {
+                    customer: Arc::new(cached.customer),
+                    status: cached.status.map(|(status, _)| Arc::new(status)),
+                },
+            );
+        }
+    }
+
+    fn state_of(&self, id: Uuid) -> Option<CustomerState> {
+        let entry = self.customers.get(&id)?;
+        Some(CustomerState {
+            customer: entry.customer.clone(),
+            status: entry.status.clone(),
+            stage: self.tracker.stage(id),
+            since: self.tracker.since(id),
+        })
+    }
+
+    /// Tells the dashboard about customers that changed.
+    fn publish(&self, ids: impl IntoIterator<Item = Uuid>) {
+        if !self.publish_customers {
+            return;
+        }
+        let states: Vec<CustomerState> = ids.into_iter().filter_map(|id| self.state_of(id)).collect();
+        if !states.is_empty() {
+            self.emit(EngineEvent::Customers(states));
+        }
+    }
+
+    /// Tells the dashboard the poller's state: a pause at once, the in-flight count at most
+    /// once a second (it changes with every poll, and each change would be a frame).
+    fn publish_poller(&mut self) {
+        let now = (self.schedule.out(), self.paused);
+        let news = &mut self.poller;
+        news.pending = now != news.published;
+        if !news.pending {
+            return;
+        }
+        if now.1 != news.published.1 || news.emitted.elapsed() >= Duration::from_secs(1) {
+            news.published = now;
+            news.emitted = Instant::now();
+            news.pending = false;
+            self.emit(EngineEvent::Poller {
+                in_flight: now.0,
+                paused: now.1,
+            });
+        }
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn writer_write(&self, write: Write) {
+        if let Err(err) = self.writer.write(write) {
+            tracing::error!("cannot queue a write to the cache: {err}");
+        }
+    }
+
+    async fn run(
+        &mut self,
+        observations: &mut mpsc::UnboundedReceiver<Observation>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let mut batch = Vec::with_capacity(256);
+        // Every handle dropped: no more commands, but the engine goes on until it is stopped.
+        let mut commands_open = true;
+        while !self.stopping {
+            let wake = self.next_wake();
+            tokio::select! {
+                biased;
+                command = commands.recv(), if commands_open => match command {
+                    Some(command) => self.command(command),
+                    None => commands_open = false,
+                },
+                count = observations.recv_many(&mut batch, 1024) => {
+                    if count == 0 {
+                        self.stopping = true;
+                    }
+                    for observation in batch.drain(..) {
+                        self.observe(observation);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => self.tick(),
+            }
+            self.publish_poller();
+        }
+    }
+
+    async fn finish(self, writer_thread: std::thread::JoinHandle<()>) {
+        if let Err(err) = self.writer.flush().await {
+            tracing::error!("the last writes to the cache were lost: {err}");
+        }
+        self.emit(EngineEvent::Stopped);
+        drop(self.writer);
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    }
+
+    /// When the loop must wake by itself: the next sweep, the next background poll (not while
+    /// paused: waking for one would spin), the poller's delayed news, the countdowns.
+    fn next_wake(&mut self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut wake = if self.sweeps.current.is_none() && !self.paused {
+            self.sweeps.next_at
+        } else {
+            far
+        };
+        if !self.paused
+            && let Some(poll) = self.schedule.next_wake()
+        {
+            wake = wake.min(poll);
+        }
+        if self.poller.pending {
+            wake = wake.min(self.poller.emitted + Duration::from_secs(1));
+        }
+        // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
+        wake.min(self.countdowns_due)
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Refresh(Some(id)) => self.poll_now(id, false),
+            Command::Refresh(None) => {
+                self.sweeps.next_at = Instant::now();
+                self.sweeps.requested = true;
+            }
+            Command::Pause(paused) => self.paused = paused,
+            Command::Stop => self.stopping = true,
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if self.sweeps.current.is_none() && self.sweeps.next_at <= now && !self.paused {
+            self.start_sweep();
+        }
+        if !self.paused {
+            while let Some(id) = self.schedule.pop_due(now) {
+                self.poll_now(id, false);
+            }
+        }
+        if self.countdowns_due <= now {
+            self.check_countdowns();
+            self.countdowns_due = now + Duration::from_secs(60);
+        }
+    }
+
+    fn observe(&mut self, observation: Observation) {
+        match observation {
+            Observation::Discovered { customers, last } => self.discovered(customers, last),
+            Observation::DiscoveryFailed(error) => self.discovery_failed(error),
+            Observation::Snapshot {
+                customer_id,
+                customer,
+                status,
+                sweep,
+            } => self.polled(customer_id, customer, status, sweep),
+            Observation::PollFailed {
+                customer_id,
+                error,
+                sweep,
+            } => self.poll_failed(customer_id, error, sweep),
+            Observation::Webhook { event, raw, ack } => self.webhook(event, raw, ack),
+            Observation::Rejected { reason, detail } => {
+                self.emit(EngineEvent::WebhookRejected { reason, detail });
+            }
+            Observation::Upload {
+                path,
+                customer_id,
+                document_type,
+                sha256,
+                result,
+            } => self.upload(path, customer_id, document_type, sha256, result),
+            Observation::Fatal(error) => self.fatal_api(&error),
+            Observation::Unrecorded(event_id) => {
+                self.seen_events.remove(&event_id);
+            }
+            Observation::Clock(offset_seconds) => {
+                let offset = time::Duration::seconds(offset_seconds);
+                if offset != self.server_offset {
+                    self.server_offset = offset;
+                    self.emit(EngineEvent::Clock { offset_seconds });
+                }
+            }
+        }
+    }
+
+    /// The API refused to go on: a refused key says how to fix it.
+    fn fatal_api(&mut self, error: &ApiError) {
+        let error = if error.is_unauthorized() {
+            EngineError::Unauthorized.to_string()
+        } else {
+            error.to_string()
+        };
+        self.fatal(error);
+    }
+
+    fn fatal(&mut self, error: String) {
+        if !self.stopping {
+            self.emit(EngineEvent::Fatal { error });
+            self.stopping = true;
+        }
+    }
+
+    /// Keeps a customer as the API returned them; returns whether anything changed (then the
+    /// row is written to the cache too).
+    fn keep_customer(&mut self, (summary, body): (CustomerSummary, String)) -> bool {
+        let id = summary.id;
+        let unchanged = self
+            .customers
+            .get(&id)
+            .is_some_and(|entry| entry.customer.hash == summary.hash);
+        if unchanged {
+            return false;
+        }
+        let summary = Arc::new(summary);
+        self.writer_write(Write::Customer {
+            summary: summary.clone(),
+            body,
+        });
+        self.customers
+            .entry(id)
+            .and_modify(|entry| entry.customer = summary.clone())
+            .or_insert(Entry {
+                customer: summary,
+                status: None,
+            });
+        true
+    }
+}

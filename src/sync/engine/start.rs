@@ -1,0 +1,245 @@
+//! Starting the engine: the data directory's lock, the cache, the receiver and its
+//! registration with the API, the inbox; then the engine task.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::handle::{Engine, EngineHandle};
+use super::{EngineConfig, EngineError, EngineEvent, Model};
+use crate::api::{ApiClient, ApiError, ClientConfig};
+use crate::sync::cache::{self, Write, Writer};
+use crate::sync::inbox::{Inbox, Uploaded};
+use crate::sync::observation::Observation;
+use crate::sync::receiver;
+
+const LOCK_FILE: &str = "kycdash.lock";
+const ENDPOINT_ID: &str = "webhook.endpoint_id";
+const ENDPOINT_URL: &str = "webhook.url";
+const ENDPOINT_SECRET: &str = "webhook.secret";
+const API_IDENTITY: &str = "api.identity";
+
+/// Starts the engine on a data directory whose lock the caller holds: loads the cache, binds
+/// the receiver and registers it, then runs.
+pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, EngineError> {
+    let data_dir = config.data_dir.clone();
+    let client = ApiClient::new(&config.api)?;
+
+    let conn = cache::open(&data_dir.join("cache.db"))?;
+    let reader = Arc::new(Mutex::new(cache::open(&data_dir.join("cache.db"))?));
+    let mut snapshot = cache::load(&conn)?;
+    let (writer, writer_thread) = cache::spawn_writer(conn);
+    // A cache filled from another API or key would mix two accounts: start it afresh.
+    let identity = api_identity(&config.api, config.sandbox);
+    if snapshot
+        .settings
+        .get(API_IDENTITY)
+        .is_some_and(|known| *known != identity)
+    {
+        tracing::info!("the cache was filled from another API or key; starting it afresh");
+        writer.write(Write::Clear)?;
+        snapshot = cache::Snapshot::default();
+    }
+    writer.write(Write::Setting {
+        key: API_IDENTITY.into(),
+        value: Some(identity),
+    })?;
+
+    let (observations_tx, observations) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let uploaded: Uploaded = Arc::new(Mutex::new(std::mem::take(&mut snapshot.uploads)));
+    let settings = std::mem::take(&mut snapshot.settings);
+
+    // What the cache knew goes out first, so a dashboard draws it while the receiver is
+    // still being registered.
+    let mut model = Model::new(
+        &config,
+        client.clone(),
+        writer,
+        events_tx.clone(),
+        observations_tx.clone(),
+    );
+    model.restore(snapshot);
+    let everyone: Vec<Uuid> = model.customers.keys().copied().collect();
+    model.publish(everyone);
+
+    let mut webhook_url = None;
+    let mut receiver_task = None;
+    if let Some(receiver_config) = &config.receiver {
+        let bound = receiver::bind(receiver_config.listen)
+            .await
+            .map_err(|source| EngineError::Listen {
+                addr: receiver_config.listen,
+                source,
+            })?;
+        let url = receiver_config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
+        let secret = match &receiver_config.secret {
+            Some(secret) => secret.clone(),
+            None => register(&client, &url, &settings, &model.writer).await?,
+        };
+        let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
+        receiver_task = Some(receiver::serve(
+            bound,
+            verifier,
+            observations_tx.clone(),
+            cancel.clone(),
+        ));
+        webhook_url = Some(url);
+    }
+
+    let mut inbox_task = None;
+    if let Some(dir) = &config.inbox {
+        std::fs::create_dir_all(dir).map_err(|source| EngineError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        if !config.once {
+            let inbox = Inbox {
+                dir: dir.clone(),
+                client: client.clone(),
+                uploaded: uploaded.clone(),
+                engine: observations_tx.clone(),
+                timing: config.timing.inbox,
+            };
+            inbox_task = Some(tokio::spawn(inbox.run(cancel.clone())));
+        }
+    }
+
+    let _ = events_tx.send(EngineEvent::Started {
+        api_url: client.base_url().to_string(),
+        sandbox: config.sandbox,
+        webhook_url,
+        inbox: config.inbox.as_ref().map(|p| p.display().to_string()),
+        data_dir: data_dir.display().to_string(),
+    });
+
+    drop(events_tx);
+    let handle = EngineHandle {
+        commands: commands_tx,
+        client,
+        uploaded,
+        sandbox: config.sandbox,
+        reader,
+        observations: observations_tx,
+    };
+    let task = tokio::spawn(async move {
+        let mut observations = observations;
+        model.run(&mut observations, commands).await;
+        // Stop the producers first, then take in what they said while stopping (an upload
+        // that finished, a webhook being recorded), and only then close the cache.
+        cancel.cancel();
+        let producers = futures_util::future::join_all([receiver_task, inbox_task].into_iter().flatten());
+        tokio::pin!(producers);
+        let keep = |o: &Observation| {
+            matches!(
+                o,
+                Observation::Upload { .. } | Observation::Webhook { .. } | Observation::Rejected { .. }
+            )
+        };
+        loop {
+            tokio::select! {
+                _ = &mut producers => break,
+                Some(observation) = observations.recv() => {
+                    if keep(&observation) {
+                        model.observe(observation);
+                    }
+                }
+            }
+        }
+        while let Ok(observation) = observations.try_recv() {
+            if keep(&observation) {
+                model.observe(observation);
+            }
+        }
+        model.finish(writer_thread).await;
+        drop(lock);
+    });
+    Ok(Engine { handle, events, task })
+}
+
+/// The exclusive hold of a data directory: one engine per directory.
+#[derive(Debug)]
+pub struct DataDirLock(#[allow(dead_code)] File);
+
+/// Takes a data directory's lock (a file in it, released when the process ends, however it
+/// ends). The directory must exist.
+pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<DataDirLock, EngineError> {
+    let path = data_dir.join(LOCK_FILE);
+    match crate::lockfile::try_hold(&path) {
+        Ok(Some(file)) => Ok(DataDirLock(file)),
+        Ok(None) => Err(EngineError::Locked(data_dir.to_path_buf())),
+        Err(source) => Err(EngineError::DataDir { path, source }),
+    }
+}
+
+/// Which account the cache holds: a hash, so the key itself is never stored. The embedded
+/// sandbox is the same account whatever port it got this time.
+fn api_identity(api: &ClientConfig, embedded: bool) -> String {
+    let url = if embedded {
+        "embedded-sandbox"
+    } else {
+        api.base_url.as_str()
+    };
+    let digest = Sha256::digest(format!("{url}\n{}", api.api_key).as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// Reuses the endpoint registered last time while it still exists at the same URL; otherwise
+/// registers a new one (and removes the old one, which nobody listens on any more).
+async fn register(
+    client: &ApiClient,
+    url: &str,
+    settings: &HashMap<String, String>,
+    writer: &Writer,
+) -> Result<String, EngineError> {
+    let known_id = settings.get(ENDPOINT_ID).and_then(|id| id.parse::<Uuid>().ok());
+    let known_secret = settings.get(ENDPOINT_SECRET);
+    let endpoints = client.webhooks().await.map_err(unauthorized)?;
+    if let (Some(id), Some(secret)) = (known_id, known_secret) {
+        if endpoints.data.iter().any(|e| e.id == id && e.url == url) {
+            return Ok(secret.clone());
+        }
+        if endpoints.data.iter().any(|e| e.id == id)
+            && let Err(err) = client.delete_webhook(id).await
+        {
+            tracing::warn!("cannot remove the old webhook endpoint {id}: {err}");
+        }
+    }
+    let endpoint = client
+        .create_webhook(url, Some("kycdash"))
+        .await
+        .map_err(unauthorized)?;
+    let secret = endpoint.secret.ok_or_else(|| {
+        EngineError::Config("the API created a webhook endpoint but returned no secret".into())
+    })?;
+    for (key, value) in [
+        (ENDPOINT_ID, endpoint.id.to_string()),
+        (ENDPOINT_URL, url.to_string()),
+        (ENDPOINT_SECRET, secret.clone()),
+    ] {
+        writer.write(Write::Setting {
+            key: key.into(),
+            value: Some(value),
+        })?;
+    }
+    writer.flush().await?;
+    Ok(secret)
+}
+
+fn unauthorized(err: ApiError) -> EngineError {
+    if err.is_unauthorized() {
+        EngineError::Unauthorized
+    } else {
+        EngineError::Api(err)
+    }
+}

@@ -1,0 +1,227 @@
+//! The sweep: listing every customer page by page (discovery), and polling those whose status
+//! the engine lacks or whose profile changed, a bounded number at a time.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::{EngineEvent, Model};
+use crate::domain::Customer;
+use crate::sync::cache::CustomerSummary;
+use crate::sync::observation::Observation;
+
+/// The sweeps' state: the one running, the next, and its polls.
+#[derive(Debug)]
+pub(super) struct Sweeps {
+    pub current: Option<SweepProgress>,
+    pub next_at: Instant,
+    /// Which sweep is (or was last) running; polls carry it, so a late answer to a sweep that
+    /// failed is not counted for the next one.
+    pub number: u32,
+    /// A refresh of everyone asked for while a sweep ran: another follows it.
+    pub requested: bool,
+    /// Sweep polls waiting to start, and how many are out.
+    pub queue: VecDeque<Uuid>,
+    pub out: usize,
+    /// Listings that failed in a row.
+    pub failures: u32,
+}
+
+impl Sweeps {
+    pub fn new(now: Instant) -> Sweeps {
+        Sweeps {
+            current: None,
+            next_at: now,
+            number: 0,
+            requested: false,
+            queue: VecDeque::new(),
+            out: 0,
+            failures: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct SweepProgress {
+    pub started: Instant,
+    /// Whether the listing's last page arrived.
+    pub listed: bool,
+    /// Sweep polls queued or out.
+    pub pending: usize,
+    pub customers: usize,
+    pub changed: usize,
+}
+
+impl Model {
+    pub(super) fn start_sweep(&mut self) {
+        self.sweeps.requested = false;
+        self.sweeps.number = self.sweeps.number.wrapping_add(1);
+        self.sweeps.current = Some(SweepProgress {
+            started: Instant::now(),
+            listed: false,
+            pending: 0,
+            customers: 0,
+            changed: 0,
+        });
+        let client = self.client.clone();
+        let observations = self.observations.clone();
+        let sandbox = self.sandbox;
+        tokio::spawn(async move {
+            if sandbox && let Ok(clock) = client.clock().await {
+                let _ = observations.send(Observation::Clock(clock.offset_seconds as i64));
+            }
+            // Page by page: 100,000 whole customers held at once would be most of the
+            // engine's memory, for a moment.
+            let mut pages = client.customer_pages(None);
+            while let Some(page) = pages.next().await {
+                let observation = match page {
+                    Ok(customers) => Observation::Discovered {
+                        customers,
+                        last: pages.is_done(),
+                    },
+                    Err(err) => Observation::DiscoveryFailed(err),
+                };
+                if observations.send(observation).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// A listing failed: the sweep ends, and the next is retried after a backoff.
+    pub(super) fn discovery_failed(&mut self, error: crate::api::ApiError) {
+        if error.is_unauthorized() {
+            return self.fatal_api(&error);
+        }
+        self.sweeps.failures += 1;
+        let retry = self.retry_delay(&error, self.sweeps.failures);
+        self.emit(EngineEvent::PollError {
+            customer_id: None,
+            status: error.status(),
+            error: format!("listing customers failed: {error}"),
+            retry_in_seconds: retry.as_secs(),
+        });
+        self.sweeps.current = None;
+        // Polls the failed sweep queued are dropped (everyone keeps their own schedule, and the
+        // retry lists them again); those out are not counted for the next one.
+        self.sweeps.queue.clear();
+        self.sweeps.next_at = Instant::now() + retry;
+        if self.once {
+            // `--once` reports and ends rather than retrying for ever.
+            self.fatal(format!("listing customers failed: {error}"));
+        }
+    }
+
+    pub(super) fn discovered(&mut self, customers: Vec<Customer>, last: bool) {
+        self.sweeps.failures = 0;
+        let total = customers.len();
+        let mut to_poll = Vec::new();
+        let mut changed = Vec::new();
+        for customer in customers {
+            let id = customer.id;
+            let kept = match CustomerSummary::of(&customer) {
+                Ok(kept) => kept,
+                Err(err) => {
+                    tracing::error!("cannot keep customer {id}: {err}");
+                    continue;
+                }
+            };
+            let needs_status = self.needs_status(&kept.0);
+            if !needs_status {
+                self.spread_poll(id);
+            }
+            if self.keep_customer(kept) {
+                changed.push(id);
+            }
+            if needs_status {
+                to_poll.push(id);
+            }
+        }
+        self.publish(changed);
+        if let Some(sweep) = &mut self.sweeps.current {
+            sweep.customers += total;
+            sweep.pending += to_poll.len();
+            sweep.listed = last;
+        }
+        // Queued, not spawned: 100,000 waiting tasks would cost more than the polls.
+        self.sweeps.queue.extend(to_poll);
+        self.feed_sweep();
+        self.sweep_step(false);
+    }
+
+    /// A sweep pulls the status of whom it does not know yet, or whose profile changed;
+    /// `--once` (a full sweep) also of every open onboarding. The others keep their own
+    /// schedule, so a sweep of 100,000 customers is one listing, not 100,000 polls.
+    fn needs_status(&self, listed: &CustomerSummary) -> bool {
+        let known = self.customers.get(&listed.id);
+        match (known, self.tracker.stage(listed.id)) {
+            (Some(entry), Some(stage)) => {
+                entry.status.is_none()
+                    || entry.customer.hash != listed.hash
+                    || (self.once && !stage.is_terminal())
+            }
+            _ => true,
+        }
+    }
+
+    /// Schedules a known customer's next poll somewhere within its interval, so a warm start
+    /// does not poll everyone at once.
+    fn spread_poll(&mut self, id: Uuid) {
+        let interval = self.tracker.stage(id).and_then(|s| self.poll_interval(s));
+        if let Some(interval) = interval
+            && !self.schedule.has(id)
+        {
+            let spread = rand::Rng::random_range(&mut rand::rng(), 0..=interval.as_millis() as u64);
+            self.schedule
+                .poll_at(id, Instant::now() + Duration::from_millis(spread));
+        }
+    }
+
+    /// Starts queued sweep polls while fewer than twice the concurrency are out.
+    pub(super) fn feed_sweep(&mut self) {
+        while self.sweeps.out < self.concurrency * 2 {
+            let Some(id) = self.sweeps.queue.pop_front() else {
+                break;
+            };
+            self.spawn_poll(id, false, true);
+        }
+    }
+
+    /// One of the sweep's polls is done (`polled_for_sweep`), or the listing moved on: ends the
+    /// sweep once it is listed and nothing it polls is pending.
+    pub(super) fn sweep_step(&mut self, polled_for_sweep: bool) {
+        let Some(sweep) = &mut self.sweeps.current else {
+            return;
+        };
+        if polled_for_sweep {
+            sweep.pending = sweep.pending.saturating_sub(1);
+        }
+        if !sweep.listed || sweep.pending != 0 {
+            return;
+        }
+        let (customers, changed, duration) = (sweep.customers, sweep.changed, sweep.started.elapsed());
+        self.sweeps.current = None;
+        self.sweeps.next_at = if std::mem::take(&mut self.sweeps.requested) {
+            Instant::now()
+        } else {
+            Instant::now() + self.timing.sweep_every
+        };
+        self.emit(EngineEvent::Sweep {
+            customers,
+            changed,
+            duration_ms: duration.as_millis() as u64,
+        });
+        if self.once {
+            self.stopping = true;
+        }
+    }
+
+    /// A poll came back; `sweep`: the sweep it was for. Only the current sweep counts it.
+    pub(super) fn sweep_returned(&mut self, sweep: Option<u32>) {
+        if sweep.is_some() {
+            self.sweeps.out = self.sweeps.out.saturating_sub(1);
+            self.feed_sweep();
+        }
+    }
+}

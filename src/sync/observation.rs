@@ -1,0 +1,80 @@
+//! What the producers (poller, receiver, inbox) tell the engine, and what the engine answers
+//! them. Its own module so that the producers and the engine both depend on it, never on each
+//! other.
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::api::ApiError;
+use crate::domain::{ComplianceStatus, Customer, DocumentType, WebhookEvent};
+
+/// Why a delivery was refused, as `webhook_rejected` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    BadSignature,
+    StaleTimestamp,
+    MissingHeaders,
+    Malformed,
+    TooLarge,
+}
+
+/// What the engine answers for a verified event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    Recorded,
+    Duplicate,
+}
+
+/// The outcome of one uploaded file, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadResult {
+    Uploaded,
+    Duplicate,
+    Failed(String),
+}
+
+/// so a large variant costs less than boxing every status would.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Observation {
+    /// A page of the customer listing; `last`: the listing is complete.
+    Discovered {
+        customers: Vec<Customer>,
+        last: bool,
+    },
+    DiscoveryFailed(ApiError),
+    Snapshot {
+        customer_id: Uuid,
+        customer: Option<Customer>,
+        status: ComplianceStatus,
+        /// The sweep (its number) this poll was for, if any.
+        sweep: Option<u32>,
+    },
+    PollFailed {
+        customer_id: Uuid,
+        error: ApiError,
+        sweep: Option<u32>,
+    },
+    Webhook {
+        event: WebhookEvent,
+        raw: String,
+        ack: oneshot::Sender<Ack>,
+    },
+    Rejected {
+        reason: RejectReason,
+        detail: String,
+    },
+    Upload {
+        path: String,
+        customer_id: Option<Uuid>,
+        document_type: Option<DocumentType>,
+        sha256: Option<String>,
+        result: UploadResult,
+    },
+    Fatal(ApiError),
+    /// The sandbox's clock is this many seconds ahead.
+    Clock(i64),
+    /// A webhook's row could not be committed: its id is not known after all.
+    Unrecorded(String),
+}
