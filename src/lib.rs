@@ -2,8 +2,10 @@
 //! API. The library holds everything; the binary only parses the command line and reports.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod domain;
 pub mod headless;
 pub mod lockfile;

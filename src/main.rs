@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kycdash::cli::{Cli, Command, SandboxArgs};
-use kycdash::headless::{self, Failure, shutdown_signal};
+use kycdash::connection::{Failure, shutdown_signal};
+use kycdash::headless;
 use kycdash::sandbox::{self, DbLocation, SandboxConfig};
 use kycdash::tui;
 use tracing_subscriber::EnvFilter;

@@ -185,7 +185,7 @@ async fn server_errors_are_retried_then_succeed() {
 }
 
 #[tokio::test]
-async fn too_many_requests_waits_for_retry_after() {
+async fn too_many_requests_is_retried_after_the_servers_pause() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let url = flaky_api(Router::new().route(
@@ -202,17 +202,13 @@ async fn too_many_requests_waits_for_retry_after() {
         }),
     ))
     .await;
-    let started = std::time::Instant::now();
+    // The retry follows the 429 (how long it waits, Retry-After over the backoff, is
+    // `RetryPolicy::wait_after`'s unit test: no wall clock here).
     client(&url, Duration::from_secs(2))
         .list_customers(10, None)
         .await
         .unwrap();
-    // The retry waited for the server's Retry-After (1 s), not the 10 ms backoff.
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 

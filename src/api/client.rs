@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
@@ -91,16 +90,18 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (0-based): exponential with full jitter in its
     /// upper half, so many clients that failed together do not retry together.
     pub fn delay(&self, retry: u32) -> Duration {
-        backoff(self.base_delay, self.max_delay, retry)
+        crate::backoff::jittered(self.base_delay, self.max_delay, retry)
     }
-}
 
-/// Exponential backoff with jitter: between half and all of `base · 2^attempt`, capped.
-pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(max);
-    let half = exp / 2;
-    let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
-    half + Duration::from_millis(jitter)
+    /// The wait before retry number `retry` (0-based) after `error`: the server's
+    /// `Retry-After` when it gave one, else the backoff; at most the cap (or 1 s, whichever is
+    /// longer, so a short cap does not ignore a server that asks for a second).
+    pub fn wait_after(&self, error: &ApiError, retry: u32) -> Duration {
+        error
+            .retry_after()
+            .unwrap_or_else(|| self.delay(retry))
+            .min(self.max_delay.max(Duration::from_secs(1)))
+    }
 }
 
 /// Why a request failed.
@@ -277,6 +278,19 @@ impl ApiClient {
 
     pub async fn customer(&self, id: Uuid) -> Result<Customer, ApiError> {
         self.send(Call::get(format!("/v1/customers/{id}"), &[])).await
+    }
+
+    /// The customer a person names by id or by `externalId` (a CLI argument, an inbox file's
+    /// name), if any.
+    pub async fn find_customer(&self, id_or_external_id: &str) -> Result<Option<Customer>, ApiError> {
+        match id_or_external_id.parse::<Uuid>() {
+            Ok(id) => match self.customer(id).await {
+                Ok(customer) => Ok(Some(customer)),
+                Err(err) if err.is_not_found() => Ok(None),
+                Err(err) => Err(err),
+            },
+            Err(_) => self.customer_by_external_id(id_or_external_id).await,
+        }
     }
 
     /// The customer with this `externalId`, if any. The filter is asked for, but only an exact
@@ -463,10 +477,7 @@ impl ApiClient {
             attempt += 1;
             match result {
                 Err(err) if err.is_transient() && attempt < attempts => {
-                    let wait = err
-                        .retry_after()
-                        .unwrap_or_else(|| self.retry.delay(attempt - 1))
-                        .min(self.retry.max_delay.max(Duration::from_secs(1)));
+                    let wait = self.retry.wait_after(&err, attempt - 1);
                     tracing::debug!("{} {}: {err}; retrying in {wait:?}", call.method, call.path);
                     tokio::time::sleep(wait).await;
                 }
@@ -651,14 +662,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_stays_within_its_cap() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(2);
-        for attempt in 0..20 {
-            let wait = backoff(base, max, attempt);
-            let full = base.saturating_mul(1 << attempt.min(16)).min(max);
-            assert!(wait >= full / 2 && wait <= full, "attempt {attempt}: {wait:?}");
-        }
+    fn a_retry_waits_for_the_servers_retry_after_over_the_backoff_within_the_cap() {
+        let policy = RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        let slow_down = |retry_after: Option<Duration>| ApiError::Status {
+            status: 429,
+            problem: Box::new(parse_problem(StatusCode::TOO_MANY_REQUESTS, b"")),
+            retry_after,
+        };
+        assert_eq!(
+            policy.wait_after(&slow_down(Some(Duration::from_secs(1))), 0),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            policy.wait_after(&slow_down(Some(Duration::from_secs(90))), 0),
+            Duration::from_secs(1),
+            "capped"
+        );
+        let backoff = policy.wait_after(&slow_down(None), 0);
+        assert!(
+            backoff >= Duration::from_millis(5) && backoff <= Duration::from_millis(10),
+            "{backoff:?}"
+        );
+        let transport = ApiError::Transport("refused".into());
+        assert!(policy.wait_after(&transport, 5) <= Duration::from_millis(20));
     }
 
     #[test]

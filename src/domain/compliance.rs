@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::customer::{Customer, Kyc};
 use super::document::{DocumentType, DocumentsOnFile};
+use super::vocabulary::intern;
 pub use super::vocabulary::{OnboardingStatus, Strategy};
 use super::workflow::{OnboardingRef, Readiness, SdkLink, Stage, WorkflowView};
 
@@ -117,25 +118,6 @@ impl NextAction {
             .find(|t| t.as_str() == name)
             .unwrap_or_else(|| NextAction::Unknown(intern(name)))
     }
-}
-
-/// Names a newer API uses that this version does not know, kept once each for the life of the
-/// process (there are a handful at most), so the types holding them stay `Copy`.
-pub(crate) fn intern(name: &str) -> &'static str {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let names = NAMES.get_or_init(|| Mutex::new(HashSet::new()));
-    let mut names = match names.lock() {
-        Ok(names) => names,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Some(known) = names.get(name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
-    names.insert(leaked);
-    leaked
 }
 
 /// Serde and OpenAPI for the enums spelled by `as_str`/`parse`.

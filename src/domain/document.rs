@@ -77,7 +77,7 @@ impl DocumentType {
         Self::ALL
             .into_iter()
             .find(|t| t.as_str() == name)
-            .unwrap_or_else(|| DocumentType::Unknown(super::compliance::intern(name)))
+            .unwrap_or_else(|| DocumentType::Unknown(super::vocabulary::intern(name)))
     }
 
     /// The formats this type may be uploaded in (none for a type this version does not know).

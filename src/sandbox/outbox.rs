@@ -58,11 +58,7 @@ impl DeliveryPolicy {
     /// The delay after the `attempt`-th failure (1-based): exponential, capped, with jitter
     /// between half and all of it so that failed receivers are not hit in lockstep.
     pub fn retry_delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let exponential = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(30));
-        let capped = exponential.min(self.max_delay);
-        capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+        crate::backoff::delay(self.base_delay, self.max_delay, attempt.saturating_sub(1), jitter)
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::directory::Directory;
 use super::observation::{Observation, UploadResult};
 use crate::api::{ApiClient, ApiError};
 use crate::domain::DocumentType;
@@ -34,7 +35,9 @@ pub type Uploaded = Arc<Mutex<HashSet<(String, Uuid, String)>>>;
 pub struct InboxTiming {
     /// How long a file's size and modification time must hold still.
     pub stable_for: Duration,
-    /// How often the folder is rescanned even without a watcher event.
+    /// How often the folder is rescanned without a watcher event: a safety net for file
+    /// systems whose events get lost (network mounts). Without a watcher at all, the folder
+    /// is rescanned twice per `stable_for` instead.
     pub rescan_every: Duration,
 }
 
@@ -42,21 +45,21 @@ impl Default for InboxTiming {
     fn default() -> Self {
         Self {
             stable_for: Duration::from_secs(2),
-            rescan_every: Duration::from_secs(5),
+            rescan_every: Duration::from_secs(30),
         }
     }
 }
 
 /// Who a file is for and what it is, from its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drop {
+pub struct Addressed {
     pub customer: String,
     pub document_type: DocumentType,
 }
 
 /// Reads a file's path relative to the inbox. `Ok(None)` for files to ignore (hidden,
 /// temporary, or under `.processed`/`.failed`); `Err` says how to name it instead.
-pub fn parse_name(relative: &Path) -> Result<Option<Drop>, String> {
+pub fn parse_name(relative: &Path) -> Result<Option<Addressed>, String> {
     let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
     if parts.len() != relative.iter().count() {
         return Err("the file name is not valid UTF-8".into());
@@ -87,7 +90,7 @@ pub fn parse_name(relative: &Path) -> Result<Option<Drop>, String> {
     }
     let document_type = DocumentType::parse(type_name)
         .ok_or_else(|| format!("\"{type_name}\" is not a document type: {hint}"))?;
-    Ok(Some(Drop {
+    Ok(Some(Addressed {
         customer: customer.to_string(),
         document_type,
     }))
@@ -107,6 +110,7 @@ pub struct Inbox {
     pub client: ApiClient,
     pub uploaded: Uploaded,
     pub engine: mpsc::UnboundedSender<Observation>,
+    pub directory: Directory,
     pub timing: InboxTiming,
 }
 
@@ -118,6 +122,40 @@ struct Watched {
     /// A transient failure: not before this.
     retry_at: Option<Instant>,
     failures: u32,
+}
+
+impl Watched {
+    fn new(size: u64, modified: Option<SystemTime>, now: Instant) -> Watched {
+        Watched {
+            size,
+            modified,
+            still_since: now,
+            retry_at: None,
+            failures: 0,
+        }
+    }
+
+    /// Notes the file as seen `now`; returns when to look again if it is not ready yet: its
+    /// size and modification time have not held still for `stable_for` (it is still being
+    /// written), or a retry is not due.
+    fn ready_at(
+        &mut self,
+        size: u64,
+        modified: Option<SystemTime>,
+        now: Instant,
+        stable_for: Duration,
+    ) -> Option<Instant> {
+        if self.size != size || self.modified != modified {
+            self.size = size;
+            self.modified = modified;
+            self.still_since = now;
+        }
+        let settled_at = self.still_since + stable_for;
+        if settled_at > now {
+            return Some(settled_at);
+        }
+        self.retry_at.filter(|at| *at > now)
+    }
 }
 
 impl Inbox {
@@ -143,53 +181,55 @@ impl Inbox {
                 None
             }
         };
+        // With a watcher, the inbox sleeps until something changes, a file it waits for has
+        // settled or is due for a retry, or the safety rescan; without one, it polls.
+        let idle = match &_debouncer {
+            Some(_) => self.timing.rescan_every,
+            None => (self.timing.stable_for.min(self.timing.rescan_every) / 2).max(Duration::from_millis(50)),
+        };
         let mut watched: HashMap<PathBuf, Watched> = HashMap::new();
-        // Poll often enough to notice a file settling, and rescan on every tick.
-        let tick = self.timing.stable_for.min(self.timing.rescan_every) / 2;
         loop {
             // Stopping mid-upload leaves the file in place for the next start; its
             // idempotency key makes that retry a replay, not a second upload.
-            tokio::select! {
+            let next = tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = self.scan(&mut watched, &cancel) => {}
-            }
+                next = self.scan(&mut watched, &cancel) => next,
+            };
+            let wake = next.map_or(Instant::now() + idle, |at| at.min(Instant::now() + idle));
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = wakeups.recv() => {}
-                _ = tokio::time::sleep(tick.max(Duration::from_millis(50))) => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
     }
 
-    async fn scan(&self, watched: &mut HashMap<PathBuf, Watched>, cancel: &CancellationToken) {
+    /// Uploads every file that has settled; returns when a file still waited for needs
+    /// another look (settling, or due for a retry).
+    async fn scan(
+        &self,
+        watched: &mut HashMap<PathBuf, Watched>,
+        cancel: &CancellationToken,
+    ) -> Option<Instant> {
         let files = list_files(&self.dir);
         let present: HashSet<&PathBuf> = files.iter().collect();
         watched.retain(|path, _| present.contains(path));
         let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut look_again = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
         for path in &files {
             if cancel.is_cancelled() {
-                return;
+                return None;
             }
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
             };
             let (size, modified) = (meta.len(), meta.modified().ok());
-            let entry = watched.entry(path.clone()).or_insert(Watched {
-                size,
-                modified,
-                still_since: now,
-                retry_at: None,
-                failures: 0,
-            });
-            if entry.size != size || entry.modified != modified {
-                entry.size = size;
-                entry.modified = modified;
-                entry.still_since = now;
-                continue;
-            }
-            if now.duration_since(entry.still_since) < self.timing.stable_for
-                || entry.retry_at.is_some_and(|at| at > now)
-            {
+            let entry = watched
+                .entry(path.clone())
+                .or_insert_with(|| Watched::new(size, modified, now));
+            if let Some(later) = entry.ready_at(size, modified, now, self.timing.stable_for) {
+                look_again(later);
                 continue;
             }
             match self.process(path).await {
@@ -198,55 +238,62 @@ impl Inbox {
                 }
                 Processed::RetryLater(err) => {
                     entry.failures += 1;
-                    let wait = crate::api::client::backoff(
+                    let wait = crate::backoff::jittered(
                         Duration::from_secs(1),
                         Duration::from_secs(60),
                         entry.failures.min(10),
                     );
                     tracing::warn!("{}: {err}; trying again in {}s", path.display(), wait.as_secs());
                     entry.retry_at = Some(Instant::now() + wait);
+                    look_again(Instant::now() + wait);
                 }
             }
         }
+        next
     }
 
     async fn process(&self, path: &Path) -> Processed {
         let relative = path.strip_prefix(&self.dir).unwrap_or(path).to_path_buf();
         let shown = path.display().to_string();
-        let drop = match parse_name(&relative) {
-            Ok(Some(drop)) => drop,
+        let addressed = match parse_name(&relative) {
+            Ok(Some(addressed)) => addressed,
             Ok(None) => return Processed::Done,
             Err(why) => return self.fail(path, &relative, None, None, why),
         };
-        let content = match read_limited(path) {
+        let content = match read_document(path, addressed.document_type) {
             Ok(content) => content,
-            Err(why) => return self.fail(path, &relative, None, Some(drop.document_type), why),
+            Err(why) => return self.fail(path, &relative, None, Some(addressed.document_type), why),
         };
-        if let Err(err) = drop.document_type.check_content(&content) {
-            return self.fail(path, &relative, None, Some(drop.document_type), err.to_string());
-        }
-        let customer_id = match self.resolve(&drop.customer).await {
+        let customer_id = match self.resolve(&addressed.customer).await {
             Ok(Some(id)) => id,
             Ok(None) => {
                 let why = format!(
                     "no customer has the id or externalId \"{}\"; check the name, or create the customer first",
-                    drop.customer
+                    addressed.customer
                 );
-                return self.fail(path, &relative, None, Some(drop.document_type), why);
+                return self.fail(path, &relative, None, Some(addressed.document_type), why);
             }
             Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
             Err(err) if err.is_unauthorized() => {
                 let _ = self.engine.send(Observation::Fatal(err.clone()));
                 return Processed::RetryLater(err.to_string());
             }
-            Err(err) => return self.fail(path, &relative, None, Some(drop.document_type), err.to_string()),
+            Err(err) => {
+                return self.fail(
+                    path,
+                    &relative,
+                    None,
+                    Some(addressed.document_type),
+                    err.to_string(),
+                );
+            }
         };
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
         let (sha, result) = match upload_once(
             &self.client,
             &self.uploaded,
             customer_id,
-            drop.document_type,
+            addressed.document_type,
             file_name,
             &content,
         )
@@ -263,7 +310,7 @@ impl Inbox {
                     path,
                     &relative,
                     Some(customer_id),
-                    Some(drop.document_type),
+                    Some(addressed.document_type),
                     explain(&err),
                 );
             }
@@ -272,7 +319,7 @@ impl Inbox {
         let _ = self.engine.send(Observation::Upload {
             path: shown,
             customer_id: Some(customer_id),
-            document_type: Some(drop.document_type),
+            document_type: Some(addressed.document_type),
             sha256: Some(sha),
             result,
         });
@@ -285,15 +332,13 @@ impl Inbox {
         Processed::Done
     }
 
+    /// The file's customer: from the engine's index, else from the API (a customer created
+    /// a moment ago, not listed yet).
     async fn resolve(&self, customer: &str) -> Result<Option<Uuid>, ApiError> {
-        if let Ok(id) = customer.parse::<Uuid>() {
-            return match self.client.customer(id).await {
-                Ok(c) => Ok(Some(c.id)),
-                Err(err) if err.is_not_found() => Ok(None),
-                Err(err) => Err(err),
-            };
+        if let Some(id) = self.directory.find(customer) {
+            return Ok(Some(id));
         }
-        Ok(self.client.customer_by_external_id(customer).await?.map(|c| c.id))
+        Ok(self.client.find_customer(customer).await?.map(|c| c.id))
     }
 
     fn fail(
@@ -348,9 +393,7 @@ pub async fn upload_once(
     if uploaded.lock().map(|set| set.contains(&key)).unwrap_or(false) {
         return Ok((sha, UploadResult::Duplicate));
     }
-    // The key names the logical upload: after a crash or a lost answer, the same file for the
-    // same customer and type gets the first answer again, not a second upload.
-    let idempotency_key = format!("inbox-{sha}-{customer_id}-{}", document_type.as_str());
+    let idempotency_key = upload_key(&sha, customer_id, document_type);
     client
         .upload_document(
             customer_id,
@@ -366,6 +409,12 @@ pub async fn upload_once(
     Ok((sha, UploadResult::Uploaded))
 }
 
+/// The Idempotency-Key of an upload: the content, the customer and the type, so that the same
+/// upload made again (after a crash, by another run) replays the first answer.
+pub fn upload_key(sha256: &str, customer_id: Uuid, document_type: DocumentType) -> String {
+    format!("inbox-{sha256}-{customer_id}-{}", document_type.as_str())
+}
+
 enum Processed {
     Done,
     RetryLater(String),
@@ -378,11 +427,15 @@ fn explain(err: &ApiError) -> String {
     }
 }
 
-/// Reads a file, refusing more than the API accepts without reading it all.
-fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+/// Reads a document file, refusing more than the API accepts without reading it all, and
+/// content that is not what `document_type` accepts (by its magic bytes). The inbox and the
+/// dashboard's upload both read files through here.
+pub fn read_document(path: &Path, document_type: DocumentType) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
     crate::domain::check_size(meta.len()).map_err(|e| e.to_string())?;
-    std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))
+    let content = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    document_type.check_content(&content).map_err(|e| e.to_string())?;
+    Ok(content)
 }
 
 /// Every candidate file: at the top level, and one level down (`<customer>/<TYPE>.<ext>`).
@@ -454,14 +507,14 @@ mod tests {
         let parse = |p: &str| parse_name(Path::new(p));
         assert_eq!(
             parse(&format!("{id}__w9.pdf")).unwrap(),
-            Some(Drop {
+            Some(Addressed {
                 customer: id.into(),
                 document_type: DocumentType::W9
             })
         );
         assert_eq!(
             parse("ada-1__SOURCE_OF_FUNDS__march statement.pdf").unwrap(),
-            Some(Drop {
+            Some(Addressed {
                 customer: "ada-1".into(),
                 document_type: DocumentType::SourceOfFunds
             })
@@ -489,6 +542,27 @@ mod tests {
                 .contains("\"PASSPORT\" is not a document type")
         );
         assert!(parse("a/b/W9.pdf").is_err());
+    }
+
+    #[test]
+    fn a_file_is_ready_only_once_it_has_held_still_and_its_retry_is_due() {
+        let start = Instant::now();
+        let stable = Duration::from_millis(300);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let t0 = Some(SystemTime::UNIX_EPOCH);
+        let t1 = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1));
+        let mut file = Watched::new(100, t0, start);
+        assert_eq!(file.ready_at(100, t0, at(200), stable), Some(at(300)));
+        // The second half arrives: the wait starts over from when it was seen.
+        assert_eq!(file.ready_at(200, t1, at(250), stable), Some(at(550)));
+        assert_eq!(file.ready_at(200, t1, at(549), stable), Some(at(550)));
+        assert_eq!(file.ready_at(200, t1, at(550), stable), None);
+        // Touched with the same size: still a change.
+        let t2 = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2));
+        assert_eq!(file.ready_at(200, t2, at(600), stable), Some(at(900)));
+        file.retry_at = Some(at(2_000));
+        assert_eq!(file.ready_at(200, t2, at(1_000), stable), Some(at(2_000)));
+        assert_eq!(file.ready_at(200, t2, at(2_000), stable), None);
     }
 
     #[test]

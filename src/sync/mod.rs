@@ -4,6 +4,7 @@
 //! The dashboard and the headless watcher see the API only through it.
 
 pub mod cache;
+pub mod directory;
 pub mod engine;
 pub mod inbox;
 pub mod observation;

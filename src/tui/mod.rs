@@ -30,20 +30,20 @@ use self::modal::{Done, Failed, Request};
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
 use crate::cli::DashboardArgs;
-use crate::headless::{self, Failure};
+use crate::connection::{self, Failure};
 use crate::sync::engine::{self, EngineHandle};
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
 
 pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
-    let mut connection = headless::connect(&args.connect, true).await?;
+    let mut connection = connection::connect(&args.connect, true).await?;
     let _log_guard = log_to_file(&connection.data_dir);
     let theme = Theme::from_env(connection.config.theme.as_deref()).map_err(Failure::usage)?;
     let keymap = Keymap::new(&connection.config.keys).map_err(Failure::usage)?;
     let read_only = args.read_only || connection.profile.as_ref().is_some_and(|(_, p)| p.read_only);
     let sandbox = connection.sandbox.is_some();
-    let mut config = headless::engine_config(&connection, &args.sync, false);
+    let mut config = connection::engine_config(&connection, &args.sync, false);
     config.publish_customers = true;
     if read_only {
         // Nothing writes: no inbox uploads, and no webhook endpoint registered (a receiver
@@ -52,6 +52,10 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
         config.receiver = config.receiver.filter(|r| r.secret.is_some());
     }
     let inbox = config.inbox.clone();
+    // The demo plays the end users and reviewers: people outside the dashboard, with their
+    // own client, never the engine's.
+    let demo_client =
+        crate::api::ApiClient::new(&config.api).map_err(|err| Failure::fatal(err.to_string()))?;
     let Some(lock) = connection.lock.take() else {
         return Err(Failure::fatal("the data directory is not locked"));
     };
@@ -68,7 +72,7 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let demo = sandbox && !args.no_demo && !read_only;
     let demo_on = Arc::new(AtomicBool::new(demo));
     if sandbox {
-        let client = handle.client().clone();
+        let client = demo_client;
         let (cancel, inbox, engine, on) = (cancel.clone(), inbox.clone(), handle.clone(), demo_on.clone());
         tokio::spawn(async move {
             if demo {
@@ -294,26 +298,15 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
     }
 }
 
-/// Reads a file to upload and checks it as the API will (size, format for the type), so a
-/// file the API would refuse is not sent.
+/// Reads a document file off the runtime's threads, with the inbox's checks.
 async fn read_document(
     path: &std::path::Path,
     document_type: crate::domain::DocumentType,
 ) -> Result<Vec<u8>, String> {
     let path = path.to_path_buf();
-    let display = path.display().to_string();
-    let content = tokio::task::spawn_blocking(move || {
-        let size = std::fs::metadata(&path)?.len();
-        if let Err(refused) = crate::domain::check_size(size) {
-            return Ok(Err(format!("{display}: {refused}")));
-        }
-        std::fs::read(&path).map(Ok)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot read the file: {e}"))??;
-    document_type.check_content(&content).map_err(|e| e.to_string())?;
-    Ok(content)
+    tokio::task::spawn_blocking(move || crate::sync::inbox::read_document(&path, document_type))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Asks the engine for a request; errors in the words of the API's problem details.
@@ -327,14 +320,12 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> 
     match request {
         Request::StartKyc { customer, .. } => handle.start_kyc(*customer).await.map(sdk),
         Request::Rerun { customer, .. } => {
-            // The onboarding to rerun is the one the API has now, not what the cache says.
-            let status = handle.client().status(*customer).await?;
-            let Some(onboarding) = status.onboarding_id else {
-                return Err(Failed::new(
+            return match handle.rerun_kyc(*customer).await? {
+                Some(started) => Ok(sdk(started)),
+                None => Err(Failed::new(
                     "this customer has no onboarding to rerun yet; start KYC with K",
-                ));
+                )),
             };
-            handle.rerun_kyc(*customer, onboarding).await.map(sdk)
         }
         Request::Simulate { customer, action, .. } => handle
             .simulate(*customer, *action)
@@ -361,11 +352,7 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> 
             .map(|clock| Done::ClockAdvanced { now: clock.now }),
         Request::Resend {
             endpoint, delivery, ..
-        } => handle
-            .client()
-            .resend(*endpoint, *delivery)
-            .await
-            .map(|_| Done::Resent),
+        } => handle.resend(*endpoint, *delivery).await.map(|()| Done::Resent),
         Request::Create { profile } => handle.create_customer(profile).await.map(|c| Done::Saved {
             customer: c.id,
             name: c.display_name(),
@@ -448,10 +435,7 @@ fn perform(
                 if *selected.lock().unwrap_or_else(|e| e.into_inner()) != Some(id) {
                     return;
                 }
-                let documents = match handle.client().documents(id).await {
-                    Ok(list) => Ok(list.data),
-                    Err(err) => Err(err.to_string()),
-                };
+                let documents = handle.documents(id).await.map_err(|err| err.to_string());
                 let _ = actions.send(Action::Documents(id, documents));
             });
         }
@@ -473,14 +457,14 @@ fn perform(
         Effect::LoadWebhooks => {
             let (handle, actions) = (handle.clone(), actions.clone());
             tokio::spawn(async move {
-                let endpoints = handle.client().webhooks().await.map(|l| l.data);
+                let endpoints = handle.webhook_endpoints().await;
                 let _ = actions.send(Action::WebhooksLoaded(endpoints.map_err(|e| e.to_string())));
             });
         }
         Effect::LoadDeliveries(endpoint) => {
             let (handle, actions) = (handle.clone(), actions.clone());
             tokio::spawn(async move {
-                let deliveries = handle.client().deliveries(endpoint).await.map(|l| l.data);
+                let deliveries = handle.deliveries(endpoint).await;
                 let _ = actions.send(Action::DeliveriesLoaded(
                     endpoint,
                     deliveries.map_err(|e| e.to_string()),

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::EngineEvent;
+use crate::api::types::{Delivery, Document, KycStarted, WebhookEndpoint};
 use crate::api::{ApiClient, ApiError};
 use crate::domain::{ComplianceStatus, Customer, DocumentType};
 use crate::sync::cache;
@@ -69,20 +70,22 @@ impl EngineHandle {
         Ok(customer)
     }
 
-    pub async fn start_kyc(&self, id: Uuid) -> Result<crate::api::types::KycStarted, ApiError> {
+    pub async fn start_kyc(&self, id: Uuid) -> Result<KycStarted, ApiError> {
         let started = self.client.start_kyc(id, None).await?;
         self.refresh(Some(id));
         Ok(started)
     }
 
-    pub async fn rerun_kyc(
-        &self,
-        customer_id: Uuid,
-        onboarding_id: Uuid,
-    ) -> Result<crate::api::types::KycStarted, ApiError> {
+    /// Reruns the customer's expired onboarding: the one the API has now, not what the cache
+    /// says. `None` when the customer has no onboarding yet.
+    pub async fn rerun_kyc(&self, customer_id: Uuid) -> Result<Option<KycStarted>, ApiError> {
+        let status = self.client.status(customer_id).await?;
+        let Some(onboarding_id) = status.onboarding_id else {
+            return Ok(None);
+        };
         let started = self.client.rerun_kyc(onboarding_id).await?;
         self.refresh(Some(customer_id));
-        Ok(started)
+        Ok(Some(started))
     }
 
     /// Uploads a document under the same rule as the inbox: the same content for the same
@@ -131,9 +134,24 @@ impl EngineHandle {
         Ok(clock)
     }
 
-    /// The client, for reads the engine does not model (documents, delivery logs).
-    pub fn client(&self) -> &ApiClient {
-        &self.client
+    /// The customer's documents on file (a read the engine does not keep).
+    pub async fn documents(&self, customer_id: Uuid) -> Result<Vec<Document>, ApiError> {
+        Ok(self.client.documents(customer_id).await?.data)
+    }
+
+    /// The account's webhook endpoints.
+    pub async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, ApiError> {
+        Ok(self.client.webhooks().await?.data)
+    }
+
+    /// An endpoint's delivery log, newest first.
+    pub async fn deliveries(&self, endpoint_id: Uuid) -> Result<Vec<Delivery>, ApiError> {
+        Ok(self.client.deliveries(endpoint_id).await?.data)
+    }
+
+    /// Sends a delivery again (to whatever listens at the endpoint now).
+    pub async fn resend(&self, endpoint_id: Uuid, delivery_id: Uuid) -> Result<(), ApiError> {
+        self.client.resend(endpoint_id, delivery_id).await.map(|_| ())
     }
 
     /// The whole customer and status last fetched, from the cache (point reads on their own

@@ -14,6 +14,7 @@ mod config;
 mod events;
 mod handle;
 mod poll;
+mod publish;
 mod schedule;
 mod start;
 mod sweep;
@@ -28,11 +29,13 @@ pub use self::config::{EngineConfig, EngineError, EngineTiming, ReceiverConfig};
 pub use self::events::{AlertKind, CustomerState, EngineEvent};
 use self::handle::Command;
 pub use self::handle::{Engine, EngineHandle};
+use self::publish::Publisher;
 use self::schedule::Schedule;
 pub use self::start::{DataDirLock, lock_data_dir, start};
 use self::sweep::Sweeps;
 use crate::api::{ApiClient, ApiError};
 use crate::sync::cache::{self, CustomerSummary, Write, Writer};
+use crate::sync::directory::Directory;
 use crate::sync::observation::Observation;
 use crate::sync::tracker::Tracker;
 use uuid::Uuid;
@@ -47,7 +50,7 @@ struct Entry {
 struct Model {
     client: ApiClient,
     writer: Writer,
-    events: mpsc::UnboundedSender<EngineEvent>,
+    events: Publisher,
     observations: mpsc::UnboundedSender<Observation>,
     permits: Arc<Semaphore>,
     /// For polls someone is waiting for (a webhook's pull, a refresh).
@@ -55,6 +58,8 @@ struct Model {
     timing: EngineTiming,
     once: bool,
     customers: HashMap<Uuid, Entry>,
+    /// The customers by id and externalId, for the inbox.
+    directory: Directory,
     tracker: Tracker,
     seen_events: HashSet<String>,
     schedule: Schedule,
@@ -63,7 +68,7 @@ struct Model {
     last_webhook: Option<Instant>,
     paused: bool,
     stopping: bool,
-    poller: PollerNews,
+    poller: publish::PollerNews,
     sandbox: bool,
     /// How far the API's clock is ahead of this machine's.
     server_offset: time::Duration,
@@ -72,13 +77,6 @@ struct Model {
     publish_customers: bool,
     /// When link expiries and decision waits are next checked.
     countdowns_due: Instant,
-}
-
-/// The poller state last sent to the dashboard, when, and whether a newer one waits.
-struct PollerNews {
-    published: (usize, bool),
-    emitted: Instant,
-    pending: bool,
 }
 
 impl Model {
@@ -92,14 +90,15 @@ impl Model {
         let now = Instant::now();
         Self {
             client,
+            events: Publisher::new(events, writer.clone()),
             writer,
-            events,
             observations,
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             urgent_permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             timing: config.timing,
             once: config.once,
             customers: HashMap::new(),
+            directory: Directory::default(),
             tracker: Tracker::default(),
             seen_events: HashSet::new(),
             schedule: Schedule::new(config.timing.background_polls_per_second, now),
@@ -108,11 +107,7 @@ impl Model {
             last_webhook: None,
             paused: false,
             stopping: false,
-            poller: PollerNews {
-                published: (0, false),
-                emitted: now,
-                pending: false,
-            },
+            poller: publish::PollerNews::new(now),
             sandbox: config.sandbox,
             server_offset: time::Duration::ZERO,
             concurrency: config.concurrency.max(1),
@@ -125,6 +120,7 @@ impl Model {
         self.seen_events = snapshot.event_ids;
         for cached in snapshot.customers {
             let id = cached.customer.id;
+            self.directory.note(id, cached.customer.external_id.as_deref());
             if let Some((view, since)) = &cached.workflow {
                 self.tracker.restore(id, view, *since);
             }
@@ -148,41 +144,6 @@ impl Model {
         })
     }
 
-    /// Tells the dashboard about customers that changed.
-    fn publish(&self, ids: impl IntoIterator<Item = Uuid>) {
-        if !self.publish_customers {
-            return;
-        }
-        let states: Vec<CustomerState> = ids.into_iter().filter_map(|id| self.state_of(id)).collect();
-        if !states.is_empty() {
-            self.emit(EngineEvent::Customers(states));
-        }
-    }
-
-    /// Tells the dashboard the poller's state: a pause at once, the in-flight count at most
-    /// once a second (it changes with every poll, and each change would be a frame).
-    fn publish_poller(&mut self) {
-        let now = (self.schedule.out(), self.paused);
-        let news = &mut self.poller;
-        news.pending = now != news.published;
-        if !news.pending {
-            return;
-        }
-        if now.1 != news.published.1 || news.emitted.elapsed() >= Duration::from_secs(1) {
-            news.published = now;
-            news.emitted = Instant::now();
-            news.pending = false;
-            self.emit(EngineEvent::Poller {
-                in_flight: now.0,
-                paused: now.1,
-            });
-        }
-    }
-
-    fn emit(&self, event: EngineEvent) {
-        let _ = self.events.send(event);
-    }
-
     fn writer_write(&self, write: Write) {
         if let Err(err) = self.writer.write(write) {
             tracing::error!("cannot queue a write to the cache: {err}");
@@ -198,6 +159,7 @@ impl Model {
         // Every handle dropped: no more commands, but the engine goes on until it is stopped.
         let mut commands_open = true;
         while !self.stopping {
+            self.events.release();
             let wake = self.next_wake();
             tokio::select! {
                 biased;
@@ -219,11 +181,50 @@ impl Model {
         }
     }
 
-    async fn finish(self, writer_thread: std::thread::JoinHandle<()>) {
+    /// Stops the producers, then takes in what they said while stopping (an upload that
+    /// finished, a webhook being recorded), and only then closes the cache.
+    async fn stop(
+        mut self,
+        mut observations: mpsc::UnboundedReceiver<Observation>,
+        cancel: tokio_util::sync::CancellationToken,
+        producers: impl Iterator<Item = tokio::task::JoinHandle<()>>,
+        writer_thread: std::thread::JoinHandle<()>,
+    ) {
+        cancel.cancel();
+        let producers = futures_util::future::join_all(producers);
+        tokio::pin!(producers);
+        let keep = |o: &Observation| {
+            matches!(
+                o,
+                Observation::Upload { .. } | Observation::Webhook { .. } | Observation::Rejected { .. }
+            )
+        };
+        loop {
+            tokio::select! {
+                _ = &mut producers => break,
+                Some(observation) = observations.recv() => {
+                    if keep(&observation) {
+                        self.observe(observation);
+                    }
+                }
+            }
+        }
+        while let Ok(observation) = observations.try_recv() {
+            if keep(&observation) {
+                self.observe(observation);
+            }
+        }
+        self.finish(writer_thread).await;
+    }
+
+    async fn finish(mut self, writer_thread: std::thread::JoinHandle<()>) {
+        self.events.release();
         if let Err(err) = self.writer.flush().await {
             tracing::error!("the last writes to the cache were lost: {err}");
         }
-        self.emit(EngineEvent::Stopped);
+        self.events.close(EngineEvent::Stopped).await;
+        // The writer thread ends once every handle on it is gone (the publisher holds one).
+        drop(self.events);
         drop(self.writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     }
@@ -243,7 +244,7 @@ impl Model {
             wake = wake.min(poll);
         }
         if self.poller.pending {
-            wake = wake.min(self.poller.emitted + Duration::from_secs(1));
+            wake = wake.min(self.poller.due());
         }
         // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
         wake.min(self.countdowns_due)
@@ -345,6 +346,7 @@ impl Model {
         if unchanged {
             return false;
         }
+        self.directory.note(id, summary.external_id.as_deref());
         let summary = Arc::new(summary);
         self.writer_write(Write::Customer {
             summary: summary.clone(),

@@ -162,7 +162,7 @@ impl Model {
     /// Backoff for a failed request: the server's `Retry-After`, or exponential with jitter.
     pub(super) fn retry_delay(&self, error: &ApiError, failures: u32) -> Duration {
         error.retry_after().unwrap_or_else(|| {
-            crate::api::client::backoff(
+            crate::backoff::jittered(
                 Duration::from_secs(2),
                 Duration::from_secs(300),
                 failures.saturating_sub(1),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -27,29 +28,13 @@ const API_IDENTITY: &str = "api.identity";
 /// Starts the engine on a data directory whose lock the caller holds: loads the cache, binds
 /// the receiver and registers it, then runs.
 pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, EngineError> {
-    let data_dir = config.data_dir.clone();
     let client = ApiClient::new(&config.api)?;
-
-    let conn = cache::open(&data_dir.join("cache.db"))?;
-    let reader = Arc::new(Mutex::new(cache::open(&data_dir.join("cache.db"))?));
-    let mut snapshot = cache::load(&conn)?;
-    let (writer, writer_thread) = cache::spawn_writer(conn);
-    // A cache filled from another API or key would mix two accounts: start it afresh.
-    let identity = api_identity(&config.api, config.sandbox);
-    if snapshot
-        .settings
-        .get(API_IDENTITY)
-        .is_some_and(|known| *known != identity)
-    {
-        tracing::info!("the cache was filled from another API or key; starting it afresh");
-        writer.write(Write::Clear)?;
-        snapshot = cache::Snapshot::default();
-    }
-    writer.write(Write::Setting {
-        key: API_IDENTITY.into(),
-        value: Some(identity),
-    })?;
-
+    let Cache {
+        reader,
+        mut snapshot,
+        writer,
+        writer_thread,
+    } = open_cache(&config)?;
     let (observations_tx, observations) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (commands_tx, commands) = mpsc::unbounded_channel();
@@ -70,9 +55,97 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
     let everyone: Vec<Uuid> = model.customers.keys().copied().collect();
     model.publish(everyone);
 
-    let mut webhook_url = None;
-    let mut receiver_task = None;
-    if let Some(receiver_config) = &config.receiver {
+    let producers = Producers {
+        client: &client,
+        observations: &observations_tx,
+        cancel: &cancel,
+    };
+    let (webhook_url, receiver_task) = producers.receiver(&config, &settings, &model.writer).await?;
+    let inbox_task = producers.inbox(&config, &uploaded, &model)?;
+    let _ = events_tx.send(EngineEvent::Started {
+        api_url: client.base_url().to_string(),
+        sandbox: config.sandbox,
+        webhook_url,
+        inbox: config.inbox.as_ref().map(|p| p.display().to_string()),
+        data_dir: config.data_dir.display().to_string(),
+    });
+    drop(events_tx);
+
+    let handle = EngineHandle {
+        commands: commands_tx,
+        client,
+        uploaded,
+        sandbox: config.sandbox,
+        reader,
+        observations: observations_tx,
+    };
+    let task = tokio::spawn(async move {
+        let mut observations = observations;
+        model.run(&mut observations, commands).await;
+        let producers = [receiver_task, inbox_task].into_iter().flatten();
+        model.stop(observations, cancel, producers, writer_thread).await;
+        drop(lock);
+    });
+    Ok(Engine { handle, events, task })
+}
+
+/// The cache, open and loaded, and its writer running.
+struct Cache {
+    reader: Arc<Mutex<rusqlite::Connection>>,
+    snapshot: cache::Snapshot,
+    writer: Writer,
+    writer_thread: std::thread::JoinHandle<()>,
+}
+
+/// Opens and loads the cache; a cache filled from another API or key would mix two
+/// accounts, so it is started afresh.
+fn open_cache(config: &EngineConfig) -> Result<Cache, EngineError> {
+    let path = config.data_dir.join("cache.db");
+    let conn = cache::open(&path)?;
+    let reader = Arc::new(Mutex::new(cache::open(&path)?));
+    let mut snapshot = cache::load(&conn)?;
+    let (writer, writer_thread) = cache::spawn_writer(conn);
+    let identity = api_identity(&config.api, config.sandbox);
+    if snapshot
+        .settings
+        .get(API_IDENTITY)
+        .is_some_and(|known| *known != identity)
+    {
+        tracing::info!("the cache was filled from another API or key; starting it afresh");
+        writer.write(Write::Clear)?;
+        snapshot = cache::Snapshot::default();
+    }
+    writer.write(Write::Setting {
+        key: API_IDENTITY.into(),
+        value: Some(identity),
+    })?;
+    Ok(Cache {
+        reader,
+        snapshot,
+        writer,
+        writer_thread,
+    })
+}
+
+/// What the producers (receiver, inbox) need to start.
+struct Producers<'a> {
+    client: &'a ApiClient,
+    observations: &'a mpsc::UnboundedSender<Observation>,
+    cancel: &'a CancellationToken,
+}
+
+impl Producers<'_> {
+    /// Binds the receiver and registers it with the API (unless its secret was given);
+    /// returns the URL deliveries go to and the serving task.
+    async fn receiver(
+        &self,
+        config: &EngineConfig,
+        settings: &HashMap<String, String>,
+        writer: &Writer,
+    ) -> Result<(Option<String>, Option<JoinHandle<()>>), EngineError> {
+        let Some(receiver_config) = &config.receiver else {
+            return Ok((None, None));
+        };
         let bound = receiver::bind(receiver_config.listen)
             .await
             .map_err(|source| EngineError::Listen {
@@ -85,86 +158,40 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
         let secret = match &receiver_config.secret {
             Some(secret) => secret.clone(),
-            None => register(&client, &url, &settings, &model.writer).await?,
+            None => register(self.client, &url, settings, writer).await?,
         };
         let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
-        receiver_task = Some(receiver::serve(
-            bound,
-            verifier,
-            observations_tx.clone(),
-            cancel.clone(),
-        ));
-        webhook_url = Some(url);
+        let task = receiver::serve(bound, verifier, self.observations.clone(), self.cancel.clone());
+        Ok((Some(url), Some(task)))
     }
 
-    let mut inbox_task = None;
-    if let Some(dir) = &config.inbox {
+    /// Creates the inbox folder and, unless the engine only sweeps once, watches it.
+    fn inbox(
+        &self,
+        config: &EngineConfig,
+        uploaded: &Uploaded,
+        model: &Model,
+    ) -> Result<Option<JoinHandle<()>>, EngineError> {
+        let Some(dir) = &config.inbox else {
+            return Ok(None);
+        };
         std::fs::create_dir_all(dir).map_err(|source| EngineError::DataDir {
             path: dir.clone(),
             source,
         })?;
-        if !config.once {
-            let inbox = Inbox {
-                dir: dir.clone(),
-                client: client.clone(),
-                uploaded: uploaded.clone(),
-                engine: observations_tx.clone(),
-                timing: config.timing.inbox,
-            };
-            inbox_task = Some(tokio::spawn(inbox.run(cancel.clone())));
+        if config.once {
+            return Ok(None);
         }
-    }
-
-    let _ = events_tx.send(EngineEvent::Started {
-        api_url: client.base_url().to_string(),
-        sandbox: config.sandbox,
-        webhook_url,
-        inbox: config.inbox.as_ref().map(|p| p.display().to_string()),
-        data_dir: data_dir.display().to_string(),
-    });
-
-    drop(events_tx);
-    let handle = EngineHandle {
-        commands: commands_tx,
-        client,
-        uploaded,
-        sandbox: config.sandbox,
-        reader,
-        observations: observations_tx,
-    };
-    let task = tokio::spawn(async move {
-        let mut observations = observations;
-        model.run(&mut observations, commands).await;
-        // Stop the producers first, then take in what they said while stopping (an upload
-        // that finished, a webhook being recorded), and only then close the cache.
-        cancel.cancel();
-        let producers = futures_util::future::join_all([receiver_task, inbox_task].into_iter().flatten());
-        tokio::pin!(producers);
-        let keep = |o: &Observation| {
-            matches!(
-                o,
-                Observation::Upload { .. } | Observation::Webhook { .. } | Observation::Rejected { .. }
-            )
+        let inbox = Inbox {
+            dir: dir.clone(),
+            client: self.client.clone(),
+            uploaded: uploaded.clone(),
+            engine: self.observations.clone(),
+            directory: model.directory.clone(),
+            timing: config.timing.inbox,
         };
-        loop {
-            tokio::select! {
-                _ = &mut producers => break,
-                Some(observation) = observations.recv() => {
-                    if keep(&observation) {
-                        model.observe(observation);
-                    }
-                }
-            }
-        }
-        while let Ok(observation) = observations.try_recv() {
-            if keep(&observation) {
-                model.observe(observation);
-            }
-        }
-        model.finish(writer_thread).await;
-        drop(lock);
-    });
-    Ok(Engine { handle, events, task })
+        Ok(Some(tokio::spawn(inbox.run(self.cancel.clone()))))
+    }
 }
 
 /// The exclusive hold of a data directory: one engine per directory.

@@ -1,0 +1,188 @@
+//! Reading the cache: everything the engine keeps in memory at start, and whole bodies and
+//! timelines on demand (on their own connection, never waiting for the writer).
+
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{CacheError, CachedCustomer, CustomerSummary, Snapshot, from_ms};
+use crate::domain::{ComplianceStatus, Customer};
+
+/// Reads everything the engine keeps in memory: one pass over the narrow `overview` table,
+/// each row parsed as it is read; a file database is read in two halves on two threads (each
+/// with its own connection), since parsing, not the disk, is what takes the time.
+pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
+    let mut snapshot = Snapshot::default();
+    let last: i64 = conn.query_row("SELECT coalesce(max(rowid), 0) FROM overview", [], |r| r.get(0))?;
+    let middle = last / 2;
+    let path = conn
+        .path()
+        .filter(|p| !p.is_empty() && middle > 0)
+        .map(PathBuf::from);
+    let (first, second) = std::thread::scope(|scope| {
+        let second = path.map(|path| {
+            scope.spawn(move || {
+                let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                overview_rows(&conn, middle + 1, i64::MAX)
+            })
+        });
+        match second {
+            Some(second) => (
+                overview_rows(conn, 0, middle),
+                second
+                    .join()
+                    .unwrap_or_else(|_| Err(CacheError::ReadFailed("its reader thread panicked".into()))),
+            ),
+            None => (overview_rows(conn, 0, i64::MAX), Ok(Vec::new())),
+        }
+    });
+    snapshot.customers = first?;
+    snapshot.customers.extend(second?);
+    let mut stmt = conn.prepare("SELECT id FROM webhook_events")?;
+    for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        snapshot.event_ids.insert(id?);
+    }
+    let mut stmt = conn.prepare("SELECT sha256, customer_id, document_type FROM uploads")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (sha, customer, document_type) = row?;
+        let customer = customer
+            .parse()
+            .map_err(|_| CacheError::Corrupt(format!("upload of customer {customer}")))?;
+        snapshot.uploads.insert((sha, customer, document_type));
+    }
+    let mut stmt = conn.prepare("SELECT key, value FROM settings")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (key, value) = row?;
+        snapshot.settings.insert(key, value);
+    }
+    Ok(snapshot)
+}
+
+/// The `overview` rows with a rowid in `from..=to`.
+fn overview_rows(conn: &Connection, from: i64, to: i64) -> Result<Vec<CachedCustomer>, CacheError> {
+    let mut stmt = conn.prepare(
+        "SELECT customer_id, name, email, external_id, customer_hash, status, fetched_at_ms, workflow, since_ms
+         FROM overview WHERE rowid BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = stmt.query([from, to])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(overview_row(row)?);
+    }
+    Ok(out)
+}
+
+/// One `overview` row: columns read in place, the two small JSON values parsed.
+fn overview_row(row: &rusqlite::Row) -> Result<CachedCustomer, CacheError> {
+    let text = |i: usize| -> Result<Option<&str>, CacheError> {
+        row.get_ref(i)?
+            .as_str_or_null()
+            .map_err(|e| CacheError::Corrupt(e.to_string()))
+    };
+    let id = text(0)?.unwrap_or_default();
+    let corrupt = |what: &str| CacheError::Corrupt(format!("{what} of customer {id}"));
+    let parsed = |json: usize, at: usize, what: &str| -> Result<Option<_>, CacheError> {
+        match (text(json)?, row.get::<_, Option<i64>>(at)?) {
+            (Some(json), Some(at)) => Ok(Some((json, from_ms(at)?))),
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(corrupt(what)),
+        }
+    };
+    let status = match parsed(5, 6, "the status time")? {
+        Some((json, at)) => Some((serde_json::from_str(json).map_err(|_| corrupt("the status"))?, at)),
+        None => None,
+    };
+    let workflow = match parsed(7, 8, "the workflow time")? {
+        Some((json, at)) => Some((
+            serde_json::from_str(json).map_err(|_| corrupt("the workflow"))?,
+            at,
+        )),
+        None => None,
+    };
+    // A row without a summary (its body could not be summarized when the cache was
+    // upgraded) keeps its workflow and status; it is called by its externalId or id, and hash
+    // 0 makes the next listing write it whole.
+    let external_id = text(3)?;
+    let customer = CustomerSummary {
+        id: id.parse().map_err(|_| corrupt("the id"))?,
+        name: text(1)?.or(external_id).unwrap_or(id).into(),
+        email: text(2)?.map(Box::from),
+        external_id: external_id.map(Box::from),
+        hash: row.get::<_, Option<i64>>(4)?.unwrap_or(0) as u64,
+    };
+    Ok(CachedCustomer {
+        customer,
+        status,
+        workflow,
+    })
+}
+
+/// The whole customer last fetched.
+pub fn customer(conn: &Connection, customer_id: Uuid) -> Result<Option<Customer>, CacheError> {
+    body_of(
+        conn,
+        "SELECT body FROM customers WHERE id = ?1",
+        customer_id,
+        "customer",
+    )
+}
+
+/// The whole status last fetched for a customer.
+pub fn status(conn: &Connection, customer_id: Uuid) -> Result<Option<ComplianceStatus>, CacheError> {
+    body_of(
+        conn,
+        "SELECT body FROM statuses WHERE customer_id = ?1",
+        customer_id,
+        "status of",
+    )
+}
+
+/// One customer's JSON body from `sql`, parsed.
+fn body_of<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    customer_id: Uuid,
+    what: &str,
+) -> Result<Option<T>, CacheError> {
+    let body: Option<String> = conn
+        .query_row(sql, [customer_id.to_string()], |r| r.get(0))
+        .optional()?;
+    body.map(|b| {
+        serde_json::from_str(&b).map_err(|e| CacheError::Corrupt(format!("{what} {customer_id}: {e}")))
+    })
+    .transpose()
+}
+
+/// A customer's timeline, oldest first, at most `limit` entries (the newest ones).
+pub fn timeline(
+    conn: &Connection,
+    customer_id: Uuid,
+    limit: u32,
+) -> Result<Vec<(OffsetDateTime, String, String)>, CacheError> {
+    let mut stmt = conn.prepare(
+        "SELECT at_ms, kind, text FROM (SELECT id, at_ms, kind, text FROM timeline WHERE customer_id = ?1
+         ORDER BY id DESC LIMIT ?2) ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![customer_id.to_string(), limit], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (at, kind, text) = row?;
+        out.push((from_ms(at)?, kind, text));
+    }
+    Ok(out)
+}

@@ -1,0 +1,165 @@
+use super::*;
+use crate::domain::{CustomerProfile, Stage};
+
+fn a_status(customer: &Customer) -> ComplianceStatus {
+    crate::domain::evaluate(
+        customer,
+        &Default::default(),
+        &view(),
+        crate::domain::Strategy::CfKyc,
+        OffsetDateTime::UNIX_EPOCH,
+    )
+}
+
+fn view() -> WorkflowView {
+    WorkflowView {
+        stage: Stage::ReadyToStart,
+        onboarding: None,
+        sdk: None,
+        identity_verified: false,
+    }
+}
+
+#[test]
+fn a_cache_written_before_the_overview_loads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let profile: CustomerProfile = serde_json::from_value(serde_json::json!({
+        "email": "ada@example.com",
+        "externalId": "crm-1",
+        "kyc": {"firstName": "Ada", "lastName": "Lovelace"}
+    }))
+    .unwrap();
+    let customer = Customer::new(Uuid::new_v4(), profile, now);
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        crate::sqlite::migrate(&mut conn, &[V1]).unwrap();
+        conn.execute(
+            "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)",
+            params![
+                customer.id.to_string(),
+                "crm-1",
+                serde_json::to_string(&customer).unwrap()
+            ],
+        )
+        .unwrap();
+        let (status, body) = StatusSummary::of(&a_status(&customer)).unwrap();
+        conn.execute(
+            "INSERT INTO statuses (customer_id, body, summary, fetched_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                customer.id.to_string(),
+                body,
+                serde_json::to_string(&status).unwrap(),
+                to_ms(now)
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO workflows (customer_id, view, since_ms) VALUES (?1, ?2, ?3)",
+            params![
+                customer.id.to_string(),
+                serde_json::to_string(&view()).unwrap(),
+                to_ms(now)
+            ],
+        )
+        .unwrap();
+    }
+    let conn = open(&path).unwrap();
+    let snapshot = load(&conn).unwrap();
+    let cached = &snapshot.customers[0];
+    assert_eq!(
+        cached.status.as_ref().map(|(s, at)| (s.hash, *at)),
+        Some((StatusSummary::of(&a_status(&customer)).unwrap().0.hash, now))
+    );
+    assert_eq!(cached.workflow, Some((view(), now)));
+    assert!(self::status(&conn, customer.id).unwrap().is_some());
+    let summary = &cached.customer;
+    assert_eq!(*summary, CustomerSummary::of(&customer).unwrap().0);
+    assert_eq!(&*summary.name, "Ada Lovelace");
+    assert_eq!(summary.external_id.as_deref(), Some("crm-1"));
+}
+
+#[test]
+fn an_unreadable_row_in_an_upgraded_cache_keeps_its_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let id = Uuid::new_v4();
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        crate::sqlite::migrate(&mut conn, &[V1]).unwrap();
+        conn.execute(
+            "INSERT INTO customers (id, external_id, body) VALUES (?1, 'crm-9', '{not json')",
+            [id.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO workflows (customer_id, view, since_ms) VALUES (?1, ?2, ?3)",
+            params![
+                id.to_string(),
+                serde_json::to_string(&view()).unwrap(),
+                to_ms(now)
+            ],
+        )
+        .unwrap();
+    }
+    let snapshot = load(&open(&path).unwrap()).unwrap();
+    let cached = &snapshot.customers[0];
+    assert_eq!(cached.customer.id, id);
+    assert_eq!(&*cached.customer.name, "crm-9");
+    assert_eq!(cached.customer.hash, 0, "rewritten by the next listing");
+    assert_eq!(cached.workflow, Some((view(), now)));
+}
+
+#[tokio::test]
+async fn rows_written_in_batches_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let (writer, thread) = spawn_writer(open(&path).unwrap());
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let customer = Customer::new(Uuid::new_v4(), CustomerProfile::default(), now);
+    let (summary, body) = CustomerSummary::of(&customer).unwrap();
+    writer
+        .write(Write::Customer {
+            summary: Arc::new(summary.clone()),
+            body,
+        })
+        .unwrap();
+    let view = WorkflowView {
+        stage: Stage::ReadyToStart,
+        onboarding: None,
+        sdk: None,
+        identity_verified: false,
+    };
+    writer
+        .write(Write::Workflow {
+            customer_id: customer.id,
+            view: view.clone(),
+            since: now,
+        })
+        .unwrap();
+    for _ in 0..2 {
+        writer
+            .write(Write::Event {
+                id: "evt_1".into(),
+                event_type: "CUSTOMER_CREATED".into(),
+                customer_id: Some(customer.id),
+                body: "{}".into(),
+                received_at: now,
+            })
+            .unwrap();
+    }
+    writer.flush().await.unwrap();
+    drop(writer);
+    thread.join().unwrap();
+
+    let snapshot = load(&open(&path).unwrap()).unwrap();
+    assert_eq!(snapshot.customers.len(), 1);
+    assert_eq!(snapshot.customers[0].customer, summary);
+    let conn = open(&path).unwrap();
+    assert_eq!(self::customer(&conn, customer.id).unwrap(), Some(customer));
+    assert_eq!(self::customer(&conn, Uuid::nil()).unwrap(), None);
+    assert_eq!(snapshot.customers[0].workflow, Some((view, now)));
+    assert_eq!(snapshot.event_ids, HashSet::from(["evt_1".to_string()]));
+}

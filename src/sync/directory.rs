@@ -1,0 +1,58 @@
+//! Who is who: the engine's index of its customers by id and by `externalId`, read by the
+//! inbox to resolve a file's customer without paging the whole account for every file. The
+//! engine alone writes it, as customers arrive.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use uuid::Uuid;
+
+#[derive(Debug, Default)]
+struct Index {
+    ids: HashSet<Uuid>,
+    external: HashMap<Box<str>, Uuid>,
+}
+
+/// A shared, cheap-to-clone handle on the index.
+#[derive(Debug, Clone, Default)]
+pub struct Directory(Arc<RwLock<Index>>);
+
+impl Directory {
+    /// Notes a customer (again, if their `externalId` changed).
+    pub fn note(&self, id: Uuid, external_id: Option<&str>) {
+        let mut index = self.0.write().unwrap_or_else(|e| e.into_inner());
+        index.ids.insert(id);
+        if let Some(external_id) = external_id {
+            index.external.insert(external_id.into(), id);
+        }
+    }
+
+    /// The customer a file names, by id or `externalId`, if the engine knows them.
+    pub fn find(&self, customer: &str) -> Option<Uuid> {
+        let index = self.0.read().unwrap_or_else(|e| e.into_inner());
+        match customer.parse::<Uuid>() {
+            Ok(id) => index.ids.contains(&id).then_some(id),
+            Err(_) => index.external.get(customer).copied(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customers_are_found_by_id_and_by_external_id_and_strangers_are_not() {
+        let directory = Directory::default();
+        let (ada, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        directory.note(ada, Some("crm-1"));
+        directory.note(bob, None);
+        assert_eq!(directory.find("crm-1"), Some(ada));
+        assert_eq!(directory.find(&ada.to_string()), Some(ada));
+        assert_eq!(directory.find(&bob.to_string()), Some(bob));
+        assert_eq!(directory.find("crm-2"), None);
+        assert_eq!(directory.find(&Uuid::new_v4().to_string()), None);
+        directory.note(bob, Some("crm-2"));
+        assert_eq!(directory.find("crm-2"), Some(bob));
+    }
+}

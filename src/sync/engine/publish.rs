@@ -1,0 +1,136 @@
+//! What the engine tells its watchers, and when: every event waits for the commit of the rows
+//! queued before it, so a watcher that reads the cache after an event (the dashboard's details
+//! pane) finds what the event says, and the order of events is kept.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{CustomerState, EngineEvent, Model};
+use crate::sync::cache::{Write, Writer};
+
+type Batch = (oneshot::Receiver<bool>, Vec<EngineEvent>);
+
+/// Events queued in the loop's current turn, released in one batch after the writer's next
+/// commit by a forwarding task that keeps batches in order.
+pub(super) struct Publisher {
+    pending: Vec<EngineEvent>,
+    writer: Writer,
+    batches: Option<mpsc::UnboundedSender<Batch>>,
+    forwarder: Option<JoinHandle<()>>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+}
+
+impl Publisher {
+    pub fn new(events: mpsc::UnboundedSender<EngineEvent>, writer: Writer) -> Publisher {
+        let (batches, mut queued) = mpsc::unbounded_channel::<Batch>();
+        let out = events.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some((committed, batch)) = queued.recv().await {
+                // A failed commit is reported by the writer; the events still tell what the
+                // engine saw.
+                let _ = committed.await;
+                for event in batch {
+                    let _ = out.send(event);
+                }
+            }
+        });
+        Publisher {
+            pending: Vec::new(),
+            writer,
+            batches: Some(batches),
+            forwarder: Some(forwarder),
+            events,
+        }
+    }
+
+    pub fn emit(&mut self, event: EngineEvent) {
+        self.pending.push(event);
+    }
+
+    /// Hands what was emitted so far to the forwarder, behind a flush of the writer.
+    pub fn release(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (committed, on_commit) = oneshot::channel();
+        if self.writer.write(Write::Flush(committed)).is_err() {
+            tracing::error!("the cache writer is gone; events are sent without waiting for it");
+        }
+        let batch = std::mem::take(&mut self.pending);
+        if let Some(batches) = &self.batches {
+            let _ = batches.send((on_commit, batch));
+        }
+    }
+
+    /// Releases the rest, waits for the forwarder, then sends `last`.
+    pub async fn close(&mut self, last: EngineEvent) {
+        self.release();
+        self.batches = None;
+        if let Some(forwarder) = self.forwarder.take() {
+            let _ = forwarder.await;
+        }
+        let _ = self.events.send(last);
+    }
+}
+
+/// The poller state last sent to the dashboard, when, and whether a newer one waits.
+pub(super) struct PollerNews {
+    published: (usize, bool),
+    emitted: Instant,
+    pub pending: bool,
+}
+
+impl PollerNews {
+    pub fn new(now: Instant) -> PollerNews {
+        PollerNews {
+            published: (0, false),
+            emitted: now,
+            pending: false,
+        }
+    }
+
+    /// When the news that waits may go out.
+    pub fn due(&self) -> Instant {
+        self.emitted + Duration::from_secs(1)
+    }
+}
+
+impl Model {
+    pub(super) fn emit(&mut self, event: EngineEvent) {
+        self.events.emit(event);
+    }
+
+    /// Tells the dashboard about customers that changed.
+    pub(super) fn publish(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        if !self.publish_customers {
+            return;
+        }
+        let states: Vec<CustomerState> = ids.into_iter().filter_map(|id| self.state_of(id)).collect();
+        if !states.is_empty() {
+            self.emit(EngineEvent::Customers(states));
+        }
+    }
+
+    /// Tells the dashboard the poller's state: a pause at once, the in-flight count at most
+    /// once a second (it changes with every poll, and each change would be a frame).
+    pub(super) fn publish_poller(&mut self) {
+        let now = (self.schedule.out(), self.paused);
+        let news = &mut self.poller;
+        news.pending = now != news.published;
+        if !news.pending {
+            return;
+        }
+        if now.1 != news.published.1 || news.emitted.elapsed() >= Duration::from_secs(1) {
+            news.published = now;
+            news.emitted = Instant::now();
+            news.pending = false;
+            self.emit(EngineEvent::Poller {
+                in_flight: now.0,
+                paused: now.1,
+            });
+        }
+    }
+}
