@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::form::{Checked, Form};
-use super::keymap::Command;
-use super::modal::{self, Done, Failed, FileEntry, Modal, ModalKey, Outcome, Request};
+use super::keymap::{Command, ModalKey};
+use super::modal::{self, FileEntry, Modal, Outcome};
+use super::request::{Done, Failed, Request};
 use crate::api::types::Document;
 use crate::domain::{ComplianceStatus, Customer, NextAction, OnboardingStatus, Stage};
 use crate::sync::cache::StatusSummary;

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod form;
 pub mod keymap;
 pub mod modal;
+pub mod request;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -26,7 +27,7 @@ use uuid::Uuid;
 
 use self::app::{Action, App, Details, Effect, Header, LogLine};
 use self::keymap::Keymap;
-use self::modal::{Done, Failed, Request};
+use self::request::{Done, Failed, Request};
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
 use crate::cli::DashboardArgs;
@@ -244,25 +245,11 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
                 };
             }
             if app.modal.is_some() {
-                use self::modal::ModalKey;
                 let ctrl = key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL);
-                return match key.code {
-                    KeyCode::Char('c') if ctrl => Some(Action::Key(keymap::Command::Quit)),
-                    KeyCode::Up => Some(Action::ModalKey(ModalKey::Up)),
-                    KeyCode::Down => Some(Action::ModalKey(ModalKey::Down)),
-                    KeyCode::Enter => Some(Action::ModalKey(ModalKey::Enter)),
-                    KeyCode::Esc => Some(Action::ModalKey(ModalKey::Esc)),
-                    KeyCode::Left => Some(Action::ModalKey(ModalKey::Left)),
-                    KeyCode::Right => Some(Action::ModalKey(ModalKey::Right)),
-                    KeyCode::Backspace => Some(Action::ModalKey(ModalKey::Backspace)),
-                    KeyCode::Delete => Some(Action::ModalKey(ModalKey::Delete)),
-                    KeyCode::Home => Some(Action::ModalKey(ModalKey::Home)),
-                    KeyCode::End => Some(Action::ModalKey(ModalKey::End)),
-                    KeyCode::Tab => Some(Action::ModalKey(ModalKey::Tab)),
-                    KeyCode::BackTab => Some(Action::ModalKey(ModalKey::BackTab)),
-                    KeyCode::Char(c) if !ctrl => Some(Action::ModalKey(ModalKey::Char(c))),
-                    _ => None,
-                };
+                if ctrl && key.code == KeyCode::Char('c') {
+                    return Some(Action::Key(keymap::Command::Quit));
+                }
+                return keymap::ModalKey::of(key).map(Action::ModalKey);
             }
             keymap.command(key).map(Action::Key)
         }

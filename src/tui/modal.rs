@@ -9,158 +9,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::form::{Form, FormOutcome};
+use super::keymap::ModalKey;
+use super::request::{Request, duration_words, simulate_name};
 use crate::api::types::SimulateAction;
 use crate::domain::{
     DocumentType, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowEvent, WorkflowView,
 };
-
-/// An action that writes, as the dashboard asks the engine for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    StartKyc {
-        customer: Uuid,
-        name: String,
-    },
-    Rerun {
-        customer: Uuid,
-        name: String,
-    },
-    Simulate {
-        customer: Uuid,
-        name: String,
-        action: SimulateAction,
-    },
-    AdvanceClock {
-        seconds: u64,
-    },
-    Upload {
-        customer: Uuid,
-        name: String,
-        path: PathBuf,
-        document_type: DocumentType,
-    },
-    Create {
-        profile: Box<crate::domain::CustomerProfile>,
-    },
-    Patch {
-        customer: Uuid,
-        name: String,
-        patch: serde_json::Value,
-    },
-    Resend {
-        endpoint: Uuid,
-        delivery: Uuid,
-        event_type: String,
-    },
-}
-
-impl Request {
-    /// The customer it acts on (the clock belongs to the whole sandbox).
-    pub fn customer(&self) -> Option<Uuid> {
-        match self {
-            Request::StartKyc { customer, .. }
-            | Request::Rerun { customer, .. }
-            | Request::Simulate { customer, .. }
-            | Request::Upload { customer, .. }
-            | Request::Patch { customer, .. } => Some(*customer),
-            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => None,
-        }
-    }
-
-    /// What is happening, for the row while it is in flight and for the toasts after.
-    pub fn doing(&self) -> String {
-        match self {
-            Request::StartKyc { .. } => "starting KYC".into(),
-            Request::Rerun { .. } => "rerunning KYC".into(),
-            Request::Simulate { action, .. } => format!("simulating {}", simulate_name(*action)),
-            Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
-            Request::Create { .. } => "creating a customer".into(),
-            Request::Patch { .. } => "saving the profile".into(),
-            Request::Resend { event_type, .. } => format!("resending {event_type}"),
-            Request::Upload {
-                path, document_type, ..
-            } => format!(
-                "uploading {} as {}",
-                path.file_name()
-                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into()),
-                document_type.as_str()
-            ),
-        }
-    }
-
-    /// Whom it is about, in a sentence.
-    pub fn subject(&self) -> String {
-        match self {
-            Request::StartKyc { name, .. }
-            | Request::Rerun { name, .. }
-            | Request::Simulate { name, .. }
-            | Request::Upload { name, .. } => format!(" for {name}"),
-            Request::Patch { name, .. } => format!(" of {name}"),
-            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => String::new(),
-        }
-    }
-}
-
-/// The answer to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    /// KYC started or rerun: the links to hand to the end user, if the path has them.
-    Started {
-        sdk: Option<SdkLink>,
-    },
-    Simulated,
-    /// The sandbox clock now reads this.
-    ClockAdvanced {
-        now: OffsetDateTime,
-    },
-    /// `true`: the same content was uploaded for this customer and type before, and was
-    /// not sent again.
-    Uploaded {
-        duplicate: bool,
-    },
-    /// A delivery was queued again.
-    Resent,
-    /// The customer created or saved, and what they are called now.
-    Saved {
-        customer: Uuid,
-        name: String,
-    },
-}
-
-/// Why a request failed: the API's words, and the fields it named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failed {
-    pub message: String,
-    pub fields: Vec<crate::domain::FieldError>,
-}
-
-impl Failed {
-    pub fn new(message: impl Into<String>) -> Failed {
-        Failed {
-            message: message.into(),
-            fields: Vec::new(),
-        }
-    }
-}
-
-impl From<crate::api::ApiError> for Failed {
-    fn from(error: crate::api::ApiError) -> Failed {
-        let fields = match &error {
-            crate::api::ApiError::Status { problem, .. } => problem.errors.clone(),
-            _ => Vec::new(),
-        };
-        Failed {
-            message: error.to_string(),
-            fields,
-        }
-    }
-}
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
 
 /// One entry of a folder, as the file picker lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,24 +68,6 @@ pub enum Modal {
     ConfirmQuit {
         lines: Vec<String>,
     },
-}
-
-/// The keys a dialog reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModalKey {
-    Up,
-    Down,
-    Left,
-    Right,
-    Enter,
-    Esc,
-    Backspace,
-    Delete,
-    Home,
-    End,
-    Tab,
-    BackTab,
-    Char(char),
 }
 
 /// What a key did to a dialog.
@@ -487,17 +323,6 @@ pub const SIMULATIONS: [SimulateAction; 6] = [
     SimulateAction::Error,
 ];
 
-pub fn simulate_name(action: SimulateAction) -> &'static str {
-    match action {
-        SimulateAction::SdkComplete => "SDK_COMPLETE",
-        SimulateAction::SdkExpire => "SDK_EXPIRE",
-        SimulateAction::Review => "REVIEW",
-        SimulateAction::Approve => "APPROVE",
-        SimulateAction::Deny => "DENY",
-        SimulateAction::Error => "ERROR",
-    }
-}
-
 fn simulate_words(action: SimulateAction) -> &'static str {
     match action {
         SimulateAction::SdkComplete => "the end user finishes the SDK",
@@ -597,17 +422,6 @@ fn clock_effect(seconds: u64) -> &'static str {
         0..=60 => "pending decisions are made",
         61..=3600 => "SDK links expire",
         _ => "everything due fires",
-    }
-}
-
-/// `2 s`, `30 min`, `1 day`.
-pub fn duration_words(seconds: u64) -> String {
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min", seconds / 60),
-        3600..86400 => format!("{} h", seconds / 3600),
-        86400..172800 => "1 day".into(),
-        _ => format!("{} days", seconds / 86400),
     }
 }
 

@@ -5,7 +5,9 @@ use time::macros::datetime;
 use super::*;
 use crate::domain::{Customer, CustomerProfile};
 use crate::sync::cache::CustomerSummary;
-use crate::tui::modal::{Done, Modal, ModalKey, Request};
+use crate::tui::keymap::ModalKey;
+use crate::tui::modal::Modal;
+use crate::tui::request::{Done, Request};
 
 const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
 
@@ -349,7 +351,7 @@ fn a_failed_request_says_why_and_frees_the_row() {
     app.update(Action::ModalKey(ModalKey::Enter));
     app.update(Action::Done {
         request,
-        result: Err(crate::tui::modal::Failed::new(
+        result: Err(crate::tui::request::Failed::new(
             "HTTP 409 Profile incomplete (kyc.birthDate: required)",
         )),
     });
@@ -540,7 +542,7 @@ fn a_new_customer_form_checks_locally_then_keeps_everything_on_a_422() {
     // The API refuses a field: it is shown on it, and what was typed stays.
     app.update(Action::Done {
         request: request.clone(),
-        result: Err(crate::tui::modal::Failed {
+        result: Err(crate::tui::request::Failed {
             message: "HTTP 422 Invalid customer".into(),
             fields: vec![FieldError::new("email", "is used by another customer")],
         }),
@@ -650,7 +652,7 @@ fn an_answer_reaches_only_the_form_that_sent_it() {
     app.modal = Some(Modal::Form(Box::default()));
     app.update(Action::Done {
         request: sent.clone(),
-        result: Err(crate::tui::modal::Failed {
+        result: Err(crate::tui::request::Failed {
             message: "HTTP 422".into(),
             fields: vec![crate::domain::FieldError::new("email", "taken")],
         }),

@@ -345,7 +345,7 @@ fn documents_that_cannot_be_read_say_why() {
 
 #[test]
 fn the_dialogs_of_actions() {
-    use crate::tui::modal::ModalKey;
+    use crate::tui::keymap::ModalKey;
     let mut app = app(100, 40);
     select(&mut app, "Edsger");
     app.update(Action::Key(Command::StartKyc));
@@ -439,7 +439,8 @@ fn the_dialogs_of_actions() {
 fn the_webhooks_view_and_a_resend() {
     use crate::api::types::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint};
     use crate::tui::app::Effect;
-    use crate::tui::modal::{ModalKey, Request};
+    use crate::tui::keymap::ModalKey;
+    use crate::tui::request::Request;
     let mut app = app(120, 40);
     let effects = app.update(Action::Key(Command::Webhooks));
     assert_eq!(effects, [Effect::LoadWebhooks]);
