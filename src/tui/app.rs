@@ -3,10 +3,14 @@
 //! as a value. What must happen outside (ask the engine, copy to the clipboard) comes back as
 //! [`Effect`]s.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+mod ring;
+
+pub use self::ring::Ring;
 
 use super::form::{Checked, Form};
 use super::keymap::{Command, ModalKey};
@@ -243,6 +247,12 @@ pub enum Action {
     /// A character typed while the filter is being edited.
     FilterInput(char),
     FilterBackspace,
+    /// Text pasted while the filter is being edited.
+    FilterPaste(String),
+    /// Editing the filter ends: Enter keeps it (`keep`), Esc clears it.
+    FinishFilter {
+        keep: bool,
+    },
     /// Click on the n-th visible row of the table.
     Click(usize),
     ScrollUp,
@@ -292,8 +302,10 @@ pub enum Effect {
     Quit,
 }
 
-const LOG_LINES: usize = 500;
-const TIMELINE_LINES: usize = 100;
+/// The event log across customers, newest last.
+pub type EventLog = Ring<LogLine, 500>;
+/// One customer's timeline in this session, newest last.
+pub type Timeline = Ring<LogLine, 100>;
 
 pub struct App {
     pub rows: Vec<Row>,
@@ -316,8 +328,8 @@ pub struct App {
     pub help: bool,
     pub mouse: bool,
     pub header: Header,
-    pub log: VecDeque<LogLine>,
-    pub timelines: HashMap<Uuid, VecDeque<LogLine>>,
+    pub log: EventLog,
+    pub timelines: HashMap<Uuid, Timeline>,
     pub toasts: Vec<Toast>,
     /// The selected customer's details, once loaded.
     pub details: Option<Details>,
@@ -359,7 +371,7 @@ impl App {
             help: false,
             mouse: true,
             header,
-            log: VecDeque::new(),
+            log: EventLog::default(),
             timelines: HashMap::new(),
             toasts: Vec::new(),
             details: None,
@@ -424,20 +436,17 @@ impl App {
         let mut effects = Vec::new();
         match action {
             Action::Key(command) => self.command(command, &mut effects),
-            Action::FilterInput(c) => {
-                self.filter.push(c);
-                if !self.filter.starts_with('!') {
-                    // Typing more only narrows: filter what is shown, already in order.
-                    let (rows, needle) = (&self.rows, Needle::new(&self.filter));
-                    self.view.retain(|&i| needle.matches(&rows[i]));
-                } else {
-                    self.refilter();
-                }
-            }
+            Action::FilterInput(c) => self.filter_input(c),
             Action::FilterBackspace => {
                 self.filter.pop();
                 self.refilter();
             }
+            Action::FilterPaste(text) => {
+                for c in text.chars().filter(|c| !c.is_control()) {
+                    self.filter_input(c);
+                }
+            }
+            Action::FinishFilter { keep } => self.finish_filter(keep),
             Action::Click(n) => {
                 if let Some(&i) = self.view.get(self.offset + n) {
                     self.selected = Some(self.rows[i].id());
@@ -885,8 +894,19 @@ impl App {
         self.send(request, effects);
     }
 
+    fn filter_input(&mut self, c: char) {
+        self.filter.push(c);
+        if !self.filter.starts_with('!') {
+            // Typing more only narrows: filter what is shown, already in order.
+            let (rows, needle) = (&self.rows, Needle::new(&self.filter));
+            self.view.retain(|&i| needle.matches(&rows[i]));
+        } else {
+            self.refilter();
+        }
+    }
+
     /// Ends editing the filter (Enter keeps it, Esc clears it).
-    pub fn finish_filter(&mut self, keep: bool) {
+    fn finish_filter(&mut self, keep: bool) {
         self.editing_filter = false;
         if !keep {
             self.filter.clear();
@@ -1148,39 +1168,32 @@ impl App {
             .unwrap_or_else(|| id.to_string())
     }
 
+    /// A line in the event log and, if it is about a customer, in their timeline.
     fn push_log(&mut self, customer: Option<Uuid>, text: String, alert: bool) {
-        let line = LogLine {
+        let line = self.log_line(customer, text, alert);
+        if let Some(id) = customer {
+            self.timelines.entry(id).or_default().push(line.clone());
+        }
+        self.log.push(line);
+    }
+
+    /// A line only in the customer's timeline (webhooks: too many for the event log).
+    fn push_timeline(&mut self, customer: Option<Uuid>, text: String) {
+        match customer {
+            Some(id) => {
+                let line = self.log_line(customer, text, false);
+                self.timelines.entry(id).or_default().push(line);
+            }
+            None => self.push_log(None, text, false),
+        }
+    }
+
+    fn log_line(&self, customer: Option<Uuid>, text: String, alert: bool) -> LogLine {
+        LogLine {
             at: self.now,
             customer,
             text,
             alert,
-        };
-        if let Some(id) = customer {
-            let timeline = self.timelines.entry(id).or_default();
-            timeline.push_back(line.clone());
-            if timeline.len() > TIMELINE_LINES {
-                timeline.pop_front();
-            }
-        }
-        self.log.push_back(line);
-        if self.log.len() > LOG_LINES {
-            self.log.pop_front();
-        }
-    }
-
-    fn push_timeline(&mut self, customer: Option<Uuid>, text: String) {
-        let Some(id) = customer else {
-            return self.push_log(None, text, false);
-        };
-        let timeline = self.timelines.entry(id).or_default();
-        timeline.push_back(LogLine {
-            at: self.now,
-            customer,
-            text,
-            alert: false,
-        });
-        if timeline.len() > TIMELINE_LINES {
-            timeline.pop_front();
         }
     }
 
