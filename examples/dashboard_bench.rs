@@ -260,7 +260,7 @@ async fn main() {
             t.elapsed().as_secs_f64() * 1000.0
         );
     }
-    app.finish_filter(false);
+    app.update(Action::FinishFilter { keep: false });
 
     // A state change reaching the table through the webhook. Links issued when the data was
     // made may have expired since: start fresh onboardings (not timed), wait to see them.

@@ -161,7 +161,7 @@ async fn ui(
             event = input.next() => match event {
                 Some(Ok(event)) => {
                     dirty = true;
-                    match to_action(&event, &mut app, &keymap, &hitboxes) {
+                    match to_action(&event, &app, &keymap, &hitboxes) {
                         Some(action) => app.update(action),
                         None => Vec::new(),
                     }
@@ -224,19 +224,13 @@ fn draw(
 }
 
 /// A terminal event as an action, given what is on screen.
-pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view::Hitboxes) -> Option<Action> {
+pub fn to_action(event: &Event, app: &App, keymap: &Keymap, hitboxes: &view::Hitboxes) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
             if app.editing_filter {
                 return match key.code {
-                    KeyCode::Enter => {
-                        app.finish_filter(true);
-                        None
-                    }
-                    KeyCode::Esc => {
-                        app.finish_filter(false);
-                        None
-                    }
+                    KeyCode::Enter => Some(Action::FinishFilter { keep: true }),
+                    KeyCode::Esc => Some(Action::FinishFilter { keep: false }),
                     KeyCode::Backspace => Some(Action::FilterBackspace),
                     KeyCode::Char(c) if !key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
                         Some(Action::FilterInput(c))
@@ -253,12 +247,7 @@ pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view:
             }
             keymap.command(key).map(Action::Key)
         }
-        Event::Paste(text) if app.editing_filter => {
-            for c in text.chars().filter(|c| !c.is_control()) {
-                app.update(Action::FilterInput(c));
-            }
-            None
-        }
+        Event::Paste(text) if app.editing_filter => Some(Action::FilterPaste(text.clone())),
         // A dialog takes the keys; the mouse does not reach what is under it.
         Event::Mouse(_) if app.modal.is_some() => None,
         Event::Mouse(mouse) => match mouse.kind {

@@ -121,7 +121,7 @@ fn filter_narrows_incrementally_and_a_leading_bang_inverts_it() {
         app.update(Action::FilterInput(c));
     }
     assert_eq!(names(&app), ["Edsger Test", "Grace Test", "Alan Test"]);
-    app.finish_filter(false);
+    app.update(Action::FinishFilter { keep: false });
     assert_eq!(app.view.len(), 4);
 }
 
@@ -671,5 +671,25 @@ fn an_answer_reaches_only_the_form_that_sent_it() {
     assert!(
         matches!(app.modal, Some(Modal::Form(_))),
         "not closed by someone else's answer"
+    );
+}
+
+#[test]
+fn a_paste_and_the_end_of_the_filter_are_actions_like_any_other() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::Filter));
+    app.update(Action::FilterPaste("gra\nce".into()));
+    assert_eq!(app.filter, "grace", "control characters are not pasted");
+    assert_eq!(names(&app), ["Grace Test"]);
+    app.update(Action::FinishFilter { keep: true });
+    assert!(!app.editing_filter);
+    assert_eq!(names(&app), ["Grace Test"], "Enter keeps the filter");
+    app.update(Action::Key(Command::Filter));
+    app.update(Action::FinishFilter { keep: false });
+    assert_eq!(app.view.len(), 4, "Esc clears it");
+    assert_eq!(
+        selected_name(&app),
+        "Grace Test",
+        "the selection stays on its customer"
     );
 }

@@ -163,7 +163,7 @@ fn select(app: &mut App, first: &str) {
     for c in first.chars() {
         app.update(Action::FilterInput(c));
     }
-    app.finish_filter(false);
+    app.update(Action::FinishFilter { keep: false });
     while app.selected_row().map(|r| r.state.customer.id) != Some(Uuid::from_u128(person.n)) {
         app.update(Action::Key(Command::Down));
     }
