@@ -216,7 +216,7 @@ async fn main() {
     println!(
         "cold start (cache warm) to the first frame: {} ms with {} customers; RSS {:.0} MB (was {:.0} MB)",
         started.elapsed().as_millis(),
-        app.rows.len(),
+        app.table.rows.len(),
         rss_mb(),
         before
     );
@@ -239,7 +239,7 @@ async fn main() {
     }
     println!(
         "frame (200×50, {} customers): mean {:.2} ms, worst {:.2} ms",
-        app.rows.len(),
+        app.table.rows.len(),
         started.elapsed().as_secs_f64() * 1000.0 / frames as f64,
         worst.as_secs_f64() * 1000.0
     );
@@ -256,7 +256,7 @@ async fn main() {
             .unwrap();
         println!(
             "filter keystroke {c:?} → {} rows: {:.1} ms (update and frame)",
-            app.view.len(),
+            app.table.view.len(),
             t.elapsed().as_secs_f64() * 1000.0
         );
     }
@@ -266,6 +266,7 @@ async fn main() {
     // made may have expired since: start fresh onboardings (not timed), wait to see them.
     let mut latencies = Vec::new();
     let waiting: Vec<uuid::Uuid> = app
+        .table
         .rows
         .iter()
         .filter(|r| r.stage() == Some(Stage::ReadyToStart))
@@ -313,7 +314,7 @@ async fn main() {
         println!(
             "state change → table ({} changes, each applied to the {}-row model): p50 {:.1} ms, p99 {:.1} ms",
             latencies.len(),
-            app.rows.len(),
+            app.table.rows.len(),
             p(0.5).as_secs_f64() * 1000.0,
             p(0.99).as_secs_f64() * 1000.0
         );

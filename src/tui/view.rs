@@ -125,7 +125,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ));
     }
     second.push(Span::raw("   "));
-    for (stage, count) in app.stage_counts() {
+    for (stage, count) in app.table.stage_counts() {
         second.push(Span::styled(
             format!("{} {count} ", symbol(Some(stage))),
             theme.stage(Some(stage)),
@@ -138,16 +138,20 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let counts = app.tab_counts();
+    let counts = app.table.tab_counts();
     let titles: Vec<Line> = Tab::ALL
         .iter()
         .enumerate()
         .map(|(n, tab)| Line::from(format!("{} {} ({})", n + 1, tab.title(), counts[n])))
         .collect();
-    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    let selected = Tab::ALL.iter().position(|t| *t == app.table.tab).unwrap_or(0);
     let mut filter = String::new();
-    if app.editing_filter || !app.filter.is_empty() {
-        filter = format!("  /{}{}", app.filter, if app.editing_filter { "▏" } else { "" });
+    if app.editing_filter || !app.table.filter.is_empty() {
+        filter = format!(
+            "  /{}{}",
+            app.table.filter,
+            if app.editing_filter { "▏" } else { "" }
+        );
     }
     let [tabs, rest] = Layout::horizontal([
         Constraint::Min(10),
@@ -190,22 +194,22 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Hitbox
     };
     let title = format!(
         " Customers {}/{} · sorted by {}{} ",
-        app.view.len(),
-        app.rows.len(),
-        app.sort.title(),
-        if app.descending { " ↑" } else { "" }
+        app.table.view.len(),
+        app.table.rows.len(),
+        app.table.sort.title(),
+        if app.table.descending { " ↑" } else { "" }
     );
     let outer = block(title, app.focus == Pane::Table, theme);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
-    if app.rows.is_empty() {
+    if app.table.rows.is_empty() {
         frame.render_widget(
             Paragraph::new("No customers yet. They appear here as the API lists them.").style(theme.dim()),
             inner,
         );
         return Hitboxes::default();
     }
-    if app.view.is_empty() {
+    if app.table.view.is_empty() {
         frame.render_widget(
             Paragraph::new("Nothing matches this tab and filter (Esc clears the filter).").style(theme.dim()),
             inner,
@@ -213,13 +217,13 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Hitbox
         return Hitboxes::default();
     }
     let visible = inner.height.saturating_sub(1) as usize;
-    let start = app.offset.min(app.view.len());
-    let end = (start + visible).min(app.view.len());
-    let rows: Vec<TableRow> = app.view[start..end]
+    let start = app.table.offset.min(app.table.view.len());
+    let end = (start + visible).min(app.table.view.len());
+    let rows: Vec<TableRow> = app.table.view[start..end]
         .iter()
         .map(|&i| {
-            let row = &app.rows[i];
-            let style = if Some(row.id()) == app.selected {
+            let row = &app.table.rows[i];
+            let style = if Some(row.id()) == app.table.selected {
                 theme.selected()
             } else {
                 Style::default()
@@ -241,8 +245,8 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Hitbox
         })
         .collect();
     let header = TableRow::new(columns.iter().map(|c| {
-        let mark = if *c == app.sort {
-            if app.descending { " ▲" } else { " ▼" }
+        let mark = if *c == app.table.sort {
+            if app.table.descending { " ▲" } else { " ▼" }
         } else {
             ""
         };
