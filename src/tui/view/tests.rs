@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::sync::cache::{CustomerSummary, StatusSummary};
 use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
-use crate::tui::app::{Action, App, Header, LogLine};
+use crate::tui::app::{Action, App, Details, Header, LogLine};
 use crate::tui::keymap::Command;
 use crate::tui::theme::ThemeName;
 
