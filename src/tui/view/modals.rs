@@ -12,92 +12,105 @@ use super::details::qr_lines;
 use super::form::draw_form;
 use super::format::{countdown, human_size};
 use super::webhooks::draw_webhooks;
+use crate::domain::SdkLink;
 use crate::tui::app::App;
-use crate::tui::modal::{Files, Modal};
+use crate::tui::modal::{Files, MenuItem, Modal};
 use crate::tui::theme::Theme;
 
 pub(super) fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &Theme) {
     let (title, lines, qr) = match modal {
-        Modal::Confirm { title, lines, .. } => {
-            let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.as_str())).collect();
-            text.push(Line::default());
-            text.push(Line::from(vec![
-                Span::styled(" y ", theme.accent()),
-                Span::raw("yes   "),
-                Span::styled(" n ", theme.accent()),
-                Span::raw("no"),
-            ]));
-            (title.as_str(), text, None)
-        }
-        Modal::Menu { title, items, cursor } => {
-            let mut text: Vec<Line> = items
-                .iter()
-                .enumerate()
-                .map(|(n, item)| {
-                    let pointer = if n == *cursor { "›" } else { " " };
-                    let style = match (&item.disabled, n == *cursor) {
-                        (Some(_), _) => theme.dim(),
-                        (None, true) => theme.selected(),
-                        (None, false) => Style::default(),
-                    };
-                    Line::from(vec![
-                        Span::styled(format!("{pointer} {} ", item.key), theme.accent()),
-                        Span::styled(item.label.clone(), style),
-                    ])
-                })
-                .collect();
-            text.push(Line::default());
-            if let Some(why) = items.get(*cursor).and_then(|i| i.disabled.as_ref()) {
-                text.push(Line::styled(format!(" {why}"), theme.dim()));
-            }
-            text.push(Line::styled(
-                " ↑↓ choose · Enter or its number do it · Esc close",
-                theme.dim(),
-            ));
-            (title.as_str(), text, None)
-        }
+        Modal::Confirm { title, lines, .. } => (title.as_str(), question(lines, "yes", "no", theme), None),
+        Modal::Menu { title, items, cursor } => (title.as_str(), menu_lines(items, *cursor, theme), None),
         Modal::Sdk { name, link } => {
-            let text = vec![
-                Line::from(format!("KYC started for {name}. Hand the end user this link:")),
-                Line::default(),
-                Line::styled(link.link.clone(), theme.accent()),
-                Line::from(format!(
-                    "expires in {}",
-                    countdown(link.expires_at - app.server_now())
-                )),
-                Line::default(),
-                Line::from(vec![
-                    Span::styled(" y ", theme.accent()),
-                    Span::raw("copy the link   "),
-                    Span::styled(" Esc ", theme.accent()),
-                    Span::raw("close"),
-                ]),
-            ];
             let qr = qr_lines(&link.link, theme.name != crate::tui::theme::ThemeName::Light);
-            (" SDK link ", text, Some(qr))
+            (" SDK link ", sdk_lines(name, link, app, theme), Some(qr))
         }
         Modal::Files(files) => (" Choose a file to upload ", file_lines(files, area, theme), None),
         Modal::Form(form) => return draw_form(frame, area, form, theme),
         Modal::Webhooks(view) => return draw_webhooks(frame, area, view, app, theme),
-        Modal::ConfirmQuit { lines } => {
-            let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.as_str())).collect();
-            text.push(Line::default());
-            text.push(Line::from(vec![
-                Span::styled(" y ", theme.accent()),
-                Span::raw("quit   "),
-                Span::styled(" n ", theme.accent()),
-                Span::raw("stay"),
-            ]));
-            (" Quit? ", text, None)
-        }
+        Modal::ConfirmQuit { lines } => (" Quit? ", question(lines, "quit", "stay", theme), None),
     };
+    draw_dialog(frame, area, title, lines, qr, theme);
+}
+
+/// A question: its lines, then the keys that answer it.
+fn question<'a>(lines: &'a [String], yes: &'a str, no: &'a str, theme: &Theme) -> Vec<Line<'a>> {
+    let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.as_str())).collect();
+    text.push(Line::default());
+    text.push(Line::from(vec![
+        Span::styled(" y ", theme.accent()),
+        Span::raw(format!("{yes}   ")),
+        Span::styled(" n ", theme.accent()),
+        Span::raw(no),
+    ]));
+    text
+}
+
+/// A menu: each item with its key, the cursor's marked; why the item under the cursor
+/// cannot be picked, if it cannot.
+fn menu_lines<'a>(items: &'a [MenuItem], cursor: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let mut text: Vec<Line> = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let pointer = if n == cursor { "›" } else { " " };
+            let style = match (&item.disabled, n == cursor) {
+                (Some(_), _) => theme.dim(),
+                (None, true) => theme.selected(),
+                (None, false) => Style::default(),
+            };
+            Line::from(vec![
+                Span::styled(format!("{pointer} {} ", item.key), theme.accent()),
+                Span::styled(item.label.clone(), style),
+            ])
+        })
+        .collect();
+    text.push(Line::default());
+    if let Some(why) = items.get(cursor).and_then(|i| i.disabled.as_ref()) {
+        text.push(Line::styled(format!(" {why}"), theme.dim()));
+    }
+    text.push(Line::styled(
+        " ↑↓ choose · Enter or its number do it · Esc close",
+        theme.dim(),
+    ));
+    text
+}
+
+fn sdk_lines<'a>(name: &str, link: &SdkLink, app: &App, theme: &Theme) -> Vec<Line<'a>> {
+    vec![
+        Line::from(format!("KYC started for {name}. Hand the end user this link:")),
+        Line::default(),
+        Line::styled(link.link.clone(), theme.accent()),
+        Line::from(format!(
+            "expires in {}",
+            countdown(link.expires_at - app.server_now())
+        )),
+        Line::default(),
+        Line::from(vec![
+            Span::styled(" y ", theme.accent()),
+            Span::raw("copy the link   "),
+            Span::styled(" Esc ", theme.accent()),
+            Span::raw("close"),
+        ]),
+    ]
+}
+
+/// A dialog box sized to its lines (and its QR code, where the code fits whole: a cut code
+/// does not scan), in the middle of the screen.
+fn draw_dialog(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line>,
+    qr: Option<Vec<String>>,
+    theme: &Theme,
+) {
     let text_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
     let qr_height = qr.as_ref().map_or(0, |q| q.len() as u16);
     let qr_width = qr
         .as_ref()
         .and_then(|q| q.first())
         .map_or(0, |l| l.chars().count() as u16);
-    // The QR code only where it fits whole: a cut code does not scan.
     let show_qr =
         qr.is_some() && qr_height + lines.len() as u16 + 2 <= area.height && qr_width + 4 <= area.width;
     let height = lines.len() as u16 + 2 + if show_qr { qr_height } else { 0 };

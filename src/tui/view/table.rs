@@ -12,18 +12,7 @@ use crate::tui::app::{App, Column, Pane, Row};
 use crate::tui::theme::{Theme, symbol};
 
 pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Hitboxes {
-    let wide = area.width >= 110;
-    let columns: Vec<Column> = if wide {
-        Column::ALL.to_vec()
-    } else {
-        vec![
-            Column::Name,
-            Column::Stage,
-            Column::InStage,
-            Column::NextAction,
-            Column::SdkLink,
-        ]
-    };
+    let columns = columns_for(area.width);
     let title = format!(
         " Customers {}/{} · sorted by {}{} ",
         app.table.view.len(),
@@ -63,28 +52,8 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme
             TableRow::new(columns.iter().map(|c| cell(row, *c, app, theme))).style(style)
         })
         .collect();
-    let widths: Vec<Constraint> = columns
-        .iter()
-        .map(|c| match c {
-            Column::Name => Constraint::Min(14),
-            Column::Stage => Constraint::Length(25),
-            Column::InStage => Constraint::Length(8),
-            Column::NextAction => Constraint::Length(17),
-            Column::Onboarding => Constraint::Length(17),
-            Column::Failed => Constraint::Length(6),
-            Column::SdkLink => Constraint::Length(8),
-            Column::LastChange => Constraint::Length(8),
-        })
-        .collect();
-    let header = TableRow::new(columns.iter().map(|c| {
-        let mark = if *c == app.table.sort {
-            if app.table.descending { " ▲" } else { " ▼" }
-        } else {
-            ""
-        };
-        Cell::from(format!("{}{mark}", c.title()))
-    }))
-    .style(theme.title().add_modifier(Modifier::UNDERLINED));
+    let widths = columns.iter().map(|c| width(*c));
+    let header = header_row(&columns, app, theme);
     frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), inner);
     Hitboxes {
         table_rows: Rect {
@@ -93,6 +62,47 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme
             ..inner
         },
     }
+}
+
+/// Every column where there is room, else the five that matter most.
+fn columns_for(width: u16) -> Vec<Column> {
+    if width >= 110 {
+        Column::ALL.to_vec()
+    } else {
+        vec![
+            Column::Name,
+            Column::Stage,
+            Column::InStage,
+            Column::NextAction,
+            Column::SdkLink,
+        ]
+    }
+}
+
+fn width(column: Column) -> Constraint {
+    match column {
+        Column::Name => Constraint::Min(14),
+        Column::Stage => Constraint::Length(25),
+        Column::InStage => Constraint::Length(8),
+        Column::NextAction => Constraint::Length(17),
+        Column::Onboarding => Constraint::Length(17),
+        Column::Failed => Constraint::Length(6),
+        Column::SdkLink => Constraint::Length(8),
+        Column::LastChange => Constraint::Length(8),
+    }
+}
+
+/// The column titles, the sort column marked with its direction.
+fn header_row<'a>(columns: &[Column], app: &App, theme: &Theme) -> TableRow<'a> {
+    TableRow::new(columns.iter().map(|c| {
+        let mark = if *c == app.table.sort {
+            if app.table.descending { " ▲" } else { " ▼" }
+        } else {
+            ""
+        };
+        Cell::from(format!("{}{mark}", c.title()))
+    }))
+    .style(theme.title().add_modifier(Modifier::UNDERLINED))
 }
 
 fn cell<'a>(row: &'a Row, column: Column, app: &App, theme: &Theme) -> Cell<'a> {
