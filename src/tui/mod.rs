@@ -5,7 +5,9 @@
 
 pub mod app;
 pub mod demo;
+mod effects;
 pub mod form;
+mod input;
 pub mod keymap;
 pub mod modal;
 pub mod request;
@@ -13,21 +15,19 @@ pub mod terminal;
 pub mod theme;
 pub mod view;
 
-use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
+use crossterm::event::EventStream;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use self::app::{Action, App, Details, Effect, Header, LogLine};
+use self::app::{Action, App, Header};
+use self::effects::Outside;
 use self::keymap::Keymap;
-use self::request::{Done, Failed, Request};
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
 use crate::cli::DashboardArgs;
@@ -142,10 +142,14 @@ async fn ui(
     let mut dirty = true;
     let mut next_frame = tokio::time::Instant::now();
     let mut batch = Vec::with_capacity(1024);
-    // Which customer's details were asked for last (documents are read only for that one).
-    let selected = Arc::new(std::sync::Mutex::new(None));
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let outside = Outside {
+        handle,
+        actions: actions_tx,
+        selected: Arc::default(),
+        demo,
+    };
 
     while !app.quit {
         // Every update sees the time it happens at (log lines, "changed" columns).
@@ -161,10 +165,7 @@ async fn ui(
             event = input.next() => match event {
                 Some(Ok(event)) => {
                     dirty = true;
-                    match to_action(&event, &app, &keymap, &hitboxes) {
-                        Some(action) => app.update(action),
-                        None => Vec::new(),
-                    }
+                    input::to_action(&event, &app, &keymap, &hitboxes).map_or_else(Vec::new, |a| app.update(a))
                 }
                 Some(Err(err)) => return Err(Failure::fatal(format!("reading the terminal failed: {err}"))),
                 None => break,
@@ -192,10 +193,7 @@ async fn ui(
             }
         };
         for effect in effects {
-            if let Effect::Demo(on) = effect {
-                demo.store(on, Ordering::Relaxed);
-            }
-            perform(effect, handle, &mut guard, &actions_tx, &selected);
+            outside.perform(effect, &mut guard);
         }
     }
     Ok(())
@@ -221,258 +219,4 @@ fn draw(
         crossterm::terminal::EndSynchronizedUpdate
     )?;
     drawn
-}
-
-/// A terminal event as an action, given what is on screen.
-pub fn to_action(event: &Event, app: &App, keymap: &Keymap, hitboxes: &view::Hitboxes) -> Option<Action> {
-    match event {
-        Event::Key(key) if key.kind != KeyEventKind::Release => {
-            if app.editing_filter {
-                return match key.code {
-                    KeyCode::Enter => Some(Action::FinishFilter { keep: true }),
-                    KeyCode::Esc => Some(Action::FinishFilter { keep: false }),
-                    KeyCode::Backspace => Some(Action::FilterBackspace),
-                    KeyCode::Char(c) if !key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
-                        Some(Action::FilterInput(c))
-                    }
-                    _ => None,
-                };
-            }
-            if app.modal.is_some() {
-                let ctrl = key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL);
-                if ctrl && key.code == KeyCode::Char('c') {
-                    return Some(Action::Key(keymap::Command::Quit));
-                }
-                return keymap::ModalKey::of(key).map(Action::ModalKey);
-            }
-            keymap.command(key).map(Action::Key)
-        }
-        Event::Paste(text) if app.editing_filter => Some(Action::FilterPaste(text.clone())),
-        // A dialog takes the keys; the mouse does not reach what is under it.
-        Event::Mouse(_) if app.modal.is_some() => None,
-        Event::Mouse(mouse) => match mouse.kind {
-            MouseEventKind::ScrollUp => Some(Action::ScrollUp),
-            MouseEventKind::ScrollDown => Some(Action::ScrollDown),
-            MouseEventKind::Down(MouseButton::Left) => {
-                let rows = hitboxes.table_rows;
-                let inside = mouse.column >= rows.x
-                    && mouse.column < rows.x + rows.width
-                    && mouse.row >= rows.y
-                    && mouse.row < rows.y + rows.height;
-                inside.then(|| Action::Click((mouse.row - rows.y) as usize))
-            }
-            _ => None,
-        },
-        Event::Resize(width, height) => Some(Action::Resize {
-            table_rows: view::table_rows_for(*width, *height),
-        }),
-        _ => None,
-    }
-}
-
-/// Reads a file to upload and checks it as the API will (size, format for the type), so a
-/// file the API would refuse is not sent.
-async fn read_document(
-    path: &std::path::Path,
-    document_type: crate::domain::DocumentType,
-) -> Result<Vec<u8>, String> {
-    let path = path.to_path_buf();
-    let display = path.display().to_string();
-    let content = tokio::task::spawn_blocking(move || {
-        let size = std::fs::metadata(&path)?.len();
-        if let Err(refused) = crate::domain::check_size(size) {
-            return Ok(Err(format!("{display}: {refused}")));
-        }
-        std::fs::read(&path).map(Ok)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot read the file: {e}"))??;
-    document_type.check_content(&content).map_err(|e| e.to_string())?;
-    Ok(content)
-}
-
-/// Asks the engine for a request; errors in the words of the API's problem details.
-async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> {
-    let sdk = |started: crate::api::types::KycStarted| Done::Started {
-        sdk: started.sdk.map(|s| crate::domain::SdkLink {
-            link: s.link,
-            expires_at: s.expires_at,
-        }),
-    };
-    match request {
-        Request::StartKyc { customer, .. } => handle.start_kyc(*customer).await.map(sdk),
-        Request::Rerun { customer, .. } => {
-            // The onboarding to rerun is the one the API has now, not what the cache says.
-            let status = handle.client().status(*customer).await?;
-            let Some(onboarding) = status.onboarding_id else {
-                return Err(Failed::new(
-                    "this customer has no onboarding to rerun yet; start KYC with K",
-                ));
-            };
-            handle.rerun_kyc(*customer, onboarding).await.map(sdk)
-        }
-        Request::Simulate { customer, action, .. } => handle
-            .simulate(*customer, *action)
-            .await
-            .map(|()| Done::Simulated),
-        Request::Upload {
-            customer,
-            path,
-            document_type,
-            ..
-        } => {
-            let content = read_document(path, *document_type).await.map_err(Failed::new)?;
-            let file_name = path
-                .file_name()
-                .map_or_else(|| "document".to_string(), |n| n.to_string_lossy().into_owned());
-            handle
-                .upload(*customer, *document_type, &file_name, &content)
-                .await
-                .map(|duplicate| Done::Uploaded { duplicate })
-        }
-        Request::AdvanceClock { seconds } => handle
-            .advance_clock(*seconds)
-            .await
-            .map(|clock| Done::ClockAdvanced { now: clock.now }),
-        Request::Resend {
-            endpoint, delivery, ..
-        } => handle
-            .client()
-            .resend(*endpoint, *delivery)
-            .await
-            .map(|_| Done::Resent),
-        Request::Create { profile } => handle.create_customer(profile).await.map(|c| Done::Saved {
-            customer: c.id,
-            name: c.display_name(),
-        }),
-        Request::Patch { customer, patch, .. } => {
-            handle
-                .patch_customer(*customer, patch)
-                .await
-                .map(|c| Done::Saved {
-                    customer: c.id,
-                    name: c.display_name(),
-                })
-        }
-    }
-    .map_err(Failed::from)
-}
-
-fn perform(
-    effect: Effect,
-    handle: &EngineHandle,
-    guard: &mut TerminalGuard,
-    actions: &mpsc::UnboundedSender<Action>,
-    selected: &Arc<std::sync::Mutex<Option<Uuid>>>,
-) {
-    match effect {
-        Effect::Refresh(id) => handle.refresh(id),
-        Effect::Pause(paused) => handle.pause(paused),
-        Effect::LoadDetails(id, expected) => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            *selected.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
-            let selected = selected.clone();
-            tokio::spawn(async move {
-                // The row may be ahead of the cache by one batch: read until they agree.
-                let mut cached = (None, None);
-                for _ in 0..20 {
-                    cached = handle.cached(id).await.unwrap_or_else(|err| {
-                        tracing::error!("cannot read {id} from the cache: {err}");
-                        (None, None)
-                    });
-                    let hash = cached
-                        .1
-                        .as_ref()
-                        .and_then(|s| crate::sync::cache::StatusSummary::of(s).ok())
-                        .map(|(summary, _)| summary.hash);
-                    if expected.is_none() || hash == expected {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                let history = handle
-                    .timeline(id, 50)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(at, kind, text)| LogLine {
-                        at,
-                        customer: Some(id),
-                        text: if kind == "webhook" {
-                            format!("webhook {text}")
-                        } else {
-                            text
-                        },
-                        alert: kind == "alert",
-                    })
-                    .collect();
-                let (customer, status) = cached;
-                let details = Details {
-                    id,
-                    customer,
-                    status,
-                    history,
-                    documents: None,
-                };
-                if actions.send(Action::Details(Box::new(details))).is_err() {
-                    return;
-                }
-                // Documents are an API read: only for a selection that stays a moment, not
-                // for every row the cursor passes.
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                if *selected.lock().unwrap_or_else(|e| e.into_inner()) != Some(id) {
-                    return;
-                }
-                let documents = match handle.client().documents(id).await {
-                    Ok(list) => Ok(list.data),
-                    Err(err) => Err(err.to_string()),
-                };
-                let _ = actions.send(Action::Documents(id, documents));
-            });
-        }
-        Effect::Copy(text) => {
-            // OSC 52: the terminal puts it on the clipboard, over SSH and tmux too.
-            use base64::Engine as _;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-            let backend = guard.terminal.backend_mut();
-            let _ = write!(backend, "\x1b]52;c;{encoded}\x07");
-            let _ = backend.flush();
-        }
-        Effect::Send(request) => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            tokio::spawn(async move {
-                let result = send(&handle, &request).await;
-                let _ = actions.send(Action::Done { request, result });
-            });
-        }
-        Effect::LoadWebhooks => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            tokio::spawn(async move {
-                let endpoints = handle.client().webhooks().await.map(|l| l.data);
-                let _ = actions.send(Action::WebhooksLoaded(endpoints.map_err(|e| e.to_string())));
-            });
-        }
-        Effect::LoadDeliveries(endpoint) => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            tokio::spawn(async move {
-                let deliveries = handle.client().deliveries(endpoint).await.map(|l| l.data);
-                let _ = actions.send(Action::DeliveriesLoaded(
-                    endpoint,
-                    deliveries.map_err(|e| e.to_string()),
-                ));
-            });
-        }
-        Effect::ListDir(dir) => {
-            let actions = actions.clone();
-            tokio::task::spawn_blocking(move || {
-                let entries = self::modal::list_folder(&dir);
-                let _ = actions.send(Action::Listed(dir, entries));
-            });
-        }
-        Effect::Mouse(on) => {
-            let _ = guard.set_mouse(on);
-        }
-        Effect::Demo(_) | Effect::Quit => {}
-    }
 }
