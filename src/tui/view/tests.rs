@@ -522,3 +522,46 @@ fn the_webhooks_view_and_a_resend() {
     assert!(app.update(Action::ModalKey(ModalKey::Char('y'))).is_empty());
     assert!(app.toasts.last().is_some_and(|t| t.text.starts_with("read-only")));
 }
+
+/// The help overlay's text, row by row, as one line: what is inside its borders, with runs
+/// of spaces made one (a wrapped line reads on from the one above).
+fn help_text(app: &App, width: u16, height: u16) -> String {
+    let terminal = render(app, width, height, ThemeName::Plain);
+    let buffer = terminal.backend().buffer();
+    let rows: Vec<String> = (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect();
+    let top = rows
+        .iter()
+        .position(|r| r.contains("┌ Keys "))
+        .expect("the help is on screen");
+    let left = rows[top].chars().position(|c| c == '┌').unwrap();
+    let inside: Vec<String> = rows[top + 1..]
+        .iter()
+        .take_while(|r| r.chars().nth(left) == Some('│'))
+        .map(|r| r.chars().skip(left + 1).take_while(|c| *c != '│').collect())
+        .collect();
+    inside.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn help_is_as_wide_as_its_lines_and_wraps_rather_than_cuts() {
+    let keymap = Keymap::default();
+    // Wide: every line whole on its row; narrow: wrapped, every word still there in order.
+    for (width, height) in [(160, 40), (80, 60)] {
+        let mut app = app(width, height);
+        app.update(Action::Key(Command::Help));
+        let text = help_text(&app, width, height);
+        for (keys, what) in keymap.help() {
+            assert!(
+                text.contains(&format!("{keys} {what}")),
+                "{width} columns: {keys} {what:?} is cut:\n{text}"
+            );
+        }
+        assert!(text.ends_with("Any key closes this help."), "{text}");
+    }
+}
