@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::block;
-use super::format::{ago, countdown, human_size, when};
+use super::format::{ago, expiry, human_size, when};
 use crate::api::types::Document;
 use crate::domain::{Advice, ComplianceStatus, Customer, NextAction, advise};
 use crate::tui::app::{App, Details, Pane, Row};
@@ -163,8 +163,8 @@ fn next_lines<'a>(customer: &Customer, status: &ComplianceStatus, app: &App, the
             Span::styled(sdk.link.clone(), theme.accent()),
         ]));
         lines.push(Line::from(format!(
-            "  expires in {}",
-            countdown(sdk.expires_at - app.server_now())
+            "  {}",
+            expiry(sdk.expires_at - app.server_now())
         )));
     }
     lines

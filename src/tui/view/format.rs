@@ -25,6 +25,16 @@ pub fn countdown(left: time::Duration) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
+/// When an SDK link ends, from the time `left` until it does: `expires in 29:41`, or once
+/// past, `expired 3m ago`.
+pub fn expiry(left: time::Duration) -> String {
+    if left.is_positive() {
+        format!("expires in {}", countdown(left))
+    } else {
+        format!("expired {} ago", ago(-left))
+    }
+}
+
 pub fn clock(at: OffsetDateTime) -> String {
     format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
 }

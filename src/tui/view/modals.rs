@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::centered;
 use super::details::qr_lines;
 use super::form::draw_form;
-use super::format::{countdown, human_size};
+use super::format::{expiry, human_size};
 use super::webhooks::draw_webhooks;
 use crate::domain::SdkLink;
 use crate::tui::app::App;
@@ -81,10 +81,7 @@ fn sdk_lines<'a>(name: &str, link: &SdkLink, app: &App, theme: &Theme) -> Vec<Li
         Line::from(format!("KYC started for {name}. Hand the end user this link:")),
         Line::default(),
         Line::styled(link.link.clone(), theme.accent()),
-        Line::from(format!(
-            "expires in {}",
-            countdown(link.expires_at - app.server_now())
-        )),
+        Line::from(expiry(link.expires_at - app.server_now())),
         Line::default(),
         Line::from(vec![
             Span::styled(" y ", theme.accent()),

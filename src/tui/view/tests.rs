@@ -565,3 +565,24 @@ fn help_is_as_wide_as_its_lines_and_wraps_rather_than_cuts() {
         assert!(text.ends_with("Any key closes this help."), "{text}");
     }
 }
+
+#[test]
+fn an_sdk_link_says_when_it_expires_or_how_long_ago_it_did() {
+    let screen = |app: &App| format!("{:?}", render(app, 100, 40, ThemeName::Plain).backend().buffer());
+    let mut app = app(100, 40);
+    select(&mut app, "Radia");
+    app.update(Action::Key(Command::Open));
+    assert!(screen(&app).contains("expires in 4:00"), "{}", screen(&app));
+    // Seven minutes on, the four-minute link is three minutes past.
+    app.update(Action::Tick(NOW + time::Duration::minutes(7)));
+    assert!(screen(&app).contains("  expired 3m ago"), "{}", screen(&app));
+
+    app.modal = Some(crate::tui::modal::Modal::Sdk {
+        name: "Radia Example".into(),
+        link: SdkLink {
+            link: "http://127.0.0.1:8080/sdk/token3".into(),
+            expires_at: NOW + time::Duration::minutes(5),
+        },
+    });
+    assert!(screen(&app).contains("│expired 2m ago"), "{}", screen(&app));
+}
