@@ -227,29 +227,24 @@ pub fn list_folder(dir: &Path) -> Result<Vec<FileEntry>, String> {
     Ok(entries)
 }
 
-/// The document type chooser, the types the customer is missing first and the cursor on
-/// the first of them.
+/// The document type chooser: every type under the same number each time (their order in
+/// [`DocumentType::ALL`]), those the customer is missing marked `✗ missing`, and the cursor
+/// on the first of them.
 pub fn type_menu(customer: Uuid, name: &str, path: PathBuf, missing: &[DocumentType]) -> Modal {
-    let mut types: Vec<DocumentType> = missing.to_vec();
-    types.extend(DocumentType::ALL.into_iter().filter(|t| !missing.contains(t)));
     let file = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let items = types
+    let items = DocumentType::ALL
         .into_iter()
         .enumerate()
         .map(|(n, document_type)| MenuItem {
             key: char::from(b'1' + n as u8),
-            label: format!(
-                "{:<17}{}",
-                document_type.as_str(),
-                if missing.contains(&document_type) {
-                    "missing"
-                } else {
-                    ""
-                }
-            ),
+            label: if missing.contains(&document_type) {
+                format!("✗ {:<17}missing", document_type.as_str())
+            } else {
+                format!("  {}", document_type.as_str())
+            },
             disabled: None,
             request: Request::Upload {
                 customer,
@@ -262,7 +257,10 @@ pub fn type_menu(customer: Uuid, name: &str, path: PathBuf, missing: &[DocumentT
     Modal::Menu {
         title: format!("Upload {file} for {name} as"),
         items,
-        cursor: 0,
+        cursor: DocumentType::ALL
+            .iter()
+            .position(|t| missing.contains(t))
+            .unwrap_or(0),
     }
 }
 
@@ -511,19 +509,42 @@ mod folder_tests {
     }
 
     #[test]
-    fn the_type_chooser_puts_what_is_missing_first() {
-        let menu = type_menu(
-            Uuid::nil(),
-            "Ada",
-            PathBuf::from("/x/w8.pdf"),
-            &[DocumentType::W8ben],
-        );
-        let Modal::Menu { items, cursor, .. } = menu else {
-            panic!()
+    fn the_type_chooser_keeps_each_number_and_points_at_what_is_missing() {
+        let chooser = |missing: &[DocumentType]| {
+            let Modal::Menu { items, cursor, .. } =
+                type_menu(Uuid::nil(), "Ada", PathBuf::from("/x/w9.pdf"), missing)
+            else {
+                panic!("a menu")
+            };
+            (items, cursor)
         };
-        assert_eq!(cursor, 0);
-        assert!(items[0].label.starts_with("W8BEN") && items[0].label.contains("missing"));
-        assert!(!items[1].label.contains("missing"));
+        let keys = |items: &[MenuItem]| -> Vec<(char, DocumentType)> {
+            items
+                .iter()
+                .map(|item| match &item.request {
+                    Request::Upload { document_type, .. } => (item.key, *document_type),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let (before, cursor) = chooser(&[DocumentType::W9, DocumentType::SourceOfFunds]);
+        let (after, _) = chooser(&[DocumentType::SourceOfFunds]);
+        // The same key picks the same type whatever is missing: the order of DocumentType.
+        assert_eq!(keys(&before), keys(&after));
+        assert_eq!(keys(&before)[0], ('1', DocumentType::ALL[0]));
+        let at = |t: DocumentType| DocumentType::ALL.iter().position(|x| *x == t).unwrap();
+        assert_eq!(
+            cursor,
+            at(DocumentType::W9).min(at(DocumentType::SourceOfFunds)),
+            "on the first missing"
+        );
+        // What is missing is marked with a symbol, readable without colour.
+        let marked: Vec<bool> = after.iter().map(|i| i.label.starts_with("✗ ")).collect();
+        let missing: Vec<bool> = DocumentType::ALL
+            .iter()
+            .map(|t| *t == DocumentType::SourceOfFunds)
+            .collect();
+        assert_eq!(marked, missing);
     }
 }
 
