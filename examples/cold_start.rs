@@ -70,7 +70,7 @@ async fn main() {
         let total = started.elapsed();
         println!(
             "{} customers: engine::start {} ms, in the table {} ms, first frame {} ms",
-            app.rows.len(),
+            app.table.rows.len(),
             engine_started.as_millis(),
             in_table.as_millis(),
             total.as_millis()

@@ -219,7 +219,7 @@ async fn main() {
     println!(
         "cold start (cache warm) to the first frame: {} ms with {} customers; RSS {:.0} MB (was {:.0} MB)",
         started.elapsed().as_millis(),
-        app.rows.len(),
+        app.table.rows.len(),
         rss_mb(),
         before
     );
@@ -242,7 +242,7 @@ async fn main() {
     }
     println!(
         "frame (200×50, {} customers): mean {:.2} ms, worst {:.2} ms",
-        app.rows.len(),
+        app.table.rows.len(),
         started.elapsed().as_secs_f64() * 1000.0 / frames as f64,
         worst.as_secs_f64() * 1000.0
     );
@@ -259,16 +259,17 @@ async fn main() {
             .unwrap();
         println!(
             "filter keystroke {c:?} → {} rows: {:.1} ms (update and frame)",
-            app.view.len(),
+            app.table.view.len(),
             t.elapsed().as_secs_f64() * 1000.0
         );
     }
-    app.finish_filter(false);
+    app.update(Action::FinishFilter { keep: false });
 
     // A state change reaching the table through the webhook. Links issued when the data was
     // made may have expired since: start fresh onboardings (not timed), wait to see them.
     let mut latencies = Vec::new();
     let waiting: Vec<uuid::Uuid> = app
+        .table
         .rows
         .iter()
         .filter(|r| r.stage() == Some(Stage::ReadyToStart))
@@ -316,7 +317,7 @@ async fn main() {
         println!(
             "state change → table ({} changes, each applied to the {}-row model): p50 {:.1} ms, p99 {:.1} ms",
             latencies.len(),
-            app.rows.len(),
+            app.table.rows.len(),
             p(0.5).as_secs_f64() * 1000.0,
             p(0.99).as_secs_f64() * 1000.0
         );

@@ -8,7 +8,8 @@ use time::Date;
 use tui_input::{Input, InputRequest};
 use uuid::Uuid;
 
-use super::modal::ModalKey;
+use super::keymap::ModalKey;
+use super::request::Request;
 use crate::domain::{Customer, CustomerProfile, FieldError};
 
 /// One field: its JSON path (as the API's field errors name it), its label, and the accepted
@@ -291,8 +292,7 @@ impl Form {
     }
 
     /// Whether `request` is the one this form sent and waits for.
-    pub fn answers(&self, request: &super::modal::Request) -> bool {
-        use super::modal::Request;
+    pub fn answers(&self, request: &Request) -> bool {
         self.sending
             && match (&self.kind, request) {
                 (FormKind::New, Request::Create { .. }) => true,

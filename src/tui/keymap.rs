@@ -66,6 +66,48 @@ impl Command {
     }
 }
 
+/// The keys a dialog reads: what it is open, keys go to it as these, not as commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModalKey {
+    Up,
+    Down,
+    Left,
+    Right,
+    Enter,
+    Esc,
+    Backspace,
+    Delete,
+    Home,
+    End,
+    Tab,
+    BackTab,
+    Char(char),
+}
+
+impl ModalKey {
+    /// A key pressed while a dialog is open, as the dialog reads it (`None`: not one it reads;
+    /// control keys are not typed into a dialog).
+    pub fn of(key: &KeyEvent) -> Option<ModalKey> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        Some(match key.code {
+            KeyCode::Up => ModalKey::Up,
+            KeyCode::Down => ModalKey::Down,
+            KeyCode::Enter => ModalKey::Enter,
+            KeyCode::Esc => ModalKey::Esc,
+            KeyCode::Left => ModalKey::Left,
+            KeyCode::Right => ModalKey::Right,
+            KeyCode::Backspace => ModalKey::Backspace,
+            KeyCode::Delete => ModalKey::Delete,
+            KeyCode::Home => ModalKey::Home,
+            KeyCode::End => ModalKey::End,
+            KeyCode::Tab => ModalKey::Tab,
+            KeyCode::BackTab => ModalKey::BackTab,
+            KeyCode::Char(c) if !ctrl => ModalKey::Char(c),
+            _ => return None,
+        })
+    }
+}
+
 /// A command's place in the help and the hint bar.
 pub struct CommandInfo {
     pub command: Command,

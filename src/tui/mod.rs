@@ -5,28 +5,29 @@
 
 pub mod app;
 pub mod demo;
+mod effects;
 pub mod form;
+mod input;
 pub mod keymap;
 pub mod modal;
+pub mod request;
 pub mod terminal;
 pub mod theme;
 pub mod view;
 
-use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
+use crossterm::event::EventStream;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use self::app::{Action, App, Details, Effect, Header, LogLine};
+use self::app::{Action, App, Header};
+use self::effects::Outside;
 use self::keymap::Keymap;
-use self::modal::{Done, Failed, Request};
 use self::terminal::TerminalGuard;
 use self::theme::Theme;
 use crate::cli::DashboardArgs;
@@ -145,10 +146,14 @@ async fn ui(
     let mut dirty = true;
     let mut next_frame = tokio::time::Instant::now();
     let mut batch = Vec::with_capacity(1024);
-    // Which customer's details were asked for last (documents are read only for that one).
-    let selected = Arc::new(std::sync::Mutex::new(None));
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let outside = Outside {
+        handle,
+        actions: actions_tx,
+        selected: Arc::default(),
+        demo,
+    };
 
     while !app.quit {
         // Every update sees the time it happens at (log lines, "changed" columns).
@@ -164,10 +169,7 @@ async fn ui(
             event = input.next() => match event {
                 Some(Ok(event)) => {
                     dirty = true;
-                    match to_action(&event, &mut app, &keymap, &hitboxes) {
-                        Some(action) => app.update(action),
-                        None => Vec::new(),
-                    }
+                    input::to_action(&event, &app, &keymap, &hitboxes).map_or_else(Vec::new, |a| app.update(a))
                 }
                 Some(Err(err)) => return Err(Failure::fatal(format!("reading the terminal failed: {err}"))),
                 None => break,
@@ -195,10 +197,7 @@ async fn ui(
             }
         };
         for effect in effects {
-            if let Effect::Demo(on) = effect {
-                demo.store(on, Ordering::Relaxed);
-            }
-            perform(effect, handle, &mut guard, &actions_tx, &selected);
+            outside.perform(effect, &mut guard);
         }
     }
     Ok(())
@@ -224,263 +223,4 @@ fn draw(
         crossterm::terminal::EndSynchronizedUpdate
     )?;
     drawn
-}
-
-/// A terminal event as an action, given what is on screen.
-pub fn to_action(event: &Event, app: &mut App, keymap: &Keymap, hitboxes: &view::Hitboxes) -> Option<Action> {
-    match event {
-        Event::Key(key) if key.kind != KeyEventKind::Release => {
-            if app.editing_filter {
-                return match key.code {
-                    KeyCode::Enter => {
-                        app.finish_filter(true);
-                        None
-                    }
-                    KeyCode::Esc => {
-                        app.finish_filter(false);
-                        None
-                    }
-                    KeyCode::Backspace => Some(Action::FilterBackspace),
-                    KeyCode::Char(c) if !key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL) => {
-                        Some(Action::FilterInput(c))
-                    }
-                    _ => None,
-                };
-            }
-            if app.modal.is_some() {
-                use self::modal::ModalKey;
-                let ctrl = key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL);
-                return match key.code {
-                    KeyCode::Char('c') if ctrl => Some(Action::Key(keymap::Command::Quit)),
-                    KeyCode::Up => Some(Action::ModalKey(ModalKey::Up)),
-                    KeyCode::Down => Some(Action::ModalKey(ModalKey::Down)),
-                    KeyCode::Enter => Some(Action::ModalKey(ModalKey::Enter)),
-                    KeyCode::Esc => Some(Action::ModalKey(ModalKey::Esc)),
-                    KeyCode::Left => Some(Action::ModalKey(ModalKey::Left)),
-                    KeyCode::Right => Some(Action::ModalKey(ModalKey::Right)),
-                    KeyCode::Backspace => Some(Action::ModalKey(ModalKey::Backspace)),
-                    KeyCode::Delete => Some(Action::ModalKey(ModalKey::Delete)),
-                    KeyCode::Home => Some(Action::ModalKey(ModalKey::Home)),
-                    KeyCode::End => Some(Action::ModalKey(ModalKey::End)),
-                    KeyCode::Tab => Some(Action::ModalKey(ModalKey::Tab)),
-                    KeyCode::BackTab => Some(Action::ModalKey(ModalKey::BackTab)),
-                    KeyCode::Char(c) if !ctrl => Some(Action::ModalKey(ModalKey::Char(c))),
-                    _ => None,
-                };
-            }
-            keymap.command(key).map(Action::Key)
-        }
-        Event::Paste(text) if app.editing_filter => {
-            for c in text.chars().filter(|c| !c.is_control()) {
-                app.update(Action::FilterInput(c));
-            }
-            None
-        }
-        // A dialog takes the keys; the mouse does not reach what is under it.
-        Event::Mouse(_) if app.modal.is_some() => None,
-        Event::Mouse(mouse) => match mouse.kind {
-            MouseEventKind::ScrollUp => Some(Action::ScrollUp),
-            MouseEventKind::ScrollDown => Some(Action::ScrollDown),
-            MouseEventKind::Down(MouseButton::Left) => {
-                let rows = hitboxes.table_rows;
-                let inside = mouse.column >= rows.x
-                    && mouse.column < rows.x + rows.width
-                    && mouse.row >= rows.y
-                    && mouse.row < rows.y + rows.height;
-                inside.then(|| Action::Click((mouse.row - rows.y) as usize))
-            }
-            _ => None,
-        },
-        Event::Resize(width, height) => Some(Action::Resize {
-            table_rows: view::table_rows_for(*width, *height),
-        }),
-        _ => None,
-    }
-}
-
-/// Reads a document file off the runtime's threads, with the inbox's checks.
-async fn read_document(
-    path: &std::path::Path,
-    document_type: crate::domain::DocumentType,
-) -> Result<Vec<u8>, String> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::sync::inbox::read_document(&path, document_type))
-        .await
-        .map_err(|e| e.to_string())?
-}
-
-/// Asks the engine for a request; errors in the words of the API's problem details.
-async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> {
-    let sdk = |started: crate::api::types::KycStarted| Done::Started {
-        sdk: started.sdk.map(|s| crate::domain::SdkLink {
-            link: s.link,
-            expires_at: s.expires_at,
-        }),
-    };
-    match request {
-        Request::StartKyc { customer, .. } => handle.start_kyc(*customer).await.map(sdk),
-        Request::Rerun { customer, .. } => {
-            return match handle.rerun_kyc(*customer).await? {
-                Some(started) => Ok(sdk(started)),
-                None => Err(Failed::new(
-                    "this customer has no onboarding to rerun yet; start KYC with K",
-                )),
-            };
-        }
-        Request::Simulate { customer, action, .. } => handle
-            .simulate(*customer, *action)
-            .await
-            .map(|()| Done::Simulated),
-        Request::Upload {
-            customer,
-            path,
-            document_type,
-            ..
-        } => {
-            let content = read_document(path, *document_type).await.map_err(Failed::new)?;
-            let file_name = path
-                .file_name()
-                .map_or_else(|| "document".to_string(), |n| n.to_string_lossy().into_owned());
-            handle
-                .upload(*customer, *document_type, &file_name, &content)
-                .await
-                .map(|duplicate| Done::Uploaded { duplicate })
-        }
-        Request::AdvanceClock { seconds } => handle
-            .advance_clock(*seconds)
-            .await
-            .map(|clock| Done::ClockAdvanced { now: clock.now }),
-        Request::Resend {
-            endpoint, delivery, ..
-        } => handle.resend(*endpoint, *delivery).await.map(|()| Done::Resent),
-        Request::Create { profile } => handle.create_customer(profile).await.map(|c| Done::Saved {
-            customer: c.id,
-            name: c.display_name(),
-        }),
-        Request::Patch { customer, patch, .. } => {
-            handle
-                .patch_customer(*customer, patch)
-                .await
-                .map(|c| Done::Saved {
-                    customer: c.id,
-                    name: c.display_name(),
-                })
-        }
-    }
-    .map_err(Failed::from)
-}
-
-fn perform(
-    effect: Effect,
-    handle: &EngineHandle,
-    guard: &mut TerminalGuard,
-    actions: &mpsc::UnboundedSender<Action>,
-    selected: &Arc<std::sync::Mutex<Option<Uuid>>>,
-) {
-    match effect {
-        Effect::Refresh(id) => handle.refresh(id),
-        Effect::Pause(paused) => handle.pause(paused),
-        Effect::LoadDetails(id, expected) => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            *selected.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
-            let selected = selected.clone();
-            tokio::spawn(async move {
-                // The row may be ahead of the cache by one batch: read until they agree.
-                let mut cached = (None, None);
-                for _ in 0..20 {
-                    cached = handle.cached(id).await.unwrap_or_else(|err| {
-                        tracing::error!("cannot read {id} from the cache: {err}");
-                        (None, None)
-                    });
-                    let hash = cached
-                        .1
-                        .as_ref()
-                        .and_then(|s| crate::sync::cache::StatusSummary::of(s).ok())
-                        .map(|(summary, _)| summary.hash);
-                    if expected.is_none() || hash == expected {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                let history = handle
-                    .timeline(id, 50)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(at, kind, text)| LogLine {
-                        at,
-                        customer: Some(id),
-                        text: if kind == "webhook" {
-                            format!("webhook {text}")
-                        } else {
-                            text
-                        },
-                        alert: kind == "alert",
-                    })
-                    .collect();
-                let (customer, status) = cached;
-                let details = Details {
-                    id,
-                    customer,
-                    status,
-                    history,
-                    documents: None,
-                };
-                if actions.send(Action::Details(Box::new(details))).is_err() {
-                    return;
-                }
-                // Documents are an API read: only for a selection that stays a moment, not
-                // for every row the cursor passes.
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                if *selected.lock().unwrap_or_else(|e| e.into_inner()) != Some(id) {
-                    return;
-                }
-                let documents = handle.documents(id).await.map_err(|err| err.to_string());
-                let _ = actions.send(Action::Documents(id, documents));
-            });
-        }
-        Effect::Copy(text) => {
-            // OSC 52: the terminal puts it on the clipboard, over SSH and tmux too.
-            use base64::Engine as _;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-            let backend = guard.terminal.backend_mut();
-            let _ = write!(backend, "\x1b]52;c;{encoded}\x07");
-            let _ = backend.flush();
-        }
-        Effect::Send(request) => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            tokio::spawn(async move {
-                let result = send(&handle, &request).await;
-                let _ = actions.send(Action::Done { request, result });
-            });
-        }
-        Effect::LoadWebhooks => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            tokio::spawn(async move {
-                let endpoints = handle.webhook_endpoints().await;
-                let _ = actions.send(Action::WebhooksLoaded(endpoints.map_err(|e| e.to_string())));
-            });
-        }
-        Effect::LoadDeliveries(endpoint) => {
-            let (handle, actions) = (handle.clone(), actions.clone());
-            tokio::spawn(async move {
-                let deliveries = handle.deliveries(endpoint).await;
-                let _ = actions.send(Action::DeliveriesLoaded(
-                    endpoint,
-                    deliveries.map_err(|e| e.to_string()),
-                ));
-            });
-        }
-        Effect::ListDir(dir) => {
-            let actions = actions.clone();
-            tokio::task::spawn_blocking(move || {
-                let entries = self::modal::list_folder(&dir);
-                let _ = actions.send(Action::Listed(dir, entries));
-            });
-        }
-        Effect::Mouse(on) => {
-            let _ = guard.set_mouse(on);
-        }
-        Effect::Demo(_) | Effect::Quit => {}
-    }
 }

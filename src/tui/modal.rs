@@ -5,162 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::form::{Form, FormOutcome};
-use crate::api::types::SimulateAction;
-use crate::domain::{
-    DocumentType, OnboardingRef, SdkLink, Stage, Strategy, Workflow, WorkflowEvent, WorkflowView,
-};
-
-/// An action that writes, as the dashboard asks the engine for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    StartKyc {
-        customer: Uuid,
-        name: String,
-    },
-    Rerun {
-        customer: Uuid,
-        name: String,
-    },
-    Simulate {
-        customer: Uuid,
-        name: String,
-        action: SimulateAction,
-    },
-    AdvanceClock {
-        seconds: u64,
-    },
-    Upload {
-        customer: Uuid,
-        name: String,
-        path: PathBuf,
-        document_type: DocumentType,
-    },
-    Create {
-        profile: Box<crate::domain::CustomerProfile>,
-    },
-    Patch {
-        customer: Uuid,
-        name: String,
-        patch: serde_json::Value,
-    },
-    Resend {
-        endpoint: Uuid,
-        delivery: Uuid,
-        event_type: String,
-    },
-}
-
-impl Request {
-    /// The customer it acts on (the clock belongs to the whole sandbox).
-    pub fn customer(&self) -> Option<Uuid> {
-        match self {
-            Request::StartKyc { customer, .. }
-            | Request::Rerun { customer, .. }
-            | Request::Simulate { customer, .. }
-            | Request::Upload { customer, .. }
-            | Request::Patch { customer, .. } => Some(*customer),
-            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => None,
-        }
-    }
-
-    /// What is happening, for the row while it is in flight and for the toasts after.
-    pub fn doing(&self) -> String {
-        match self {
-            Request::StartKyc { .. } => "starting KYC".into(),
-            Request::Rerun { .. } => "rerunning KYC".into(),
-            Request::Simulate { action, .. } => format!("simulating {}", simulate_name(*action)),
-            Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
-            Request::Create { .. } => "creating a customer".into(),
-            Request::Patch { .. } => "saving the profile".into(),
-            Request::Resend { event_type, .. } => format!("resending {event_type}"),
-            Request::Upload {
-                path, document_type, ..
-            } => format!(
-                "uploading {} as {}",
-                path.file_name()
-                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into()),
-                document_type.as_str()
-            ),
-        }
-    }
-
-    /// Whom it is about, in a sentence.
-    pub fn subject(&self) -> String {
-        match self {
-            Request::StartKyc { name, .. }
-            | Request::Rerun { name, .. }
-            | Request::Simulate { name, .. }
-            | Request::Upload { name, .. } => format!(" for {name}"),
-            Request::Patch { name, .. } => format!(" of {name}"),
-            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => String::new(),
-        }
-    }
-}
-
-/// The answer to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    /// KYC started or rerun: the links to hand to the end user, if the path has them.
-    Started {
-        sdk: Option<SdkLink>,
-    },
-    Simulated,
-    /// The sandbox clock now reads this.
-    ClockAdvanced {
-        now: OffsetDateTime,
-    },
-    /// `true`: the same content was uploaded for this customer and type before, and was
-    /// not sent again.
-    Uploaded {
-        duplicate: bool,
-    },
-    /// A delivery was queued again.
-    Resent,
-    /// The customer created or saved, and what they are called now.
-    Saved {
-        customer: Uuid,
-        name: String,
-    },
-}
-
-/// Why a request failed: the API's words, and the fields it named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failed {
-    pub message: String,
-    pub fields: Vec<crate::domain::FieldError>,
-}
-
-impl Failed {
-    pub fn new(message: impl Into<String>) -> Failed {
-        Failed {
-            message: message.into(),
-            fields: Vec::new(),
-        }
-    }
-}
-
-impl From<crate::api::ApiError> for Failed {
-    fn from(error: crate::api::ApiError) -> Failed {
-        let fields = match &error {
-            crate::api::ApiError::Status { problem, .. } => problem.errors.clone(),
-            _ => Vec::new(),
-        };
-        Failed {
-            message: error.to_string(),
-            fields,
-        }
-    }
-}
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
+use super::keymap::ModalKey;
+use super::request::{Request, duration_words};
+use crate::domain::{DocumentType, SdkLink, SimulateAction, Stage, simulation_applies};
 
 /// One entry of a folder, as the file picker lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,24 +64,6 @@ pub enum Modal {
     ConfirmQuit {
         lines: Vec<String>,
     },
-}
-
-/// The keys a dialog reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModalKey {
-    Up,
-    Down,
-    Left,
-    Right,
-    Enter,
-    Esc,
-    Backspace,
-    Delete,
-    Home,
-    End,
-    Tab,
-    BackTab,
-    Char(char),
 }
 
 /// What a key did to a dialog.
@@ -391,29 +223,24 @@ pub fn list_folder(dir: &Path) -> Result<Vec<FileEntry>, String> {
     Ok(entries)
 }
 
-/// The document type chooser, the types the customer is missing first and the cursor on
-/// the first of them.
+/// The document type chooser: every type under the same number each time (their order in
+/// [`DocumentType::ALL`]), those the customer is missing marked `✗ missing`, and the cursor
+/// on the first of them.
 pub fn type_menu(customer: Uuid, name: &str, path: PathBuf, missing: &[DocumentType]) -> Modal {
-    let mut types: Vec<DocumentType> = missing.to_vec();
-    types.extend(DocumentType::ALL.into_iter().filter(|t| !missing.contains(t)));
     let file = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let items = types
+    let items = DocumentType::ALL
         .into_iter()
         .enumerate()
         .map(|(n, document_type)| MenuItem {
             key: char::from(b'1' + n as u8),
-            label: format!(
-                "{:<17}{}",
-                document_type.as_str(),
-                if missing.contains(&document_type) {
-                    "missing"
-                } else {
-                    ""
-                }
-            ),
+            label: if missing.contains(&document_type) {
+                format!("✗ {:<17}missing", document_type.as_str())
+            } else {
+                format!("  {}", document_type.as_str())
+            },
             disabled: None,
             request: Request::Upload {
                 customer,
@@ -426,7 +253,10 @@ pub fn type_menu(customer: Uuid, name: &str, path: PathBuf, missing: &[DocumentT
     Modal::Menu {
         title: format!("Upload {file} for {name} as"),
         items,
-        cursor: 0,
+        cursor: DocumentType::ALL
+            .iter()
+            .position(|t| missing.contains(t))
+            .unwrap_or(0),
     }
 }
 
@@ -487,17 +317,6 @@ pub const SIMULATIONS: [SimulateAction; 6] = [
     SimulateAction::Error,
 ];
 
-pub fn simulate_name(action: SimulateAction) -> &'static str {
-    match action {
-        SimulateAction::SdkComplete => "SDK_COMPLETE",
-        SimulateAction::SdkExpire => "SDK_EXPIRE",
-        SimulateAction::Review => "REVIEW",
-        SimulateAction::Approve => "APPROVE",
-        SimulateAction::Deny => "DENY",
-        SimulateAction::Error => "ERROR",
-    }
-}
-
 fn simulate_words(action: SimulateAction) -> &'static str {
     match action {
         SimulateAction::SdkComplete => "the end user finishes the SDK",
@@ -509,38 +328,6 @@ fn simulate_words(action: SimulateAction) -> &'static str {
     }
 }
 
-/// Whether the sandbox accepts this simulation for a customer in `stage`, decided by the
-/// domain's own machine (the one the sandbox runs): the event the action sends is tried on
-/// a workflow restored in that stage.
-pub fn simulation_applies(stage: Stage, action: SimulateAction) -> bool {
-    let event = match (action, stage) {
-        (SimulateAction::SdkComplete, Stage::AwaitingSdk) => WorkflowEvent::SdkCompleted,
-        (SimulateAction::SdkComplete, _) => return false,
-        (SimulateAction::SdkExpire, _) => WorkflowEvent::SdkExpired,
-        (SimulateAction::Review, _) => WorkflowEvent::SentToReview,
-        (SimulateAction::Approve, Stage::AwaitingDecision) => WorkflowEvent::DecisionApproved,
-        (SimulateAction::Approve, _) => WorkflowEvent::ReviewApproved,
-        (SimulateAction::Deny, Stage::AwaitingDecision) => WorkflowEvent::DecisionDenied,
-        (SimulateAction::Deny, _) => WorkflowEvent::ReviewDenied,
-        (SimulateAction::Error, _) => WorkflowEvent::VerificationError,
-    };
-    let started = stage.onboarding_status().is_some();
-    let view = WorkflowView {
-        stage,
-        onboarding: started.then_some(OnboardingRef {
-            id: Uuid::nil(),
-            strategy: Strategy::CfKyc,
-        }),
-        sdk: (stage == Stage::AwaitingSdk).then(|| SdkLink {
-            link: String::new(),
-            expires_at: OffsetDateTime::UNIX_EPOCH,
-        }),
-        identity_verified: matches!(stage, Stage::CollectingRequirements | Stage::AwaitingDecision),
-    };
-    let mut workflow = Workflow::restore(Uuid::nil(), &view);
-    workflow.handle(&event, crate::domain::Readiness::NOTHING).is_ok() && workflow.stage() != stage
-}
-
 /// The simulate menu for a customer, every action listed, those that do not apply now
 /// disabled with the reason.
 pub fn simulate_menu(customer: Uuid, name: &str, stage: Option<Stage>) -> Modal {
@@ -549,12 +336,12 @@ pub fn simulate_menu(customer: Uuid, name: &str, stage: Option<Stage>) -> Modal 
         .enumerate()
         .map(|(n, &action)| MenuItem {
             key: char::from(b'1' + n as u8),
-            label: format!("{:<13} {}", simulate_name(action), simulate_words(action)),
+            label: format!("{:<13} {}", action.name(), simulate_words(action)),
             disabled: match stage {
                 Some(stage) if simulation_applies(stage, action) => None,
                 Some(stage) => Some(format!(
                     "{} does not apply to an onboarding {stage}",
-                    simulate_name(action)
+                    action.name()
                 )),
                 None => Some("this customer's stage is not known yet".into()),
             },
@@ -597,17 +384,6 @@ fn clock_effect(seconds: u64) -> &'static str {
         0..=60 => "pending decisions are made",
         61..=3600 => "SDK links expire",
         _ => "everything due fires",
-    }
-}
-
-/// `2 s`, `30 min`, `1 day`.
-pub fn duration_words(seconds: u64) -> String {
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min", seconds / 60),
-        3600..86400 => format!("{} h", seconds / 3600),
-        86400..172800 => "1 day".into(),
-        _ => format!("{} days", seconds / 86400),
     }
 }
 
@@ -697,19 +473,42 @@ mod folder_tests {
     }
 
     #[test]
-    fn the_type_chooser_puts_what_is_missing_first() {
-        let menu = type_menu(
-            Uuid::nil(),
-            "Ada",
-            PathBuf::from("/x/w8.pdf"),
-            &[DocumentType::W8ben],
-        );
-        let Modal::Menu { items, cursor, .. } = menu else {
-            panic!()
+    fn the_type_chooser_keeps_each_number_and_points_at_what_is_missing() {
+        let chooser = |missing: &[DocumentType]| {
+            let Modal::Menu { items, cursor, .. } =
+                type_menu(Uuid::nil(), "Ada", PathBuf::from("/x/w9.pdf"), missing)
+            else {
+                panic!("a menu")
+            };
+            (items, cursor)
         };
-        assert_eq!(cursor, 0);
-        assert!(items[0].label.starts_with("W8BEN") && items[0].label.contains("missing"));
-        assert!(!items[1].label.contains("missing"));
+        let keys = |items: &[MenuItem]| -> Vec<(char, DocumentType)> {
+            items
+                .iter()
+                .map(|item| match &item.request {
+                    Request::Upload { document_type, .. } => (item.key, *document_type),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let (before, cursor) = chooser(&[DocumentType::W9, DocumentType::SourceOfFunds]);
+        let (after, _) = chooser(&[DocumentType::SourceOfFunds]);
+        // The same key picks the same type whatever is missing: the order of DocumentType.
+        assert_eq!(keys(&before), keys(&after));
+        assert_eq!(keys(&before)[0], ('1', DocumentType::ALL[0]));
+        let at = |t: DocumentType| DocumentType::ALL.iter().position(|x| *x == t).unwrap();
+        assert_eq!(
+            cursor,
+            at(DocumentType::W9).min(at(DocumentType::SourceOfFunds)),
+            "on the first missing"
+        );
+        // What is missing is marked with a symbol, readable without colour.
+        let marked: Vec<bool> = after.iter().map(|i| i.label.starts_with("✗ ")).collect();
+        let missing: Vec<bool> = DocumentType::ALL
+            .iter()
+            .map(|t| *t == DocumentType::SourceOfFunds)
+            .collect();
+        assert_eq!(marked, missing);
     }
 }
 

@@ -1,31 +1,15 @@
 //! `update` as values: keys and engine events in, state and effects out.
 
-use time::macros::datetime;
+use uuid::Uuid;
 
+use super::table::tests::{NOW, state};
 use super::*;
-use crate::domain::{Customer, CustomerProfile};
-use crate::sync::cache::CustomerSummary;
-use crate::tui::modal::{Done, Modal, ModalKey, Request};
-
-const NOW: OffsetDateTime = datetime!(2026-11-30 10:00 UTC);
-
-fn state(n: u128, name: &str, stage: Stage) -> CustomerState {
-    let profile: CustomerProfile = serde_json::from_value(serde_json::json!({
-        "email": format!("{}@example.com", name.to_lowercase()),
-        "externalId": format!("ext-{n}"),
-        "kyc": {"firstName": name, "lastName": "Test"}
-    }))
-    .unwrap();
-    CustomerState {
-        customer: CustomerSummary::of(&Customer::new(Uuid::from_u128(n), profile, NOW))
-            .unwrap()
-            .0
-            .into(),
-        status: None,
-        stage: Some(stage),
-        since: Some(NOW),
-    }
-}
+use crate::domain::{Customer, Stage};
+use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
+use crate::tui::keymap::Command;
+use crate::tui::keymap::ModalKey;
+use crate::tui::modal::Modal;
+use crate::tui::request::{Done, Request};
 
 fn app_with(states: Vec<CustomerState>) -> App {
     let mut app = App::new(Header::default(), NOW);
@@ -35,7 +19,7 @@ fn app_with(states: Vec<CustomerState>) -> App {
 }
 
 fn names(app: &App) -> Vec<&str> {
-    app.view.iter().map(|&i| app.rows[i].name()).collect()
+    app.table.view.iter().map(|&i| app.table.rows[i].name()).collect()
 }
 
 fn selected_name(app: &App) -> &str {
@@ -66,15 +50,15 @@ fn movement_keys_move_the_selection_and_the_window_follows() {
     let mut app = app_with(four());
     let effects = app.update(Action::Key(Command::Down));
     assert_eq!(selected_name(&app), "Grace Test");
-    assert_eq!(effects, [Effect::LoadDetails(Uuid::from_u128(2), None)]);
+    assert_eq!(effects, [Effect::LoadDetails(Uuid::from_u128(2))]);
     app.update(Action::Key(Command::Bottom));
     assert_eq!(selected_name(&app), "Ada Test");
-    assert_eq!(app.offset, 1, "three rows fit: the window scrolled by one");
+    assert_eq!(app.table.offset, 1, "three rows fit: the window scrolled by one");
     app.update(Action::Key(Command::Down));
     assert_eq!(selected_name(&app), "Ada Test", "the last row stays selected");
     app.update(Action::Key(Command::PageUp));
     assert_eq!(selected_name(&app), "Edsger Test");
-    assert_eq!(app.offset, 0);
+    assert_eq!(app.table.offset, 0);
 }
 
 #[test]
@@ -119,8 +103,8 @@ fn filter_narrows_incrementally_and_a_leading_bang_inverts_it() {
         app.update(Action::FilterInput(c));
     }
     assert_eq!(names(&app), ["Edsger Test", "Grace Test", "Alan Test"]);
-    app.finish_filter(false);
-    assert_eq!(app.view.len(), 4);
+    app.update(Action::FinishFilter { keep: false });
+    assert_eq!(app.table.view.len(), 4);
 }
 
 #[test]
@@ -132,14 +116,14 @@ fn tabs_and_sort_combine_with_the_filter() {
     assert_eq!(names(&app), ["Edsger Test"]);
     app.update(Action::Key(Command::TabAll));
     app.update(Action::Key(Command::Sort));
-    assert_eq!(app.sort, Column::InStage);
+    assert_eq!(app.table.sort, Column::InStage);
     app.update(Action::Key(Command::Sort));
     app.update(Action::Key(Command::Sort));
     app.update(Action::Key(Command::Sort));
     app.update(Action::Key(Command::Sort));
     app.update(Action::Key(Command::Sort));
     app.update(Action::Key(Command::Sort));
-    assert_eq!(app.sort, Column::Name);
+    assert_eq!(app.table.sort, Column::Name);
     assert_eq!(
         names(&app),
         ["Ada Test", "Alan Test", "Edsger Test", "Grace Test"]
@@ -216,48 +200,6 @@ fn a_click_selects_the_row_under_the_pointer() {
         "Alan Test",
         "a click below the rows changes nothing"
     );
-}
-
-mod incremental {
-    use proptest::prelude::{ProptestConfig, Strategy as Gen, prop_assert_eq, proptest};
-
-    use super::*;
-
-    fn stage() -> impl Gen<Value = Stage> {
-        proptest::sample::select(Stage::ALL.to_vec())
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
-
-        /// Rows placed one by one as they change end where a full filter and sort puts them.
-        #[test]
-        fn placing_changed_rows_one_by_one_equals_sorting_everything(
-            updates in proptest::collection::vec((1u128..25, stage()), 1..80),
-            descending in proptest::bool::ANY,
-            filter in proptest::sample::select(vec!["", "a", "!e", "ext-1"]),
-            sort_steps in 0usize..8,
-        ) {
-            let names = ["Ada", "Grace", "Alan", "Edsger", "Barbara"];
-            let mut app = App::new(Header::default(), NOW);
-            for _ in 0..sort_steps {
-                app.update(Action::Key(Command::Sort));
-            }
-            if descending {
-                app.update(Action::Key(Command::Reverse));
-            }
-            for c in filter.chars() {
-                app.update(Action::FilterInput(c));
-            }
-            for (n, stage) in &updates {
-                let name = names[(*n as usize) % names.len()];
-                app.update(Action::Engine(vec![EngineEvent::Customers(vec![state(*n, name, *stage)])]));
-            }
-            let incremental = app.view.clone();
-            app.refilter();
-            prop_assert_eq!(incremental, app.view);
-        }
-    }
 }
 
 fn sandbox_app(states: Vec<CustomerState>) -> App {
@@ -349,7 +291,7 @@ fn a_failed_request_says_why_and_frees_the_row() {
     app.update(Action::ModalKey(ModalKey::Enter));
     app.update(Action::Done {
         request,
-        result: Err(crate::tui::modal::Failed::new(
+        result: Err(crate::tui::request::Failed::new(
             "HTTP 409 Profile incomplete (kyc.birthDate: required)",
         )),
     });
@@ -540,7 +482,7 @@ fn a_new_customer_form_checks_locally_then_keeps_everything_on_a_422() {
     // The API refuses a field: it is shown on it, and what was typed stays.
     app.update(Action::Done {
         request: request.clone(),
-        result: Err(crate::tui::modal::Failed {
+        result: Err(crate::tui::request::Failed {
             message: "HTTP 422 Invalid customer".into(),
             fields: vec![FieldError::new("email", "is used by another customer")],
         }),
@@ -577,8 +519,8 @@ fn a_new_customer_form_checks_locally_then_keeps_everything_on_a_422() {
         "Zed",
         Stage::ReadyToStart,
     )])]));
-    assert_eq!(app.selected, Some(id));
-    assert_eq!(app.tab, Tab::All);
+    assert_eq!(app.table.selected, Some(id));
+    assert_eq!(app.table.tab, Tab::All);
 }
 
 #[test]
@@ -650,7 +592,7 @@ fn an_answer_reaches_only_the_form_that_sent_it() {
     app.modal = Some(Modal::Form(Box::default()));
     app.update(Action::Done {
         request: sent.clone(),
-        result: Err(crate::tui::modal::Failed {
+        result: Err(crate::tui::request::Failed {
             message: "HTTP 422".into(),
             fields: vec![crate::domain::FieldError::new("email", "taken")],
         }),
@@ -669,5 +611,25 @@ fn an_answer_reaches_only_the_form_that_sent_it() {
     assert!(
         matches!(app.modal, Some(Modal::Form(_))),
         "not closed by someone else's answer"
+    );
+}
+
+#[test]
+fn a_paste_and_the_end_of_the_filter_are_actions_like_any_other() {
+    let mut app = app_with(four());
+    app.update(Action::Key(Command::Filter));
+    app.update(Action::FilterPaste("gra\nce".into()));
+    assert_eq!(app.table.filter, "grace", "control characters are not pasted");
+    assert_eq!(names(&app), ["Grace Test"]);
+    app.update(Action::FinishFilter { keep: true });
+    assert!(!app.editing_filter);
+    assert_eq!(names(&app), ["Grace Test"], "Enter keeps the filter");
+    app.update(Action::Key(Command::Filter));
+    app.update(Action::FinishFilter { keep: false });
+    assert_eq!(app.table.view.len(), 4, "Esc clears it");
+    assert_eq!(
+        selected_name(&app),
+        "Grace Test",
+        "the selection stays on its customer"
     );
 }

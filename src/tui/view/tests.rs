@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::sync::cache::{CustomerSummary, StatusSummary};
 use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
-use crate::tui::app::{Action, App, Header, LogLine};
+use crate::tui::app::{Action, App, Details, Header, LogLine};
 use crate::tui::keymap::Command;
 use crate::tui::theme::ThemeName;
 
@@ -163,7 +163,7 @@ fn select(app: &mut App, first: &str) {
     for c in first.chars() {
         app.update(Action::FilterInput(c));
     }
-    app.finish_filter(false);
+    app.update(Action::FinishFilter { keep: false });
     while app.selected_row().map(|r| r.state.customer.id) != Some(Uuid::from_u128(person.n)) {
         app.update(Action::Key(Command::Down));
     }
@@ -345,7 +345,7 @@ fn documents_that_cannot_be_read_say_why() {
 
 #[test]
 fn the_dialogs_of_actions() {
-    use crate::tui::modal::ModalKey;
+    use crate::tui::keymap::ModalKey;
     let mut app = app(100, 40);
     select(&mut app, "Edsger");
     app.update(Action::Key(Command::StartKyc));
@@ -439,7 +439,8 @@ fn the_dialogs_of_actions() {
 fn the_webhooks_view_and_a_resend() {
     use crate::api::types::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookEndpoint};
     use crate::tui::app::Effect;
-    use crate::tui::modal::{ModalKey, Request};
+    use crate::tui::keymap::ModalKey;
+    use crate::tui::request::Request;
     let mut app = app(120, 40);
     let effects = app.update(Action::Key(Command::Webhooks));
     assert_eq!(effects, [Effect::LoadWebhooks]);
@@ -520,4 +521,68 @@ fn the_webhooks_view_and_a_resend() {
     assert!(app.update(Action::ModalKey(ModalKey::Enter)).is_empty());
     assert!(app.update(Action::ModalKey(ModalKey::Char('y'))).is_empty());
     assert!(app.toasts.last().is_some_and(|t| t.text.starts_with("read-only")));
+}
+
+/// The help overlay's text, row by row, as one line: what is inside its borders, with runs
+/// of spaces made one (a wrapped line reads on from the one above).
+fn help_text(app: &App, width: u16, height: u16) -> String {
+    let terminal = render(app, width, height, ThemeName::Plain);
+    let buffer = terminal.backend().buffer();
+    let rows: Vec<String> = (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect();
+    let top = rows
+        .iter()
+        .position(|r| r.contains("┌ Keys "))
+        .expect("the help is on screen");
+    let left = rows[top].chars().position(|c| c == '┌').unwrap();
+    let inside: Vec<String> = rows[top + 1..]
+        .iter()
+        .take_while(|r| r.chars().nth(left) == Some('│'))
+        .map(|r| r.chars().skip(left + 1).take_while(|c| *c != '│').collect())
+        .collect();
+    inside.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn help_is_as_wide_as_its_lines_and_wraps_rather_than_cuts() {
+    let keymap = Keymap::default();
+    // Wide: every line whole on its row; narrow: wrapped, every word still there in order.
+    for (width, height) in [(160, 40), (80, 60)] {
+        let mut app = app(width, height);
+        app.update(Action::Key(Command::Help));
+        let text = help_text(&app, width, height);
+        for (keys, what) in keymap.help() {
+            assert!(
+                text.contains(&format!("{keys} {what}")),
+                "{width} columns: {keys} {what:?} is cut:\n{text}"
+            );
+        }
+        assert!(text.ends_with("Any key closes this help."), "{text}");
+    }
+}
+
+#[test]
+fn an_sdk_link_says_when_it_expires_or_how_long_ago_it_did() {
+    let screen = |app: &App| format!("{:?}", render(app, 100, 40, ThemeName::Plain).backend().buffer());
+    let mut app = app(100, 40);
+    select(&mut app, "Radia");
+    app.update(Action::Key(Command::Open));
+    assert!(screen(&app).contains("expires in 4:00"), "{}", screen(&app));
+    // Seven minutes on, the four-minute link is three minutes past.
+    app.update(Action::Tick(NOW + time::Duration::minutes(7)));
+    assert!(screen(&app).contains("  expired 3m ago"), "{}", screen(&app));
+
+    app.modal = Some(crate::tui::modal::Modal::Sdk {
+        name: "Radia Example".into(),
+        link: SdkLink {
+            link: "http://127.0.0.1:8080/sdk/token3".into(),
+            expires_at: NOW + time::Duration::minutes(5),
+        },
+    });
+    assert!(screen(&app).contains("│expired 2m ago"), "{}", screen(&app));
 }
