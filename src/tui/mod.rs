@@ -8,6 +8,7 @@ pub mod demo;
 pub mod form;
 pub mod keymap;
 pub mod modal;
+pub mod qr;
 pub mod terminal;
 pub mod theme;
 pub mod view;

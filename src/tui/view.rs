@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::app::{App, Column, Details, Pane, Row, Tab};
 use super::keymap::Keymap;
 use super::modal::Modal;
+use super::qr::QrCode;
 use super::theme::{Theme, symbol};
 use crate::domain::{Advice, advise};
 
@@ -308,17 +309,15 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .and_then(|d| d.status.as_ref())
         .and_then(|s| s.sdk.as_ref())
     {
-        Some(sdk) if inner.width >= 70 => {
-            let qr = qr_lines(&sdk.link, theme.name != super::theme::ThemeName::Light);
-            let width = qr.first().map_or(0, |l| l.chars().count() as u16) + 1;
-            if qr.len() as u16 <= inner.height && width < inner.width / 2 {
+        Some(sdk) if inner.width >= 70 => match QrCode::new(&sdk.link, theme) {
+            Some(qr) if qr.size().height <= inner.height && qr.size().width + 1 < inner.width / 2 => {
+                let width = qr.size().width + 1;
                 let [t, q] =
                     Layout::horizontal([Constraint::Min(20), Constraint::Length(width)]).areas(inner);
                 (t, Some((q, qr)))
-            } else {
-                (inner, None)
             }
-        }
+            _ => (inner, None),
+        },
         _ => (inner, None),
     };
     frame.render_widget(
@@ -331,7 +330,7 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             width: area.width.saturating_sub(1),
             ..area
         };
-        frame.render_widget(Paragraph::new(qr.join("\n")), area);
+        frame.render_widget(qr, area);
     }
 }
 
@@ -499,30 +498,6 @@ pub fn details_text<'a>(row: &'a Row, details: Option<&Details>, app: &App, them
     Text::from(lines)
 }
 
-/// The link as a QR code of half-height blocks (two modules a character), with its quiet
-/// zone. Block characters are drawn in the foreground colour, so on a dark background (the
-/// dark theme) the light modules are the blocks; on a light one, the dark modules are.
-pub fn qr_lines(link: &str, dark_background: bool) -> Vec<String> {
-    use qrcode::render::unicode::Dense1x2;
-    let (dark, light) = if dark_background {
-        (Dense1x2::Light, Dense1x2::Dark)
-    } else {
-        (Dense1x2::Dark, Dense1x2::Light)
-    };
-    match qrcode::QrCode::new(link.as_bytes()) {
-        Ok(code) => code
-            .render::<Dense1x2>()
-            .dark_color(dark)
-            .light_color(light)
-            .quiet_zone(true)
-            .build()
-            .lines()
-            .map(str::to_string)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 fn draw_log(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let outer = block(" Events ".into(), app.focus == Pane::Log, theme);
     let inner = outer.inner(area);
@@ -656,8 +631,7 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &T
                     Span::raw("close"),
                 ]),
             ];
-            let qr = qr_lines(&link.link, theme.name != super::theme::ThemeName::Light);
-            (" SDK link ", text, Some(qr))
+            (" SDK link ", text, QrCode::new(&link.link, theme))
         }
         Modal::Files(files) => (" Choose a file to upload ", file_lines(files, area, theme), None),
         Modal::Form(form) => return draw_form(frame, area, form, theme),
@@ -675,11 +649,8 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &T
         }
     };
     let text_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
-    let qr_height = qr.as_ref().map_or(0, |q| q.len() as u16);
-    let qr_width = qr
-        .as_ref()
-        .and_then(|q| q.first())
-        .map_or(0, |l| l.chars().count() as u16);
+    let qr_height = qr.as_ref().map_or(0, |q| q.size().height);
+    let qr_width = qr.as_ref().map_or(0, |q| q.size().width);
     // The QR code only where it fits whole: a cut code does not scan.
     let show_qr =
         qr.is_some() && qr_height + lines.len() as u16 + 2 <= area.height && qr_width + 4 <= area.width;
@@ -700,7 +671,7 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &T
         Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(0)]).areas(inner);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
     if let (true, Some(qr)) = (show_qr, qr) {
-        frame.render_widget(Paragraph::new(qr.join("\n")), qr_area);
+        frame.render_widget(qr, qr_area);
     }
 }
 

@@ -521,3 +521,23 @@ fn the_webhooks_view_and_a_resend() {
     assert!(app.update(Action::ModalKey(ModalKey::Char('y'))).is_empty());
     assert!(app.toasts.last().is_some_and(|t| t.text.starts_with("read-only")));
 }
+
+#[test]
+fn the_details_pane_s_qr_code_scans_on_light_and_dark_terminals() {
+    use crate::tui::qr::scan;
+    let mut app = app(100, 40);
+    select(&mut app, "Radia");
+    app.update(Action::Key(Command::Open));
+    for theme in [ThemeName::Dark, ThemeName::Light] {
+        let screen = render(&app, 100, 40, theme);
+        let buffer = screen.backend().buffer();
+        let pane = scan::inside(buffer, "Radia Example");
+        for terminal in [scan::LIGHT, scan::DARK] {
+            assert_eq!(
+                scan::decode(buffer, pane, terminal, true).as_deref(),
+                Some("http://127.0.0.1:8080/sdk/token3"),
+                "{theme:?} theme on a {terminal:?} terminal"
+            );
+        }
+    }
+}
