@@ -380,6 +380,17 @@ mod tests {
     }
 
     #[test]
+    fn qr_on_the_command_line_names_the_background() {
+        use clap::Parser;
+        let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(args).map(|cli| cli.dashboard.qr);
+        if std::env::var_os("KYCDASH_QR").is_none() {
+            assert_eq!(parse(&["kycdash"]).unwrap(), Background::Light);
+        }
+        assert_eq!(parse(&["kycdash", "--qr", "dark"]).unwrap(), Background::Dark);
+        assert!(parse(&["kycdash", "--qr", "black"]).is_err());
+    }
+
+    #[test]
     fn a_link_too_long_for_a_code_has_none() {
         let link = format!("https://example.com/{}", "x".repeat(8000));
         assert!(QrCode::new(&link, &Theme::new(ThemeName::Dark)).is_none());
