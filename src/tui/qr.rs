@@ -4,7 +4,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Rect, Size};
-use ratatui::style::{Color, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::Widget;
 
 use super::theme::{Theme, ThemeName};
@@ -34,7 +34,7 @@ pub enum Background {
 enum Colours {
     /// Black on white, every cell's foreground and background set.
     BlackOnWhite,
-    /// The terminal's default colours: the glyphs are the modules of its foreground's shade.
+    /// The terminal's default colours, and reverse video, on a background of this shade.
     Terminal(Background),
 }
 
@@ -75,29 +75,37 @@ impl QrCode {
     }
 
     /// The glyph and style of the cell whose top module is dark or not, and bottom one.
+    ///
+    /// Fonts whose glyphs do not fill the line height leave a line of the cell's background
+    /// above or below a half block (xterm with DejaVu Sans Mono: one pixel above). A cell of
+    /// one colour is a space in that colour, so it has no such line; in a cell of two, the
+    /// light module is the glyph over a dark background. So those lines are only ever dark,
+    /// and a thin dark line across a light module (what a dark terminal always showed) is
+    /// what scanners cope with; a light one across a finder pattern is not.
     fn cell(&self, top: bool, bottom: bool) -> (&'static str, Style) {
-        match self.colours {
-            // A cell of one colour is a space in that colour, and a cell of two an upper half
-            // block: where a font's glyphs do not fill the line, what shows through is the
-            // cell's background, so no line of the wrong colour crosses the code.
+        let (symbol, dark_background) = match (top, bottom) {
+            (true, true) => (" ", true),
+            (false, false) => (" ", false),
+            (false, true) => ("▀", true),
+            (true, false) => ("▄", true),
+        };
+        let style = match self.colours {
             Colours::BlackOnWhite => {
-                let colour = |dark| if dark { BLACK } else { WHITE };
-                let symbol = if top == bottom { " " } else { "▀" };
-                (symbol, Style::reset().fg(colour(top)).bg(colour(bottom)))
-            }
-            Colours::Terminal(background) => {
-                // The glyphs are drawn in the foreground: the dark modules on a light
-                // background, the light ones on a dark background.
-                let ink = |dark: bool| dark == (background == Background::Light);
-                let symbol = match (ink(top), ink(bottom)) {
-                    (true, true) => "█",
-                    (true, false) => "▀",
-                    (false, true) => "▄",
-                    (false, false) => " ",
+                let (fg, bg) = if dark_background {
+                    (WHITE, BLACK)
+                } else {
+                    (BLACK, WHITE)
                 };
-                (symbol, Style::reset())
+                Style::reset().fg(fg).bg(bg)
             }
-        }
+            // Reverse video paints the cell in the foreground's shade where the background
+            // should be the other one: no colour, as NO_COLOR asks, only an attribute.
+            Colours::Terminal(background) if dark_background == (background == Background::Light) => {
+                Style::reset().add_modifier(Modifier::REVERSED)
+            }
+            Colours::Terminal(_) => Style::reset(),
+        };
+        (symbol, style)
     }
 }
 
@@ -166,26 +174,31 @@ pub(crate) mod scan {
     /// Whether the top and bottom halves of a cell look dark, and its background. Text and
     /// borders count as their background: a camera sees mostly that around thin strokes.
     fn halves(cell: &Cell, terminal: Terminal) -> (bool, bool, bool) {
-        let (mut fg, mut bg) = (cell.fg, cell.bg);
-        if cell.modifier.contains(Modifier::REVERSED) {
-            (fg, bg) = (bg, fg);
-        }
-        let back = is_dark(bg, false, terminal);
+        // Reverse video draws the glyph in the background's colour and the rest of the cell
+        // in the foreground's. The colour of text is never read.
+        let reversed = cell.modifier.contains(Modifier::REVERSED);
+        let shade = |foreground: bool| match foreground {
+            true => is_dark(cell.fg, true, terminal),
+            false => is_dark(cell.bg, false, terminal),
+        };
+        let ink = || shade(!reversed);
+        let back = shade(reversed);
         let (top, bottom) = match cell.symbol() {
-            "█" => (is_dark(fg, true, terminal), is_dark(fg, true, terminal)),
-            "▀" => (is_dark(fg, true, terminal), back),
-            "▄" => (back, is_dark(fg, true, terminal)),
+            "█" => (ink(), ink()),
+            "▀" => (ink(), back),
+            "▄" => (back, ink()),
             _ => (back, back),
         };
         (top, bottom, back)
     }
 
     /// The text of the one QR code in `area` of the screen, or `None` when none decodes. With
-    /// `gaps`, each row of cells ends in a line of its background, as fonts whose glyphs do
-    /// not fill the line height draw it. A margin of the terminal's background surrounds it.
+    /// `gaps`, each row of cells starts with a line of its background, as xterm draws half
+    /// blocks in DejaVu Sans Mono. A margin of the terminal's background surrounds it.
     pub fn decode(buf: &Buffer, area: Rect, terminal: Terminal, gaps: bool) -> Option<String> {
         let margin = 4 * SCALE;
-        let cell_height = 2 * SCALE + usize::from(gaps);
+        let gap = usize::from(gaps);
+        let cell_height = gap + 2 * SCALE;
         let width = area.width as usize * SCALE + 2 * margin;
         let height = area.height as usize * cell_height + 2 * margin;
         let mut image = vec![terminal.dark_background; width * height];
@@ -194,9 +207,9 @@ pub(crate) mod scan {
                 let (top, bottom, back) = halves(&buf[(area.x + column, area.y + row)], terminal);
                 for dy in 0..cell_height {
                     let dark = match dy {
-                        _ if dy < SCALE => top,
-                        _ if dy < 2 * SCALE => bottom,
-                        _ => back,
+                        _ if dy < gap => back,
+                        _ if dy < gap + SCALE => top,
+                        _ => bottom,
                     };
                     let y = margin + row as usize * cell_height + dy;
                     let x = margin + column as usize * SCALE;
@@ -311,10 +324,12 @@ mod tests {
     #[test]
     fn without_colour_it_scans_on_the_background_it_is_drawn_for() {
         for link in [LINK, TUNNEL_LINK] {
-            let plain = theme(ThemeName::Plain, Background::default());
-            assert_eq!(scanned(link, &plain, LIGHT, false).as_deref(), Some(link));
-            let plain = theme(ThemeName::Plain, Background::Dark);
-            assert_eq!(scanned(link, &plain, DARK, false).as_deref(), Some(link));
+            for gaps in [false, true] {
+                let plain = theme(ThemeName::Plain, Background::default());
+                assert_eq!(scanned(link, &plain, LIGHT, gaps).as_deref(), Some(link));
+                let plain = theme(ThemeName::Plain, Background::Dark);
+                assert_eq!(scanned(link, &plain, DARK, gaps).as_deref(), Some(link));
+            }
         }
     }
 
@@ -348,11 +363,7 @@ mod tests {
                 let quiet = x < 4 || x >= size.width - 4 || y < 2 || y >= size.height - 2;
                 if quiet {
                     let cell = &buf[(x, y)];
-                    assert_eq!(
-                        (cell.symbol(), cell.fg, cell.bg),
-                        (" ", WHITE, WHITE),
-                        "({x}, {y})"
-                    );
+                    assert_eq!((cell.symbol(), cell.bg), (" ", WHITE), "({x}, {y})");
                 }
             }
         }
@@ -367,7 +378,10 @@ mod tests {
             assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{cell:?}");
         }
         // On a light background the quiet zone is the background itself.
-        assert_eq!(buf[(0, 0)].symbol(), " ");
+        assert_eq!(
+            (buf[(0, 0)].symbol(), buf[(0, 0)].modifier),
+            (" ", Modifier::empty())
+        );
     }
 
     #[test]
