@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::sandbox::ApiKey;
+use crate::tui::qr::Background;
 
 /// A live terminal dashboard and an embedded, stateful sandbox for a KYC compliance API.
 #[derive(Debug, Parser)]
@@ -30,6 +31,17 @@ pub struct DashboardArgs {
     /// Disable every action that writes, for watching a live account safely.
     #[arg(long)]
     pub read_only: bool,
+
+    /// The terminal background the SDK link's QR code is drawn for when there are no colours
+    /// (NO_COLOR, or theme = "plain"). With colours it is black on white on any background.
+    #[arg(
+        long,
+        env = "KYCDASH_QR",
+        value_enum,
+        value_name = "BACKGROUND",
+        default_value = "light"
+    )]
+    pub qr: Background,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

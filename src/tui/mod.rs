@@ -10,6 +10,7 @@ pub mod form;
 mod input;
 pub mod keymap;
 pub mod modal;
+pub mod qr;
 pub mod request;
 pub mod terminal;
 pub mod theme;
@@ -40,7 +41,10 @@ const FRAME: Duration = Duration::from_millis(16);
 pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let mut connection = connection::connect(&args.connect, true).await?;
     let _log_guard = log_to_file(&connection.data_dir);
-    let theme = Theme::from_env(connection.config.theme.as_deref()).map_err(Failure::usage)?;
+    let theme = Theme {
+        qr: args.qr,
+        ..Theme::from_env(connection.config.theme.as_deref()).map_err(Failure::usage)?
+    };
     let keymap = Keymap::new(&connection.config.keys).map_err(Failure::usage)?;
     let read_only = args.read_only || connection.profile.as_ref().is_some_and(|(_, p)| p.read_only);
     let sandbox = connection.sandbox.is_some();

@@ -3,6 +3,7 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
+use super::qr::Background;
 use crate::domain::Stage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,11 +17,17 @@ pub enum ThemeName {
 #[derive(Debug, Clone, Copy)]
 pub struct Theme {
     pub name: ThemeName,
+    /// The terminal's background, which the QR code is drawn for when there are no colours
+    /// (`--qr`); with colours it is black on white whatever the background.
+    pub qr: Background,
 }
 
 impl Theme {
     pub fn new(name: ThemeName) -> Theme {
-        Theme { name }
+        Theme {
+            name,
+            qr: Background::default(),
+        }
     }
 
     /// `NO_COLOR` (any value) wins over the configured theme.

@@ -12,6 +12,7 @@ use super::format::{ago, expiry, human_size, when};
 use crate::api::types::Document;
 use crate::domain::{Advice, ComplianceStatus, Customer, NextAction, advise};
 use crate::tui::app::{App, Details, Pane, Row};
+use crate::tui::qr::QrCode;
 use crate::tui::theme::{Theme, symbol};
 
 pub(super) fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -27,17 +28,15 @@ pub(super) fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &The
         .and_then(|d| d.status.as_ref())
         .and_then(|s| s.sdk.as_ref())
     {
-        Some(sdk) if inner.width >= 70 => {
-            let qr = qr_lines(&sdk.link, theme.name != crate::tui::theme::ThemeName::Light);
-            let width = qr.first().map_or(0, |l| l.chars().count() as u16) + 1;
-            if qr.len() as u16 <= inner.height && width < inner.width / 2 {
+        Some(sdk) if inner.width >= 70 => match QrCode::new(&sdk.link, theme) {
+            Some(qr) if qr.size().height <= inner.height && qr.size().width + 1 < inner.width / 2 => {
+                let width = qr.size().width + 1;
                 let [t, q] =
                     Layout::horizontal([Constraint::Min(20), Constraint::Length(width)]).areas(inner);
                 (t, Some((q, qr)))
-            } else {
-                (inner, None)
             }
-        }
+            _ => (inner, None),
+        },
         _ => (inner, None),
     };
     frame.render_widget(
@@ -50,7 +49,7 @@ pub(super) fn draw_details(frame: &mut Frame, area: Rect, app: &App, theme: &The
             width: area.width.saturating_sub(1),
             ..area
         };
-        frame.render_widget(Paragraph::new(qr.join("\n")), area);
+        frame.render_widget(qr, area);
     }
 }
 
@@ -255,28 +254,4 @@ fn timeline_lines<'a>(row: &Row, details: Option<&Details>, app: &App, theme: &T
         ]));
     }
     lines
-}
-
-/// The link as a QR code of half-height blocks (two modules a character), with its quiet
-/// zone. Block characters are drawn in the foreground colour, so on a dark background (the
-/// dark theme) the light modules are the blocks; on a light one, the dark modules are.
-pub fn qr_lines(link: &str, dark_background: bool) -> Vec<String> {
-    use qrcode::render::unicode::Dense1x2;
-    let (dark, light) = if dark_background {
-        (Dense1x2::Light, Dense1x2::Dark)
-    } else {
-        (Dense1x2::Dark, Dense1x2::Light)
-    };
-    match qrcode::QrCode::new(link.as_bytes()) {
-        Ok(code) => code
-            .render::<Dense1x2>()
-            .dark_color(dark)
-            .light_color(light)
-            .quiet_zone(true)
-            .build()
-            .lines()
-            .map(str::to_string)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }

@@ -8,23 +8,24 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::centered;
-use super::details::qr_lines;
 use super::form::draw_form;
 use super::format::{expiry, human_size};
 use super::webhooks::draw_webhooks;
 use crate::domain::SdkLink;
 use crate::tui::app::App;
 use crate::tui::modal::{Files, MenuItem, Modal};
+use crate::tui::qr::QrCode;
 use crate::tui::theme::Theme;
 
 pub(super) fn draw_modal(frame: &mut Frame, area: Rect, modal: &Modal, app: &App, theme: &Theme) {
     let (title, lines, qr) = match modal {
         Modal::Confirm { title, lines, .. } => (title.as_str(), question(lines, "yes", "no", theme), None),
         Modal::Menu { title, items, cursor } => (title.as_str(), menu_lines(items, *cursor, theme), None),
-        Modal::Sdk { name, link } => {
-            let qr = qr_lines(&link.link, theme.name != crate::tui::theme::ThemeName::Light);
-            (" SDK link ", sdk_lines(name, link, app, theme), Some(qr))
-        }
+        Modal::Sdk { name, link } => (
+            " SDK link ",
+            sdk_lines(name, link, app, theme),
+            QrCode::new(&link.link, theme),
+        ),
         Modal::Files(files) => (" Choose a file to upload ", file_lines(files, area, theme), None),
         Modal::Form(form) => return draw_form(frame, area, form, theme),
         Modal::Webhooks(view) => return draw_webhooks(frame, area, view, app, theme),
@@ -99,15 +100,12 @@ fn draw_dialog(
     area: Rect,
     title: &str,
     lines: Vec<Line>,
-    qr: Option<Vec<String>>,
+    qr: Option<QrCode>,
     theme: &Theme,
 ) {
     let text_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
-    let qr_height = qr.as_ref().map_or(0, |q| q.len() as u16);
-    let qr_width = qr
-        .as_ref()
-        .and_then(|q| q.first())
-        .map_or(0, |l| l.chars().count() as u16);
+    let qr_height = qr.as_ref().map_or(0, |q| q.size().height);
+    let qr_width = qr.as_ref().map_or(0, |q| q.size().width);
     let show_qr =
         qr.is_some() && qr_height + lines.len() as u16 + 2 <= area.height && qr_width + 4 <= area.width;
     let height = lines.len() as u16 + 2 + if show_qr { qr_height } else { 0 };
@@ -127,7 +125,7 @@ fn draw_dialog(
         Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(0)]).areas(inner);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
     if let (true, Some(qr)) = (show_qr, qr) {
-        frame.render_widget(Paragraph::new(qr.join("\n")), qr_area);
+        frame.render_widget(qr, qr_area);
     }
 }
 

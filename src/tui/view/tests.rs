@@ -586,3 +586,23 @@ fn an_sdk_link_says_when_it_expires_or_how_long_ago_it_did() {
     });
     assert!(screen(&app).contains("│expired 2m ago"), "{}", screen(&app));
 }
+
+#[test]
+fn the_details_pane_s_qr_code_scans_on_light_and_dark_terminals() {
+    use crate::tui::qr::scan;
+    let mut app = app(100, 40);
+    select(&mut app, "Radia");
+    app.update(Action::Key(Command::Open));
+    for theme in [ThemeName::Dark, ThemeName::Light] {
+        let screen = render(&app, 100, 40, theme);
+        let buffer = screen.backend().buffer();
+        let pane = scan::inside(buffer, "Radia Example");
+        for terminal in [scan::LIGHT, scan::DARK] {
+            assert_eq!(
+                scan::decode(buffer, pane, terminal, true).as_deref(),
+                Some("http://127.0.0.1:8080/sdk/token3"),
+                "{theme:?} theme on a {terminal:?} terminal"
+            );
+        }
+    }
+}
