@@ -16,11 +16,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use super::error::ApiError;
+use super::error::{parse_problem, retry_after, transport_error};
+pub use super::pages::CustomerPages;
 use super::types::{
     AdvanceClockRequest, ClockState, CreateWebhookRequest, DeliveryList, Document, DocumentList, KycStarted,
-    Page, Problem, SimulateAction, SimulateRequest, StartKycRequest, WebhookEndpoint, WebhookEndpointList,
+    Page, SimulateAction, SimulateRequest, StartKycRequest, WebhookEndpoint, WebhookEndpointList,
 };
-use crate::domain::{ComplianceStatus, Customer, CustomerProfile, DocumentType, FieldError, Strategy};
+use crate::domain::{ComplianceStatus, Customer, CustomerProfile, DocumentType, Strategy};
 
 /// The largest page the API serves.
 pub const PAGE_LIMIT: u32 = 100;
@@ -104,86 +107,6 @@ impl RetryPolicy {
     }
 }
 
-/// Why a request failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ApiError {
-    /// The API answered with an error status (and, usually, a problem body).
-    #[error("{}", describe_problem(*status, problem))]
-    Status {
-        status: u16,
-        problem: Box<Problem>,
-        /// From `Retry-After`, on 429 and 503.
-        retry_after: Option<Duration>,
-    },
-    /// No answer: the connection failed or timed out.
-    #[error("cannot reach the API: {0}")]
-    Transport(String),
-    /// An answer this client cannot read.
-    #[error("the API's answer could not be read: {0}")]
-    Decode(String),
-}
-
-fn describe_problem(status: u16, problem: &Problem) -> String {
-    let mut text = format!("HTTP {status}");
-    if !problem.title.is_empty() {
-        text.push_str(&format!(" {}", problem.title));
-    }
-    if !problem.detail.is_empty() {
-        text.push_str(&format!(": {}", problem.detail));
-    }
-    if !problem.errors.is_empty() {
-        let fields: Vec<String> = problem
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect();
-        text.push_str(&format!(" ({})", fields.join("; ")));
-    }
-    text
-}
-
-impl ApiError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The API key was refused: nothing will work until the configuration changes.
-    pub fn is_unauthorized(&self) -> bool {
-        self.status() == Some(401)
-    }
-
-    pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
-    }
-
-    /// Worth trying again later: no answer, a 5xx, or 429.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ApiError::Transport(_) => true,
-            ApiError::Status { status, .. } => *status >= 500 || *status == 429,
-            ApiError::Decode(_) => false,
-        }
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ApiError::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-
-    /// The field errors of a 422.
-    pub fn field_errors(&self) -> &[FieldError] {
-        match self {
-            ApiError::Status { problem, .. } => &problem.errors,
-            _ => &[],
-        }
-    }
-}
-
 /// The API client. Cheap to clone; clones share the connection pool, the rate cap and any
 /// `Retry-After` pause.
 #[derive(Clone)]
@@ -205,7 +128,7 @@ impl std::fmt::Debug for ApiClient {
 }
 
 /// A request, described so that it can be built again for each attempt.
-struct Call<'a> {
+pub(super) struct Call<'a> {
     method: Method,
     path: String,
     json: Option<Value>,
@@ -268,12 +191,7 @@ impl ApiClient {
     /// The customer listing page by page, oldest first; with `external_id`, the listing filtered
     /// by it (an API may ignore the filter: callers check what they get).
     pub fn customer_pages(&self, external_id: Option<&str>) -> CustomerPages {
-        CustomerPages {
-            client: self.clone(),
-            external_id: external_id.map(str::to_string),
-            cursor: None,
-            done: false,
-        }
+        CustomerPages::new(self.clone(), external_id)
     }
 
     pub async fn customer(&self, id: Uuid) -> Result<Customer, ApiError> {
@@ -461,7 +379,7 @@ impl ApiClient {
         self.send(call).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ApiError> {
+    pub(super) async fn send<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ApiError> {
         let bytes = self.send_raw(call).await?;
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))
     }
@@ -494,8 +412,7 @@ impl ApiClient {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()));
         if let Some(wait) = retry_after.filter(|_| status == StatusCode::TOO_MANY_REQUESTS) {
             self.pause_for(wait);
         }
@@ -561,52 +478,8 @@ impl ApiClient {
     }
 }
 
-/// The one loop over the customer listing's pages: follows `nextCursor` until there is none
-/// (or the API repeats the cursor it was given), and stops after an error.
-pub struct CustomerPages {
-    client: ApiClient,
-    external_id: Option<String>,
-    cursor: Option<String>,
-    done: bool,
-}
-
-impl CustomerPages {
-    /// The next page's customers; `None` once the listing is done.
-    pub async fn next(&mut self) -> Option<Result<Vec<Customer>, ApiError>> {
-        if self.done {
-            return None;
-        }
-        let mut query = vec![("limit", PAGE_LIMIT.to_string())];
-        if let Some(external_id) = &self.external_id {
-            query.push(("externalId", external_id.clone()));
-        }
-        if let Some(cursor) = &self.cursor {
-            query.push(("cursor", cursor.clone()));
-        }
-        let page: Result<Page<Customer>, ApiError> =
-            self.client.send(Call::get("/v1/customers".into(), &query)).await;
-        Some(match page {
-            Ok(page) => {
-                let next = page.next_cursor.filter(|next| Some(next) != self.cursor.as_ref());
-                self.done = next.is_none();
-                self.cursor = next;
-                Ok(page.data)
-            }
-            Err(err) => {
-                self.done = true;
-                Err(err)
-            }
-        })
-    }
-
-    /// Whether the page last returned was the last one.
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-}
-
 impl<'a> Call<'a> {
-    fn get(path: String, query: &'a [(&'a str, String)]) -> Self {
+    pub(super) fn get(path: String, query: &'a [(&'a str, String)]) -> Self {
         Call {
             method: Method::GET,
             path,
@@ -624,37 +497,6 @@ fn new_key() -> String {
 
 fn to_value<T: Serialize>(body: &T) -> Result<Value, ApiError> {
     serde_json::to_value(body).map_err(|e| ApiError::Decode(format!("cannot encode the request: {e}")))
-}
-
-fn transport_error(err: reqwest::Error) -> ApiError {
-    let what = if err.is_timeout() {
-        "timed out".to_string()
-    } else if err.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    // reqwest's Display names the URL, never the headers, so the key cannot leak here.
-    let mut detail = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        detail.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    ApiError::Transport(format!("{what} ({detail})"))
-}
-
-/// A problem body, or what can be said of an error answer that has none.
-fn parse_problem(status: StatusCode, body: &[u8]) -> Problem {
-    serde_json::from_slice::<Problem>(body).unwrap_or_else(|_| Problem {
-        problem_type: "about:blank".into(),
-        title: status.canonical_reason().unwrap_or("error").to_string(),
-        status: status.as_u16(),
-        detail: String::from_utf8_lossy(&body[..body.len().min(200)])
-            .trim()
-            .to_string(),
-        errors: Vec::new(),
-    })
 }
 
 #[cfg(test)]
@@ -689,23 +531,6 @@ mod tests {
         );
         let transport = ApiError::Transport("refused".into());
         assert!(policy.wait_after(&transport, 5) <= Duration::from_millis(20));
-    }
-
-    #[test]
-    fn problems_keep_detail_and_fields_and_tolerate_missing_members() {
-        let body = br#"{"status": 422, "detail": "bad", "errors": [{"field": "kyc.birthDate", "message": "not a date"}]}"#;
-        let problem = parse_problem(StatusCode::UNPROCESSABLE_ENTITY, body);
-        assert_eq!(problem.detail, "bad");
-        assert_eq!(problem.errors[0].field, "kyc.birthDate");
-        let err = ApiError::Status {
-            status: 422,
-            problem: Box::new(problem),
-            retry_after: None,
-        };
-        assert!(err.to_string().contains("kyc.birthDate: not a date"), "{err}");
-        let html = parse_problem(StatusCode::BAD_GATEWAY, b"<html>upstream down</html>");
-        assert_eq!(html.status, 502);
-        assert!(html.detail.contains("upstream down"));
     }
 
     #[test]

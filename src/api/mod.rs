@@ -2,6 +2,8 @@
 //! typed HTTP client the sync engine uses.
 
 pub mod client;
+pub mod error;
+pub mod pages;
 pub mod types;
 
 pub use client::{ApiClient, ApiError, ClientConfig, RetryPolicy};
