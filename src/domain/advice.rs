@@ -21,15 +21,30 @@ pub struct Advice {
 }
 
 pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
-    let failed = |t: CheckType| status.check(t).is_some_and(|c| c.required && !c.passed);
+    let fields_to_patch = fields_to_patch(customer, status);
+    let documents_to_upload = documents_to_upload(customer, status);
+    let headline = headline(status, &fields_to_patch, &documents_to_upload);
+    Advice {
+        headline,
+        fields_to_patch,
+        documents_to_upload,
+        sdk: status.sdk.clone(),
+    }
+}
+
+fn failed(status: &ComplianceStatus, check: CheckType) -> bool {
+    status.check(check).is_some_and(|c| c.required && !c.passed)
+}
+
+/// The fields a failed profile check asks for, as JSON paths of a merge patch.
+fn fields_to_patch(customer: &Customer, status: &ComplianceStatus) -> Vec<&'static str> {
     let kyc = customer.kyc.as_ref();
     let set = |v: Option<&String>| v.is_some_and(|s| !s.trim().is_empty());
-
-    let mut fields_to_patch = Vec::new();
-    if failed(CheckType::KycDataPresent) {
-        fields_to_patch.extend(Kyc::missing_identity_fields(kyc));
+    let mut fields = Vec::new();
+    if failed(status, CheckType::KycDataPresent) {
+        fields.extend(Kyc::missing_identity_fields(kyc));
     }
-    if failed(CheckType::RegistrationAddress) {
+    if failed(status, CheckType::RegistrationAddress) {
         let address = kyc.and_then(|k| k.main_address.as_ref());
         for (path, value) in [
             (
@@ -47,33 +62,36 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
             ),
         ] {
             if !set(value) {
-                fields_to_patch.push(path);
+                fields.push(path);
             }
         }
     }
-    if failed(CheckType::TaxCountry) {
-        fields_to_patch.push("kyc.nationality");
+    if failed(status, CheckType::TaxCountry) {
+        fields.push("kyc.nationality");
     }
-    if failed(CheckType::Occupation) {
-        fields_to_patch.push("kyc.occupation");
+    if failed(status, CheckType::Occupation) {
+        fields.push("kyc.occupation");
     }
+    fields
+}
 
-    let mut documents_to_upload = Vec::new();
-    if failed(CheckType::DocSourceOfFunds) {
-        documents_to_upload.push(DocumentType::SourceOfFunds);
-    }
-    if failed(CheckType::DocFatca) {
-        documents_to_upload.push(fatca_form(customer));
-    }
-    if failed(CheckType::DocBiometricReport) {
-        documents_to_upload.push(DocumentType::BiometricReport);
-    }
-    if failed(CheckType::DocProofOfAddress) {
-        documents_to_upload.push(DocumentType::ProofOfAddress);
-    }
+/// The documents the failed document checks ask for.
+fn documents_to_upload(customer: &Customer, status: &ComplianceStatus) -> Vec<DocumentType> {
+    [
+        (CheckType::DocSourceOfFunds, DocumentType::SourceOfFunds),
+        (CheckType::DocFatca, fatca_form(customer)),
+        (CheckType::DocBiometricReport, DocumentType::BiometricReport),
+        (CheckType::DocProofOfAddress, DocumentType::ProofOfAddress),
+    ]
+    .into_iter()
+    .filter(|(check, _)| failed(status, *check))
+    .map(|(_, document)| document)
+    .collect()
+}
 
-    let list = |items: Vec<String>| items.join(", ");
-    let headline = match status.next_action {
+/// The next action in plain words.
+fn headline(status: &ComplianceStatus, fields: &[&str], documents: &[DocumentType]) -> String {
+    match status.next_action {
         None => "Compliant: every required check passes; nothing to do.".to_string(),
         Some(NextAction::ContactSupport) => match status.onboarding_status {
             Some(OnboardingStatus::DeniedCompliance) => {
@@ -86,10 +104,9 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
         Some(NextAction::RerunKyc) => {
             "The SDK link expired before the customer finished. Rerun KYC to issue a new link.".to_string()
         }
-        Some(NextAction::UpdateProfile) => format!(
-            "The profile is missing data. PATCH the customer with: {}.",
-            list(fields_to_patch.iter().map(|f| f.to_string()).collect())
-        ),
+        Some(NextAction::UpdateProfile) => {
+            format!("The profile is missing data. PATCH the customer with: {}.", fields.join(", "))
+        }
         Some(NextAction::StartKyc) => "Ready for KYC: start it.".to_string(),
         // The expiry is on the API's clock (a sandbox's may run ahead): shown beside the
         // link, as a countdown where one can be computed, not in this sentence.
@@ -100,15 +117,10 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
         Some(NextAction::CompleteSdkFlow) => {
             "Waiting for the customer to finish identity verification in the SDK.".to_string()
         }
-        Some(NextAction::UploadDocument) => format!(
-            "Upload {}.",
-            list(
-                documents_to_upload
-                    .iter()
-                    .map(|d| d.as_str().to_string())
-                    .collect()
-            )
-        ),
+        Some(NextAction::UploadDocument) => {
+            let names: Vec<&str> = documents.iter().map(|d| d.as_str()).collect();
+            format!("Upload {}.", names.join(", "))
+        }
         Some(NextAction::Wait) if status.onboarding_status == Some(OnboardingStatus::PendingReview) => {
             "In manual review: the provider's reviewers decide; nothing to do meanwhile.".to_string()
         }
@@ -118,12 +130,6 @@ pub fn advise(customer: &Customer, status: &ComplianceStatus) -> Advice {
         Some(NextAction::Unknown(name)) => format!(
             "The API asks for {name}, which this version of kycdash does not know; see the provider's documentation."
         ),
-    };
-    Advice {
-        headline,
-        fields_to_patch,
-        documents_to_upload,
-        sdk: status.sdk.clone(),
     }
 }
 

@@ -350,21 +350,7 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
             };
             let (store, client) = (store.clone(), client.clone());
             attempts.spawn(async move {
-                let outcome = attempt(&client, &job, policy.timeout).await;
-                if !outcome.succeeded() {
-                    let why = match (&outcome.response_status, &outcome.error) {
-                        (Some(status), _) => format!("answered {status}"),
-                        (None, Some(error)) => error.clone(),
-                        (None, None) => "failed".into(),
-                    };
-                    tracing::warn!(event = %job.event_id, to = %without_query(&job.url), "webhook delivery {why}; it will be retried");
-                }
-                let recorded = store
-                    .run(move |db| record_attempt(db, &job, &outcome, &policy))
-                    .await;
-                if let Ok(Err(err)) = recorded {
-                    tracing::error!("recording a delivery attempt failed: {err}");
-                }
+                deliver(&store, &client, job, policy).await;
                 drop(permit);
                 store.signals.deliveries.notify_one();
             });
@@ -393,6 +379,25 @@ pub async fn run(store: Store, policy: DeliveryPolicy, cancel: CancellationToken
     let finishing = async { while attempts.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), finishing).await;
     attempts.shutdown().await;
+}
+
+/// One attempt of one delivery, and its record (the outcome, or the next retry).
+async fn deliver(store: &Store, client: &reqwest::Client, job: Job, policy: DeliveryPolicy) {
+    let outcome = attempt(client, &job, policy.timeout).await;
+    if !outcome.succeeded() {
+        let why = match (&outcome.response_status, &outcome.error) {
+            (Some(status), _) => format!("answered {status}"),
+            (None, Some(error)) => error.clone(),
+            (None, None) => "failed".into(),
+        };
+        tracing::warn!(event = %job.event_id, to = %without_query(&job.url), "webhook delivery {why}; it will be retried");
+    }
+    let recorded = store
+        .run(move |db| record_attempt(db, &job, &outcome, &policy))
+        .await;
+    if let Ok(Err(err)) = recorded {
+        tracing::error!("recording a delivery attempt failed: {err}");
+    }
 }
 
 #[cfg(test)]

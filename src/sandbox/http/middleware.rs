@@ -270,26 +270,8 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     };
     let fingerprint = fingerprint(&parts, &bytes).await;
 
-    let lookup = if app.store.read(|m| m.may_have_answer(&tenant, &key)) {
-        stored_answer(&app, &tenant, &key).await
-    } else {
-        Ok(None)
-    };
-    match lookup {
-        Ok(Some(stored)) if stored.fingerprint == fingerprint => {
-            return replay(stored).unwrap_or_else(|err| {
-                tracing::error!("the stored answer to Idempotency-Key {key:?} cannot be replayed: {err}");
-                ApiError::from(err).into_response()
-            });
-        }
-        Ok(Some(_)) => {
-            return ApiError::IdempotencyConflict(format!(
-                "the Idempotency-Key \"{key}\" was already used with a different request; use a new key for a new request"
-            ))
-            .into_response();
-        }
-        Ok(None) => {}
-        Err(err) => return ApiError::from(err).into_response(),
+    if let Some(answer) = earlier_answer(&app, &tenant, &key, &fingerprint).await {
+        return answer;
     }
 
     // The request runs and its answer is stored in a task of its own: a client that hangs up
@@ -314,6 +296,30 @@ pub async fn idempotency(State(app): State<AppState>, request: Request, next: Ne
     match task.await {
         Ok(response) => response,
         Err(_) => ApiError::from(crate::sandbox::store::StoreError::JobPanicked).into_response(),
+    }
+}
+
+/// The answer to a key already used: the stored answer replayed for the same request, a
+/// conflict for a different one; `None` for a key never answered.
+async fn earlier_answer(app: &AppState, tenant: &TenantId, key: &str, fingerprint: &str) -> Option<Response> {
+    let lookup = if app.store.read(|m| m.may_have_answer(tenant, key)) {
+        stored_answer(app, tenant, key).await
+    } else {
+        Ok(None)
+    };
+    match lookup {
+        Ok(Some(stored)) if stored.fingerprint == fingerprint => Some(replay(stored).unwrap_or_else(|err| {
+            tracing::error!("the stored answer to Idempotency-Key {key:?} cannot be replayed: {err}");
+            ApiError::from(err).into_response()
+        })),
+        Ok(Some(_)) => Some(
+            ApiError::IdempotencyConflict(format!(
+                "the Idempotency-Key \"{key}\" was already used with a different request; use a new key for a new request"
+            ))
+            .into_response(),
+        ),
+        Ok(None) => None,
+        Err(err) => Some(ApiError::from(err).into_response()),
     }
 }
 

@@ -82,18 +82,7 @@ fn commit(
 /// One write, inside the batch's transaction; a flush's waiter is kept for after the commit.
 fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -> Result<(), CacheError> {
     match write {
-        Write::Customer { summary, body } => {
-            tx.prepare_cached(
-                "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, body = excluded.body",
-            )?
-            .execute(params![
-                summary.id.to_string(),
-                summary.external_id.as_deref(),
-                body
-            ])?;
-            write_summary(tx, &summary)?;
-        }
+        Write::Customer { summary, body } => write_customer(tx, &summary, &body)?,
         Write::Status {
             customer_id,
             body,
@@ -104,15 +93,7 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
             customer_id,
             view,
             since,
-        } => {
-            let view = serde_json::to_string(&view).map_err(|e| CacheError::WriteFailed(e.to_string()))?;
-            tx.prepare_cached(
-                "INSERT INTO overview (customer_id, workflow, since_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(customer_id) DO UPDATE SET workflow = excluded.workflow,
-                     since_ms = excluded.since_ms",
-            )?
-            .execute(params![customer_id.to_string(), view, to_ms(since)])?;
-        }
+        } => write_workflow(tx, customer_id, &view, to_ms(since))?,
         Write::Event {
             id,
             event_type,
@@ -120,17 +101,12 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
             body,
             received_at,
         } => {
+            let customer_id = customer_id.map(|c| c.to_string());
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO webhook_events (id, event_type, customer_id, body, received_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![
-                id,
-                event_type,
-                customer_id.map(|c| c.to_string()),
-                body,
-                to_ms(received_at)
-            ])?;
+            .execute(params![id, event_type, customer_id, body, to_ms(received_at)])?;
         }
         Write::Upload {
             sha256,
@@ -140,16 +116,17 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
             document_id,
             at,
         } => {
+            let (customer_id, document_id) = (customer_id.to_string(), document_id.map(|d| d.to_string()));
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO uploads (sha256, customer_id, document_type, path, document_id, at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 sha256,
-                customer_id.to_string(),
+                customer_id,
                 document_type,
                 path,
-                document_id.map(|d| d.to_string()),
+                document_id,
                 to_ms(at)
             ])?;
         }
@@ -173,6 +150,35 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
         }
         Write::Flush(ack) => acks.push(ack),
     }
+    Ok(())
+}
+
+fn write_customer(tx: &Connection, summary: &super::CustomerSummary, body: &str) -> Result<(), CacheError> {
+    tx.prepare_cached(
+        "INSERT INTO customers (id, external_id, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, body = excluded.body",
+    )?
+    .execute(params![
+        summary.id.to_string(),
+        summary.external_id.as_deref(),
+        body
+    ])?;
+    write_summary(tx, summary)
+}
+
+fn write_workflow(
+    tx: &Connection,
+    customer_id: uuid::Uuid,
+    view: &crate::domain::WorkflowView,
+    since_ms: i64,
+) -> Result<(), CacheError> {
+    let view = serde_json::to_string(view).map_err(|e| CacheError::WriteFailed(e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO overview (customer_id, workflow, since_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(customer_id) DO UPDATE SET workflow = excluded.workflow,
+             since_ms = excluded.since_ms",
+    )?
+    .execute(params![customer_id.to_string(), view, since_ms])?;
     Ok(())
 }
 
