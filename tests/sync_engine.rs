@@ -503,14 +503,17 @@ async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
     assert_eq!(stage(&first, bare), Some((None, Stage::NeedsProfile)));
     assert_eq!(stage(&first, ids[1]), Some((None, Stage::AwaitingSdk)));
     assert_eq!(stage(&first, ids[2]), Some((None, Stage::ReadyToStart)));
-    assert!(first.contains(&EngineEvent::Sweep {
-        customers: 4,
-        changed: 4,
-        duration_ms: match first.iter().find(|e| matches!(e, EngineEvent::Sweep { .. })) {
-            Some(EngineEvent::Sweep { duration_ms, .. }) => *duration_ms,
-            _ => 0,
-        }
-    }));
+    assert!(
+        first.iter().any(|e| matches!(
+            e,
+            EngineEvent::Sweep {
+                customers: 4,
+                changed: 4,
+                ..
+            }
+        )),
+        "{first:#?}"
+    );
 
     client.start_kyc(ids[2], None).await.unwrap();
     let second = run_engine(&url, dir.path(), true, None).await;

@@ -115,6 +115,9 @@ pub struct ApiClient {
     base_url: Arc<str>,
     auth: HeaderValue,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Requests wait for the limiter one at a time, in the order they came: the limiter alone
+    /// wakes every waiter at once and lets a random one through, which could starve a request.
+    turn: Arc<tokio::sync::Mutex<()>>,
     paused_until: Arc<Mutex<Option<Instant>>>,
     retry: RetryPolicy,
 }
@@ -156,15 +159,19 @@ impl ApiClient {
             ApiError::Transport("the API key contains characters a header cannot carry".into())
         })?;
         auth.set_sensitive(true);
-        let limiter = config
-            .max_rps
-            .and_then(NonZeroU32::new)
-            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        // A bucket of one: requests are spaced 1/N s apart, so no second holds more than N (a
+        // full bucket of N would let 2N go in the first second, and a per-second API refuses).
+        let limiter = config.max_rps.and_then(NonZeroU32::new).map(|n| {
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(n).allow_burst(NonZeroU32::MIN),
+            ))
+        });
         Ok(Self {
             http,
             base_url: config.base_url.trim_end_matches('/').into(),
             auth,
             limiter,
+            turn: Arc::new(tokio::sync::Mutex::new(())),
             paused_until: Arc::default(),
             retry: config.retry,
         })
@@ -464,6 +471,7 @@ impl ApiClient {
             }
         }
         if let Some(limiter) = &self.limiter {
+            let _turn = self.turn.lock().await;
             limiter.until_ready().await;
         }
     }

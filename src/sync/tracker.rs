@@ -109,12 +109,15 @@ impl Tracker {
         Some(moved_to)
     }
 
-    /// Reconciles with a status snapshot: the snapshot wins.
+    /// Reconciles with a status snapshot: the snapshot wins. `superseded`: a webhook arrived
+    /// while the snapshot was read, so it may be older than what the webhooks said; it is
+    /// applied, but a disagreement is not drift (the pull that follows settles it).
     pub fn on_snapshot(
         &mut self,
         customer_id: Uuid,
         status: &ComplianceStatus,
         now: OffsetDateTime,
+        superseded: bool,
     ) -> Reconciled {
         let view = WorkflowView::from_status(status);
         let readiness = readiness_of(status);
@@ -128,10 +131,11 @@ impl Tracker {
             moved_by_webhooks: 0,
         });
         let claimed = tracked.workflow.stage();
-        let drift = (tracked.moved_by_webhooks > 0 && contradicts(claimed, view.stage)).then_some(Drift {
-            claimed,
-            seen: view.stage,
-        });
+        let drift = (!superseded && tracked.moved_by_webhooks > 0 && contradicts(claimed, view.stage))
+            .then_some(Drift {
+                claimed,
+                seen: view.stage,
+            });
         let from = tracked.reported;
         if from != Some(view.stage) {
             tracked.since = now;

@@ -17,8 +17,16 @@ use crate::sync::tracker::Reconciled;
 
 impl Model {
     /// A status snapshot: keeps the customer and status, reconciles the tracker, tells what
-    /// changed and schedules the next poll.
-    pub(super) fn snapshot(&mut self, id: Uuid, customer: Option<Customer>, status: ComplianceStatus) {
+    /// changed and schedules the next poll. `superseded`: a webhook arrived while it was read,
+    /// and a newer pull follows; it is applied all the same (the truth when it was read), but
+    /// cannot tell drift from the webhook's news.
+    pub(super) fn snapshot(
+        &mut self,
+        id: Uuid,
+        customer: Option<Customer>,
+        status: ComplianceStatus,
+        superseded: bool,
+    ) {
         let now = OffsetDateTime::now_utc();
         let mut publish = false;
         if let Some(customer) = customer {
@@ -30,7 +38,7 @@ impl Model {
         if !self.customers.contains_key(&id) {
             return;
         }
-        let reconciled = self.tracker.on_snapshot(id, &status, now);
+        let reconciled = self.tracker.on_snapshot(id, &status, now, superseded);
         publish |= self.keep_status(id, &status, now);
         // The row first, so whoever reads the events below already knows the customer.
         if publish || reconciled.changed() {

@@ -58,6 +58,9 @@ pub enum EngineEvent {
         status: Option<u16>,
         error: String,
         retry_in_seconds: u64,
+        /// Status pulls waiting for a slot, and out, when this was said.
+        queued: usize,
+        in_flight: usize,
     },
     Alert {
         customer_id: Uuid,
@@ -68,6 +71,9 @@ pub enum EngineEvent {
         customers: usize,
         changed: usize,
         duration_ms: u64,
+        /// Status pulls waiting for a slot, and out, as the sweep ends.
+        queued: usize,
+        in_flight: usize,
     },
     /// The engine cannot go on (the API refused the key); `stopped` follows. Not an NDJSON
     /// line: `watch` says it on stderr and exits 1.
@@ -82,6 +88,7 @@ pub enum EngineEvent {
     /// The poller's state, when it changes. Not an NDJSON line.
     #[serde(skip)]
     Poller {
+        queued: usize,
         in_flight: usize,
         paused: bool,
     },

@@ -15,6 +15,7 @@ mod events;
 mod handle;
 mod poll;
 mod publish;
+mod pulls;
 mod schedule;
 mod start;
 mod sweep;
@@ -23,13 +24,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 pub use self::config::{EngineConfig, EngineError, EngineTiming, ReceiverConfig};
 pub use self::events::{AlertKind, CustomerState, EngineEvent};
 use self::handle::Command;
 pub use self::handle::{Engine, EngineHandle};
 use self::publish::Publisher;
+use self::pulls::{Pull, Pulls};
 use self::schedule::Schedule;
 pub use self::start::{DataDirLock, lock_data_dir, start};
 use self::sweep::Sweeps;
@@ -52,9 +54,8 @@ struct Model {
     writer: Writer,
     events: Publisher,
     observations: mpsc::UnboundedSender<Observation>,
-    permits: Arc<Semaphore>,
-    /// For polls someone is waiting for (a webhook's pull, a refresh).
-    urgent_permits: Arc<Semaphore>,
+    /// Status pulls queued and out.
+    pulls: Pulls,
     timing: EngineTiming,
     once: bool,
     customers: HashMap<Uuid, Entry>,
@@ -72,7 +73,6 @@ struct Model {
     sandbox: bool,
     /// How far the API's clock is ahead of this machine's.
     server_offset: time::Duration,
-    concurrency: usize,
     /// Whether anyone wants `Customers` events (the dashboard does, `watch` does not).
     publish_customers: bool,
     /// When link expiries and decision waits are next checked.
@@ -93,8 +93,7 @@ impl Model {
             events: Publisher::new(events, writer.clone()),
             writer,
             observations,
-            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            urgent_permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            pulls: Pulls::new(config.concurrency),
             timing: config.timing,
             once: config.once,
             customers: HashMap::new(),
@@ -110,7 +109,6 @@ impl Model {
             poller: publish::PollerNews::new(now),
             sandbox: config.sandbox,
             server_offset: time::Duration::ZERO,
-            concurrency: config.concurrency.max(1),
             publish_customers: config.publish_customers,
             countdowns_due: now + Duration::from_secs(60),
         }
@@ -177,6 +175,7 @@ impl Model {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => self.tick(),
             }
+            self.start_pulls();
             self.publish_poller();
         }
     }
@@ -269,7 +268,7 @@ impl Model {
         }
         if !self.paused {
             while let Some(id) = self.schedule.pop_due(now) {
-                self.poll_now(id, false);
+                self.ask(id, Pull::BACKGROUND);
             }
         }
         if self.countdowns_due <= now {

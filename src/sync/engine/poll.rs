@@ -1,60 +1,55 @@
-//! Status polls: starting them (at most one per customer, within the concurrency), their
-//! intervals by stage, and what a poll's answer or failure does to the schedule.
+//! Status pulls: asking for them (one queue, see `pulls`), starting them within the
+//! concurrency, their intervals by stage, and what a pull's answer or failure does. An answer
+//! is never thrown away: it is the truth when it was read, and if a webhook arrived while it
+//! was out, another pull follows and corrects it.
 
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::pulls::{Asked, Pull};
 use super::{EngineEvent, Model};
 use crate::api::ApiError;
 use crate::domain::{ComplianceStatus, Customer, Stage};
 use crate::sync::observation::Observation;
 
 impl Model {
-    /// Polls a customer now, unless a poll is already in flight (then right after it).
+    /// Pulls a customer's status as soon as a slot is free, ahead of the background (a
+    /// webhook's pull, a refresh, an upload's).
     pub(super) fn poll_now(&mut self, id: Uuid, fetch_customer: bool) {
-        if self.paused {
-            // Due at once, polled when polling resumes.
-            self.schedule.cancel(id);
-            self.schedule.poll_at(id, Instant::now());
-            return;
-        }
-        if self.schedule.is_out(id) {
-            self.schedule.again(id);
-            return;
-        }
         self.schedule.cancel(id);
-        self.spawn_poll(id, fetch_customer, false);
+        self.ask(
+            id,
+            Pull {
+                fetch_customer,
+                ..Pull::URGENT
+            },
+        );
     }
 
-    /// Polls a customer, at most one poll of a customer at a time. Sweep polls queue on their
-    /// own permits, so a webhook's pull never waits behind a sweep of thousands.
-    pub(super) fn spawn_poll(&mut self, id: Uuid, fetch_customer: bool, sweep: bool) {
-        if !self.schedule.start(id) {
-            if sweep {
-                // Already being polled: that answer serves the sweep too.
-                self.sweep_step(true);
-            } else {
-                self.schedule.again(id);
-            }
-            return;
+    /// Asks for a pull; one already out serves a sweep's ask.
+    pub(super) fn ask(&mut self, id: Uuid, pull: Pull) {
+        let asked = self.pulls.ask(id, pull);
+        if asked == Asked::Served && pull.sweep.is_some_and(|n| n == self.sweeps.number) {
+            self.sweep_step(true);
         }
-        if sweep {
-            self.sweeps.out += 1;
+    }
+
+    /// Starts queued pulls while fewer than the concurrency are out; the background waits
+    /// while polling is paused.
+    pub(super) fn start_pulls(&mut self) {
+        while let Some((id, pull)) = self.pulls.start_next(!self.paused) {
+            self.spawn_pull(id, pull);
         }
-        let tag = sweep.then_some(self.sweeps.number);
-        let fetch_customer = fetch_customer || !self.customers.contains_key(&id);
+    }
+
+    /// One pull: the customer's body when it is unknown or changed, then the status.
+    fn spawn_pull(&self, id: Uuid, pull: Pull) {
+        let fetch_customer = pull.fetch_customer || !self.customers.contains_key(&id);
         let client = self.client.clone();
         let observations = self.observations.clone();
-        let permits = if sweep {
-            self.permits.clone()
-        } else {
-            self.urgent_permits.clone()
-        };
+        let sweep = pull.sweep;
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
             let customer = if fetch_customer {
                 match client.customer(id).await {
                     Ok(customer) => Some(customer),
@@ -62,7 +57,7 @@ impl Model {
                         let _ = observations.send(Observation::PollFailed {
                             customer_id: id,
                             error,
-                            sweep: tag,
+                            sweep,
                         });
                         return;
                     }
@@ -75,19 +70,19 @@ impl Model {
                     customer_id: id,
                     customer,
                     status,
-                    sweep: tag,
+                    sweep,
                 },
                 Err(error) => Observation::PollFailed {
                     customer_id: id,
                     error,
-                    sweep: tag,
+                    sweep,
                 },
             };
             let _ = observations.send(observation);
         });
     }
 
-    /// A poll's answer.
+    /// A pull's answer: applied, whatever arrived meanwhile.
     pub(super) fn polled(
         &mut self,
         customer_id: Uuid,
@@ -95,19 +90,15 @@ impl Model {
         status: ComplianceStatus,
         sweep: Option<u32>,
     ) {
-        let stale = self.returned(customer_id);
-        self.sweep_returned(sweep);
+        let superseded = self.returned(customer_id);
         self.schedule.succeeded(customer_id);
-        if !stale {
-            self.snapshot(customer_id, customer, status);
-        }
-        self.sweep_step(sweep == Some(self.sweeps.number));
+        self.snapshot(customer_id, customer, status, superseded);
+        self.sweep_step(sweep.is_some_and(|n| n == self.sweeps.number));
     }
 
-    /// A poll that failed: retried after a backoff, and said.
+    /// A pull that failed: retried after a backoff, and said.
     pub(super) fn poll_failed(&mut self, customer_id: Uuid, error: ApiError, sweep: Option<u32>) {
         self.returned(customer_id);
-        self.sweep_returned(sweep);
         if error.is_unauthorized() {
             return self.fatal_api(&error);
         }
@@ -118,19 +109,23 @@ impl Model {
             status: error.status(),
             error: error.to_string(),
             retry_in_seconds: retry.as_secs(),
+            queued: self.pulls.queued(),
+            in_flight: self.pulls.in_flight(),
         });
         self.schedule.poll_at(customer_id, Instant::now() + retry);
-        self.sweep_step(sweep == Some(self.sweeps.number));
+        self.sweep_step(sweep.is_some_and(|n| n == self.sweeps.number));
     }
 
-    /// A poll of this customer came back. Returns whether its answer is already stale: a
-    /// webhook arrived while it was in flight, and the poll that follows supersedes it.
+    /// A pull of this customer came back. Returns whether another was asked for while it was
+    /// out (a webhook arrived): that one is queued now, and its answer supersedes this one.
     fn returned(&mut self, customer_id: Uuid) -> bool {
-        let stale = self.schedule.returned(customer_id);
-        if stale {
-            self.spawn_poll(customer_id, false, false);
+        match self.pulls.returned(customer_id) {
+            Some(after) => {
+                self.ask(customer_id, after);
+                true
+            }
+            None => false,
         }
-        stale
     }
 
     /// Schedules the next poll of a customer now in `stage` (none for final stages).

@@ -78,7 +78,7 @@ impl Publisher {
 
 /// The poller state last sent to the dashboard, when, and whether a newer one waits.
 pub(super) struct PollerNews {
-    published: (usize, bool),
+    published: (usize, usize, bool),
     emitted: Instant,
     pub pending: bool,
 }
@@ -86,7 +86,7 @@ pub(super) struct PollerNews {
 impl PollerNews {
     pub fn new(now: Instant) -> PollerNews {
         PollerNews {
-            published: (0, false),
+            published: (0, 0, false),
             emitted: now,
             pending: false,
         }
@@ -114,22 +114,24 @@ impl Model {
         }
     }
 
-    /// Tells the dashboard the poller's state: a pause at once, the in-flight count at most
-    /// once a second (it changes with every poll, and each change would be a frame).
+    /// Tells the dashboard the poller's state: a pause at once, the counts of pulls at most
+    /// once a second (they change with every pull, and each change would be a frame).
     pub(super) fn publish_poller(&mut self) {
-        let now = (self.schedule.out(), self.paused);
+        let now = (self.pulls.queued(), self.pulls.in_flight(), self.paused);
         let news = &mut self.poller;
         news.pending = now != news.published;
         if !news.pending {
             return;
         }
-        if now.1 != news.published.1 || news.emitted.elapsed() >= Duration::from_secs(1) {
+        if now.2 != news.published.2 || news.emitted.elapsed() >= Duration::from_secs(1) {
             news.published = now;
             news.emitted = Instant::now();
             news.pending = false;
+            let (queued, in_flight, paused) = now;
             self.emit(EngineEvent::Poller {
-                in_flight: now.0,
-                paused: now.1,
+                queued,
+                in_flight,
+                paused,
             });
         }
     }

@@ -1,10 +1,10 @@
-//! The poll schedule: when each customer is next polled, which polls are out, who is polled
-//! again once theirs returns, failures in a row (for backoff), and the per-second budget of
-//! background polls. Plain data driven by `Instant`s the caller passes in, so it is tested
-//! without a runtime or a clock.
+//! The poll schedule: when each customer is next polled, failures in a row (for backoff), and
+//! the per-second budget of background polls; a poll that falls due joins the pull queue
+//! (`pulls`). Plain data driven by `Instant`s the caller passes in, so it is tested without a
+//! runtime or a clock.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -17,9 +17,6 @@ use uuid::Uuid;
 pub(super) struct Schedule {
     heap: BinaryHeap<Reverse<(Instant, Uuid)>>,
     due: HashMap<Uuid, Instant>,
-    in_flight: HashSet<Uuid>,
-    /// Polled again as soon as the poll in flight returns (a webhook arrived meanwhile).
-    again: HashSet<Uuid>,
     failures: HashMap<Uuid, u32>,
     /// Background polls started in the current second: (its start, how many).
     budget: (Instant, u32),
@@ -33,8 +30,6 @@ impl Schedule {
         Schedule {
             heap: BinaryHeap::new(),
             due: HashMap::new(),
-            in_flight: HashSet::new(),
-            again: HashSet::new(),
             failures: HashMap::new(),
             budget: (now, 0),
             per_second: per_second.max(1),
@@ -55,9 +50,9 @@ impl Schedule {
         self.due.remove(&id);
     }
 
-    /// Whether a poll of `id` is scheduled or out.
-    pub fn has(&self, id: Uuid) -> bool {
-        self.due.contains_key(&id) || self.in_flight.contains(&id)
+    /// Whether a poll of `id` is scheduled.
+    pub fn is_due(&self, id: Uuid) -> bool {
+        self.due.contains_key(&id)
     }
 
     /// When the next background poll may start: its due time, or later when this second's
@@ -100,30 +95,6 @@ impl Schedule {
             self.heap.pop();
         }
         None
-    }
-
-    /// Marks a poll of `id` as out; `false` if one already is (at most one per customer).
-    pub fn start(&mut self, id: Uuid) -> bool {
-        self.in_flight.insert(id)
-    }
-
-    /// Asks for another poll of `id` once the one out returns.
-    pub fn again(&mut self, id: Uuid) {
-        self.again.insert(id);
-    }
-
-    pub fn is_out(&self, id: Uuid) -> bool {
-        self.in_flight.contains(&id)
-    }
-
-    pub fn out(&self) -> usize {
-        self.in_flight.len()
-    }
-
-    /// A poll of `id` came back; returns whether another was asked for meanwhile.
-    pub fn returned(&mut self, id: Uuid) -> bool {
-        self.in_flight.remove(&id);
-        self.again.remove(&id)
     }
 
     /// Counts a failed poll of `id`; returns the failures in a row.
@@ -175,7 +146,7 @@ mod tests {
         schedule.poll_at(a, start + Duration::from_secs(2));
         schedule.poll_at(b, start + Duration::from_secs(1));
         schedule.cancel(b);
-        assert!(!schedule.has(b));
+        assert!(!schedule.is_due(b) && schedule.is_due(a));
         assert_eq!(schedule.pop_due(start + Duration::from_millis(1500)), None);
         assert_eq!(schedule.pop_due(start + Duration::from_secs(2)), Some(a));
     }
@@ -206,21 +177,6 @@ mod tests {
         schedule.cancel(a);
         schedule.poll_at(b, start + Duration::from_millis(6));
         assert_eq!(schedule.pop_due(start + Duration::from_millis(10)), Some(b));
-    }
-
-    #[test]
-    fn one_poll_per_customer_and_a_second_ask_waits_for_its_return() {
-        let mut schedule = Schedule::new(1, Instant::now());
-        let id = Uuid::new_v4();
-        assert!(schedule.start(id));
-        assert!(!schedule.start(id));
-        assert!(schedule.has(id) && schedule.is_out(id));
-        schedule.again(id);
-        assert!(schedule.returned(id), "the poll asked for meanwhile follows");
-        assert!(!schedule.is_out(id));
-        assert!(schedule.start(id));
-        assert!(!schedule.returned(id));
-        assert_eq!(schedule.out(), 0);
     }
 
     #[test]

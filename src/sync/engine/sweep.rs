@@ -1,11 +1,11 @@
 //! The sweep: listing every customer page by page (discovery), and polling those whose status
 //! the engine lacks or whose profile changed, a bounded number at a time.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::pulls::Pull;
 use super::{EngineEvent, Model};
 use crate::domain::Customer;
 use crate::sync::cache::CustomerSummary;
@@ -21,9 +21,6 @@ pub(super) struct Sweeps {
     pub number: u32,
     /// A refresh of everyone asked for while a sweep ran: another follows it.
     pub requested: bool,
-    /// Sweep polls waiting to start, and how many are out.
-    pub queue: VecDeque<Uuid>,
-    pub out: usize,
     /// Listings that failed in a row.
     pub failures: u32,
 }
@@ -35,8 +32,6 @@ impl Sweeps {
             next_at: now,
             number: 0,
             requested: false,
-            queue: VecDeque::new(),
-            out: 0,
             failures: 0,
         }
     }
@@ -101,11 +96,13 @@ impl Model {
             status: error.status(),
             error: format!("listing customers failed: {error}"),
             retry_in_seconds: retry.as_secs(),
+            queued: self.pulls.queued(),
+            in_flight: self.pulls.in_flight(),
         });
         self.sweeps.current = None;
         // Polls the failed sweep queued are dropped (everyone keeps their own schedule, and the
         // retry lists them again); those out are not counted for the next one.
-        self.sweeps.queue.clear();
+        self.pulls.drop_sweep(self.sweeps.number);
         self.sweeps.next_at = Instant::now() + retry;
         if self.once {
             // `--once` reports and ends rather than retrying for ever.
@@ -144,9 +141,14 @@ impl Model {
             sweep.pending += to_poll.len();
             sweep.listed = last;
         }
-        // Queued, not spawned: 100,000 waiting tasks would cost more than the polls.
-        self.sweeps.queue.extend(to_poll);
-        self.feed_sweep();
+        // Queued behind whatever someone waits for; a pull already out serves the sweep.
+        let pull = Pull {
+            sweep: Some(self.sweeps.number),
+            ..Pull::BACKGROUND
+        };
+        for id in to_poll {
+            self.ask(id, pull);
+        }
         self.sweep_step(false);
     }
 
@@ -170,21 +172,12 @@ impl Model {
     fn spread_poll(&mut self, id: Uuid) {
         let interval = self.tracker.stage(id).and_then(|s| self.poll_interval(s));
         if let Some(interval) = interval
-            && !self.schedule.has(id)
+            && !self.schedule.is_due(id)
+            && !self.pulls.is_busy(id)
         {
             let spread = rand::Rng::random_range(&mut rand::rng(), 0..=interval.as_millis() as u64);
             self.schedule
                 .poll_at(id, Instant::now() + Duration::from_millis(spread));
-        }
-    }
-
-    /// Starts queued sweep polls while fewer than twice the concurrency are out.
-    pub(super) fn feed_sweep(&mut self) {
-        while self.sweeps.out < self.concurrency * 2 {
-            let Some(id) = self.sweeps.queue.pop_front() else {
-                break;
-            };
-            self.spawn_poll(id, false, true);
         }
     }
 
@@ -211,17 +204,11 @@ impl Model {
             customers,
             changed,
             duration_ms: duration.as_millis() as u64,
+            queued: self.pulls.queued(),
+            in_flight: self.pulls.in_flight(),
         });
         if self.once {
             self.stopping = true;
-        }
-    }
-
-    /// A poll came back; `sweep`: the sweep it was for. Only the current sweep counts it.
-    pub(super) fn sweep_returned(&mut self, sweep: Option<u32>) {
-        if sweep.is_some() {
-            self.sweeps.out = self.sweeps.out.saturating_sub(1);
-            self.feed_sweep();
         }
     }
 }

@@ -184,11 +184,11 @@ proptest! {
         let mut tracker = Tracker::default();
         let first = Facts::default();
         let start = Workflow::new(customer_id(), first.readiness());
-        tracker.on_snapshot(customer_id(), &status_of(&start, first), NOW);
+        tracker.on_snapshot(customer_id(), &status_of(&start, first), NOW, false);
         for i in order {
             tracker.on_webhook(&webhooks[i]);
         }
-        let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW);
+        let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
         prop_assert_eq!(reconciled.to, server.stage());
         prop_assert_eq!(tracker.stage(customer_id()), Some(server.stage()));
         prop_assert_eq!(tracker.claimed(customer_id()), Some(server.stage()));
@@ -201,11 +201,11 @@ proptest! {
         let mut tracker = Tracker::default();
         let first = Facts::default();
         let start = Workflow::new(customer_id(), first.readiness());
-        tracker.on_snapshot(customer_id(), &status_of(&start, first), NOW);
+        tracker.on_snapshot(customer_id(), &status_of(&start, first), NOW, false);
         for webhook in &webhooks {
             tracker.on_webhook(webhook);
         }
-        let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW);
+        let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
         prop_assert_eq!(reconciled.drift, None);
     }
 }
@@ -235,7 +235,7 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
         }),
     ]);
     let mut tracker = Tracker::default();
-    tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW);
+    tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
     assert_eq!(tracker.stage(customer_id()), Some(Stage::AwaitingSdk));
     // …but a webhook claims it went to review and another that it was denied.
     assert_eq!(
@@ -249,7 +249,7 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
         tracker.on_webhook(&event(EventType::CustomerKycFinished, Some(DeniedCompliance))),
         Some(Stage::Denied)
     );
-    let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW);
+    let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
     assert_eq!(
         reconciled.drift,
         Some(Drift {
@@ -260,8 +260,31 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
     assert!(!reconciled.changed());
     // The snapshot won, and it is reported once.
     assert_eq!(tracker.claimed(customer_id()), Some(Stage::AwaitingSdk));
-    let again = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW);
+    let again = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
     assert_eq!(again.drift, None);
+}
+
+#[test]
+fn a_snapshot_read_while_a_webhook_arrived_is_applied_but_never_called_drift() {
+    use crate::domain::OnboardingStatus::*;
+    let (server, facts, _) = serve(&[
+        Step::Profile(true),
+        Step::Event(WorkflowEvent::KycStarted {
+            onboarding: OnboardingRef {
+                id: Uuid::from_u128(1),
+                strategy: Strategy::CfKyc,
+            },
+            sdk: Some(link()),
+        }),
+    ]);
+    let mut tracker = Tracker::default();
+    tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
+    tracker.on_webhook(&event(EventType::CustomerKycFinished, Some(DeniedCompliance)));
+    // The same (older) status, read while that webhook came: the stage it proves is kept…
+    let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, true);
+    assert_eq!(reconciled.drift, None);
+    assert_eq!(reconciled.to, Stage::AwaitingSdk);
+    assert_eq!(tracker.stage(customer_id()), Some(Stage::AwaitingSdk));
 }
 
 #[test]

@@ -30,8 +30,13 @@ impl App {
                     self.header.inbox = inbox;
                     self.header.sandbox = sandbox;
                 }
-                EngineEvent::Poller { in_flight, paused } => {
+                EngineEvent::Poller {
+                    queued,
+                    in_flight,
+                    paused,
+                } => {
                     self.header.in_flight = in_flight;
+                    self.header.queued = queued;
                     self.header.paused = paused;
                 }
                 EngineEvent::Clock { offset_seconds } => {
@@ -115,6 +120,7 @@ impl App {
                 customers,
                 changed,
                 duration_ms,
+                ..
             } => {
                 let text = format!("sweep: {customers} customers, {changed} changed, {duration_ms} ms");
                 self.push_log(None, text, false);

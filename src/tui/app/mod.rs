@@ -76,7 +76,9 @@ pub struct Header {
     pub read_only: bool,
     pub last_webhook: Option<OffsetDateTime>,
     pub rejected: u32,
+    /// Status pulls out, and waiting for a slot.
     pub in_flight: usize,
+    pub queued: usize,
     pub poll_errors: u32,
     pub paused: bool,
     pub demo: bool,

@@ -40,6 +40,14 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
     let mut second = vec![Span::raw(" poller ")];
     if h.paused {
         second.push(Span::styled("PAUSED", theme.alert()));
+        if h.queued > 0 {
+            second.push(Span::raw(format!(" · {} queued", h.queued)));
+        }
+    } else if h.queued > 0 {
+        second.push(Span::raw(format!(
+            "{} in flight · {} queued",
+            h.in_flight, h.queued
+        )));
     } else {
         second.push(Span::raw(format!("{} in flight", h.in_flight)));
     }

@@ -1,0 +1,280 @@
+//! The one queue of status pulls: first come, first served, the pulls someone waits for (a
+//! webhook's, a refresh, an upload's) ahead of background and sweep polls; at most one pull
+//! per customer queued or in flight, a newer reason joining the one already there; and at most
+//! `limit` in flight. What waits is counted as queued, what runs as in flight, so the header
+//! and the NDJSON lines can tell them apart.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use uuid::Uuid;
+
+/// Why a customer is pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Pull {
+    /// Someone waits for it (a webhook's pull, a refresh): it goes ahead of the background.
+    pub urgent: bool,
+    /// The customer's body is fetched too (unknown to the engine, or its profile changed).
+    pub fetch_customer: bool,
+    /// The sweep (its number) this pull is counted for.
+    pub sweep: Option<u32>,
+}
+
+impl Pull {
+    pub const URGENT: Pull = Pull {
+        urgent: true,
+        fetch_customer: false,
+        sweep: None,
+    };
+    pub const BACKGROUND: Pull = Pull {
+        urgent: false,
+        fetch_customer: false,
+        sweep: None,
+    };
+
+    /// One pull serving both reasons (`newer`'s sweep, if any: sweeps follow each other, and
+    /// the one running is the one that counts).
+    fn join(self, newer: Pull) -> Pull {
+        Pull {
+            urgent: self.urgent || newer.urgent,
+            fetch_customer: self.fetch_customer || newer.fetch_customer,
+            sweep: newer.sweep.or(self.sweep),
+        }
+    }
+}
+
+/// What became of an ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asked {
+    /// Queued now.
+    Queued,
+    /// Joined the pull already queued.
+    Joined,
+    /// A pull is out: another follows its answer (the answer may predate what prompted this).
+    After,
+    /// A pull is out and its answer serves this ask too (a sweep's or the background's).
+    Served,
+}
+
+#[derive(Debug)]
+pub(super) struct Pulls {
+    urgent: VecDeque<Uuid>,
+    background: VecDeque<Uuid>,
+    /// Every queued customer and why; a customer moved from the background to the urgent
+    /// queue leaves a stale entry behind, skipped when reached.
+    queued: HashMap<Uuid, Pull>,
+    in_flight: HashSet<Uuid>,
+    /// Pulls asked for while one was out, started once it returns.
+    after: HashMap<Uuid, Pull>,
+    limit: usize,
+}
+
+impl Pulls {
+    pub fn new(limit: usize) -> Pulls {
+        Pulls {
+            urgent: VecDeque::new(),
+            background: VecDeque::new(),
+            queued: HashMap::new(),
+            in_flight: HashSet::new(),
+            after: HashMap::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// Asks for a pull of `id`.
+    pub fn ask(&mut self, id: Uuid, pull: Pull) -> Asked {
+        if self.in_flight.contains(&id) {
+            if !pull.urgent {
+                return Asked::Served;
+            }
+            let after = self.after.entry(id).or_default();
+            *after = after.join(pull);
+            return Asked::After;
+        }
+        match self.queued.get_mut(&id) {
+            Some(queued) => {
+                let moves_up = pull.urgent && !queued.urgent;
+                *queued = queued.join(pull);
+                if moves_up {
+                    self.urgent.push_back(id);
+                }
+                Asked::Joined
+            }
+            None => {
+                self.queued.insert(id, pull);
+                if pull.urgent {
+                    self.urgent.push_back(id);
+                } else {
+                    self.background.push_back(id);
+                }
+                Asked::Queued
+            }
+        }
+    }
+
+    /// The next pull to start, if one waits and fewer than `limit` are out; `background`:
+    /// whether background pulls may start (not while polling is paused).
+    pub fn start_next(&mut self, background: bool) -> Option<(Uuid, Pull)> {
+        if self.in_flight.len() >= self.limit {
+            return None;
+        }
+        while let Some(id) = self.urgent.pop_front() {
+            if let Some(pull) = self.queued.get(&id).copied().filter(|p| p.urgent) {
+                return Some(self.start(id, pull));
+            }
+        }
+        if !background {
+            return None;
+        }
+        while let Some(id) = self.background.pop_front() {
+            if let Some(pull) = self.queued.get(&id).copied().filter(|p| !p.urgent) {
+                return Some(self.start(id, pull));
+            }
+        }
+        None
+    }
+
+    fn start(&mut self, id: Uuid, pull: Pull) -> (Uuid, Pull) {
+        self.queued.remove(&id);
+        self.in_flight.insert(id);
+        (id, pull)
+    }
+
+    /// A pull of `id` came back; returns the pull asked for meanwhile, if any, which the
+    /// caller asks for again (it goes to the back of its queue, as any newer ask would).
+    pub fn returned(&mut self, id: Uuid) -> Option<Pull> {
+        self.in_flight.remove(&id);
+        self.after.remove(&id)
+    }
+
+    /// Drops the background pulls queued for sweep `number` alone (the sweep failed; each
+    /// customer keeps its own schedule). Returns how many.
+    pub fn drop_sweep(&mut self, number: u32) -> usize {
+        let before = self.queued.len();
+        self.queued
+            .retain(|_, pull| pull.urgent || pull.sweep != Some(number));
+        let dropped = before - self.queued.len();
+        if dropped > 0 {
+            let queued = &self.queued;
+            self.background.retain(|id| queued.contains_key(id));
+        }
+        dropped
+    }
+
+    pub fn is_busy(&self, id: Uuid) -> bool {
+        self.queued.contains_key(&id) || self.in_flight.contains(&id)
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u128) -> Vec<Uuid> {
+        (1..=n).map(Uuid::from_u128).collect()
+    }
+
+    fn drain(pulls: &mut Pulls) -> Vec<Uuid> {
+        let mut started = Vec::new();
+        while let Some((id, _)) = pulls.start_next(true) {
+            started.push(id);
+            pulls.returned(id);
+        }
+        started
+    }
+
+    #[test]
+    fn first_come_first_served_with_the_urgent_ahead_of_the_background() {
+        let mut pulls = Pulls::new(8);
+        let [a, b, c, d] = ids(4).try_into().unwrap();
+        pulls.ask(a, Pull::BACKGROUND);
+        pulls.ask(b, Pull::URGENT);
+        pulls.ask(c, Pull::BACKGROUND);
+        pulls.ask(d, Pull::URGENT);
+        assert_eq!(drain(&mut pulls), [b, d, a, c]);
+    }
+
+    #[test]
+    fn a_newer_reason_joins_the_queued_pull_and_can_move_it_up() {
+        let mut pulls = Pulls::new(8);
+        let [a, b, c] = ids(3).try_into().unwrap();
+        assert_eq!(pulls.ask(a, Pull::BACKGROUND), Asked::Queued);
+        assert_eq!(pulls.ask(b, Pull::URGENT), Asked::Queued);
+        let profile = Pull {
+            fetch_customer: true,
+            ..Pull::URGENT
+        };
+        assert_eq!(pulls.ask(a, profile), Asked::Joined);
+        assert_eq!(pulls.ask(c, Pull::BACKGROUND), Asked::Queued);
+        assert_eq!(pulls.queued(), 3);
+        assert_eq!(pulls.start_next(true), Some((b, Pull::URGENT)));
+        let (id, pull) = pulls.start_next(true).unwrap();
+        assert_eq!(id, a);
+        assert!(pull.urgent && pull.fetch_customer);
+        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(c));
+        assert_eq!(
+            pulls.start_next(true),
+            None,
+            "a's background entry is stale, not a second pull"
+        );
+    }
+
+    #[test]
+    fn an_urgent_ask_while_out_follows_the_answer_and_a_background_one_is_served_by_it() {
+        let mut pulls = Pulls::new(8);
+        let id = Uuid::from_u128(1);
+        pulls.ask(id, Pull::BACKGROUND);
+        pulls.start_next(true).unwrap();
+        assert_eq!(pulls.ask(id, Pull::BACKGROUND), Asked::Served);
+        assert_eq!(pulls.ask(id, Pull::URGENT), Asked::After);
+        assert_eq!(pulls.ask(id, Pull::URGENT), Asked::After);
+        assert!(pulls.is_busy(id));
+        assert_eq!(
+            pulls.returned(id),
+            Some(Pull::URGENT),
+            "one more pull, however many asks"
+        );
+        assert_eq!(pulls.returned(id), None);
+        assert!(!pulls.is_busy(id));
+    }
+
+    #[test]
+    fn at_most_limit_in_flight_and_nothing_background_while_paused() {
+        let mut pulls = Pulls::new(2);
+        let all = ids(4);
+        for id in &all[..3] {
+            pulls.ask(*id, Pull::BACKGROUND);
+        }
+        pulls.ask(all[3], Pull::URGENT);
+        assert_eq!(pulls.start_next(false).map(|(id, _)| id), Some(all[3]));
+        assert_eq!(pulls.start_next(false), None, "paused: background waits");
+        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(all[0]));
+        assert_eq!(pulls.start_next(true), None, "two out");
+        assert_eq!((pulls.queued(), pulls.in_flight()), (2, 2));
+        pulls.returned(all[3]);
+        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(all[1]));
+    }
+
+    #[test]
+    fn a_failed_sweeps_own_pulls_are_dropped_and_the_others_kept() {
+        let mut pulls = Pulls::new(8);
+        let [a, b, c] = ids(3).try_into().unwrap();
+        let sweep = Pull {
+            sweep: Some(7),
+            ..Pull::BACKGROUND
+        };
+        pulls.ask(a, sweep);
+        pulls.ask(b, sweep);
+        pulls.ask(b, Pull::URGENT);
+        pulls.ask(c, Pull::BACKGROUND);
+        assert_eq!(pulls.drop_sweep(7), 1);
+        assert_eq!(drain(&mut pulls), [b, c]);
+    }
+}

@@ -1,0 +1,370 @@
+//! A burst of onboardings against a rate-capped API: the engine, pointed at the sandbox through
+//! a counting proxy (loopback only), with `--max-rps` set low so a burst takes seconds.
+//! Every answer is applied, lines come as answers arrive, and the cap holds in every second.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use kycdash::api::{ApiClient, ClientConfig};
+use kycdash::domain::{CustomerProfile, Stage};
+use kycdash::sandbox::{self, RunningSandbox, SandboxConfig};
+use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming, ReceiverConfig};
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+/// What the proxy saw: when each request arrived, and its path.
+#[derive(Default)]
+struct Seen {
+    requests: Mutex<Vec<(Instant, String)>>,
+    /// While set, answers to status reads are held until `release` is notified.
+    hold_status: std::sync::atomic::AtomicBool,
+    release: Notify,
+    /// Status reads the sandbox has answered (held or not).
+    statuses_read: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    http: reqwest::Client,
+    seen: Arc<Seen>,
+}
+
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    proxy
+        .seen
+        .requests
+        .lock()
+        .unwrap()
+        .push((Instant::now(), path.clone()));
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let mut upstream = proxy
+        .http
+        .request(parts.method.clone(), format!("{}{path}", proxy.upstream))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = upstream.send().await.expect("the sandbox answers");
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let bytes = answer.bytes().await.unwrap_or_default();
+    // The answer was read now; a held one is delivered later, older than what happened since.
+    if path.starts_with("/v1/compliance/status/") {
+        let release = proxy.seen.release.notified();
+        proxy
+            .seen
+            .statuses_read
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if proxy.seen.hold_status.load(std::sync::atomic::Ordering::SeqCst) {
+            release.await;
+        }
+    }
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+async fn proxy_to(upstream: &str) -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let proxy = Proxy {
+        upstream: upstream.to_string(),
+        http: reqwest::Client::new(),
+        seen: seen.clone(),
+    };
+    let app = Router::new().fallback(forward).with_state(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+struct Burst {
+    sandbox: RunningSandbox,
+    client: ApiClient,
+    seen: Arc<Seen>,
+    events: mpsc::UnboundedReceiver<EngineEvent>,
+    handle: engine::EngineHandle,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+const CONCURRENCY: usize = 4;
+
+/// The sandbox, the proxy in front of it, and an engine through the proxy at `max_rps`,
+/// after its first (empty) sweep.
+async fn burst(max_rps: u32) -> Burst {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let (url, seen) = proxy_to(sandbox.base_url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut api = ClientConfig::new(&url, sandbox::DEFAULT_API_KEY);
+    api.max_rps = Some(max_rps);
+    let config = EngineConfig {
+        api,
+        sandbox: false,
+        data_dir: dir.path().to_path_buf(),
+        inbox: None,
+        receiver: Some(ReceiverConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            secret: None,
+        }),
+        concurrency: CONCURRENCY,
+        once: false,
+        publish_customers: false,
+        timing: EngineTiming::default(),
+    };
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    wait_for(&mut events, |e| matches!(e, EngineEvent::Sweep { .. })).await;
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    Burst {
+        sandbox,
+        client,
+        seen,
+        events,
+        handle,
+        task,
+        _dir: dir,
+    }
+}
+
+async fn wait_for(
+    events: &mut mpsc::UnboundedReceiver<EngineEvent>,
+    matches: impl Fn(&EngineEvent) -> bool,
+) -> EngineEvent {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("an event within 30 s")
+            .expect("the engine runs");
+        // BURST_DEBUG=1 shows every event a failing run saw.
+        if std::env::var_os("BURST_DEBUG").is_some() {
+            eprintln!("{event:?}");
+        }
+        if matches(&event) {
+            return event;
+        }
+    }
+}
+
+fn ready_profile() -> CustomerProfile {
+    serde_json::from_value(json!({
+        "ipAddress": "203.0.113.7",
+        "kyc": {
+            "firstName": "Ada", "lastName": "Lovelace", "birthDate": "1990-04-12", "documentNumber": "X1",
+            "mainAddress": {"street1": "1 Main St", "cityCounty": "New York", "zip": "10001", "countryCode": "US"},
+            "nationality": "US", "occupation": "11"
+        }
+    }))
+    .unwrap()
+}
+
+/// Requests to one customer's resources.
+fn requests_for(seen: &Seen, id: Uuid) -> usize {
+    let id = id.to_string();
+    seen.requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, path)| path.contains(&id))
+        .count()
+}
+
+/// The most requests in any one-second window.
+fn busiest_second(seen: &Seen) -> usize {
+    let times: Vec<Instant> = seen.requests.lock().unwrap().iter().map(|(at, _)| *at).collect();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(times[i]) <= Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_burst_is_reported_as_answers_arrive_within_the_cap() {
+    const CUSTOMERS: usize = 16;
+    const MAX_RPS: u32 = 8;
+    let mut b = burst(MAX_RPS).await;
+    let before = b.seen.requests.lock().unwrap().len();
+    // Created and started as fast as the sandbox takes them: three webhooks each.
+    let mut ids = Vec::new();
+    for _ in 0..CUSTOMERS {
+        let id = b.client.create_customer(&ready_profile()).await.unwrap().id;
+        b.client.start_kyc(id, None).await.unwrap();
+        ids.push(id);
+    }
+
+    // Customers in the order their first webhook reached the engine, in the order of their
+    // first line, and how many requests the proxy had seen when the first line came.
+    let (mut arrived, mut reported, mut done) = (Vec::new(), Vec::new(), Vec::new());
+    let mut requests_at_first_line = None;
+    while done.len() < CUSTOMERS {
+        match wait_for(&mut b.events, |_| true).await {
+            EngineEvent::Webhook {
+                customer_id: Some(id),
+                ..
+            } if ids.contains(&id) && !arrived.contains(&id) => arrived.push(id),
+            EngineEvent::StageChanged { customer_id, to, .. } if ids.contains(&customer_id) => {
+                requests_at_first_line.get_or_insert_with(|| b.seen.requests.lock().unwrap().len() - before);
+                if !reported.contains(&customer_id) {
+                    reported.push(customer_id);
+                }
+                if to == Stage::AwaitingSdk {
+                    done.push(customer_id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // The first line after about one pull (a customer and a status read, and the first
+    // customer's second pull if its webhooks came while its first was out), not after the
+    // whole backlog.
+    let first = requests_at_first_line.unwrap();
+    assert!(
+        first <= 2 * CONCURRENCY + 2,
+        "the first line came after {first} requests"
+    );
+    // In arrival order, within what can be out at once.
+    for (rank, id) in reported.iter().enumerate() {
+        let came = arrived.iter().position(|i| i == id).unwrap();
+        assert!(
+            rank.abs_diff(came) <= CONCURRENCY,
+            "the customer whose webhook came {came}th was reported {rank}th"
+        );
+    }
+    // A customer and a status read each: nothing fetched twice for one event. The customers
+    // pulled at once (no backlog yet) may be pulled once more for the webhooks that came while
+    // their first pull was out.
+    let per_customer: Vec<usize> = ids.iter().map(|id| requests_for(&b.seen, *id)).collect();
+    let total: usize = per_customer.iter().sum();
+    assert!(
+        total <= 2 * CUSTOMERS + 2 * CONCURRENCY,
+        "{total} requests: {per_customer:?}"
+    );
+    assert!(
+        per_customer.iter().filter(|n| **n > 2).count() <= CONCURRENCY,
+        "{per_customer:?}"
+    );
+    // The cap holds in every second (a window closed at both ends may hold one more).
+    let busiest = busiest_second(&b.seen);
+    assert!(
+        busiest <= MAX_RPS as usize + 1,
+        "{busiest} requests in one second"
+    );
+
+    b.handle.stop();
+    let _ = b.task.await;
+    drop(b.sandbox);
+}
+
+#[tokio::test]
+async fn an_answer_read_while_a_webhook_arrived_is_applied_and_pulled_once_more() {
+    let mut b = burst(100).await;
+    let held = b.seen.clone();
+    held.hold_status.store(true, std::sync::atomic::Ordering::SeqCst);
+    let id = b.client.create_customer(&ready_profile()).await.unwrap().id;
+    // The created webhook's pull reads the status (ready to start) and is held; meanwhile
+    // KYC starts and its webhook arrives.
+    until(|| held.statuses_read.load(std::sync::atomic::Ordering::SeqCst) >= 1).await;
+    b.client.start_kyc(id, None).await.unwrap();
+    // Both webhooks of the start (KYC started, SDK flow required).
+    for expected in ["CUSTOMER_KYC_STARTED", "CUSTOMER_KYC_SDK_FLOW_REQUIRED"] {
+        wait_for(&mut b.events, |e| {
+            matches!(e, EngineEvent::Webhook { event_type, customer_id, .. }
+                if event_type == expected && *customer_id == Some(id))
+        })
+        .await;
+    }
+    held.hold_status.store(false, std::sync::atomic::Ordering::SeqCst);
+    held.release.notify_waiters();
+
+    // The held answer is applied (its line), then the pull that follows corrects it.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e| {
+        matches!(
+            e,
+            EngineEvent::StageChanged {
+                to: Stage::AwaitingSdk,
+                ..
+            }
+        )
+    }) {
+        seen.push(wait_for(&mut b.events, |_| true).await);
+    }
+    // Nothing more follows: a sweep now finds no pull queued or out, and two status reads
+    // were made in all (a third, had there been one, would be out or counted).
+    b.handle.refresh(None);
+    let sweep = loop {
+        let event = wait_for(&mut b.events, |_| true).await;
+        if let EngineEvent::Sweep {
+            queued, in_flight, ..
+        } = event
+        {
+            break (queued, in_flight);
+        }
+        seen.push(event);
+    };
+    assert_eq!(sweep, (0, 0));
+    let lines: Vec<(Option<Stage>, Stage)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::StageChanged {
+                customer_id,
+                from,
+                to,
+                ..
+            } if *customer_id == id => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (None, Stage::ReadyToStart),
+            (Some(Stage::ReadyToStart), Stage::AwaitingSdk)
+        ]
+    );
+    let status_path = format!("/v1/compliance/status/{id}");
+    let statuses = b
+        .seen
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| *p == status_path)
+        .count();
+    assert_eq!(statuses, 2, "exactly one more pull");
+    assert!(
+        !seen.iter().any(|e| matches!(e, EngineEvent::Alert { .. })),
+        "a superseded answer is no drift: {seen:#?}"
+    );
+
+    b.handle.stop();
+    let _ = b.task.await;
+    drop(b.sandbox);
+}
+
+/// Waits (at most 10 s) for `done`, checking every few milliseconds.
+async fn until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
