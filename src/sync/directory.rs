@@ -27,6 +27,17 @@ impl Directory {
         }
     }
 
+    /// Notes many customers at once.
+    pub fn note_all<'a>(&self, customers: impl Iterator<Item = (Uuid, Option<&'a str>)>) {
+        let mut index = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for (id, external_id) in customers {
+            index.ids.insert(id);
+            if let Some(external_id) = external_id {
+                index.external.insert(external_id.into(), id);
+            }
+        }
+    }
+
     /// The customer a file names, by id or `externalId`, if the engine knows them.
     pub fn find(&self, customer: &str) -> Option<Uuid> {
         let index = self.0.read().unwrap_or_else(|e| e.into_inner());

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::alerts::{self, Countdown};
+use super::pulls::Pull;
 use super::{AlertKind, EngineEvent, Model};
 use crate::domain::{ComplianceStatus, Customer, DocumentType, Stage, WebhookEvent};
 use crate::sync::cache::{CustomerSummary, StatusSummary, Write};
@@ -179,7 +180,11 @@ impl Model {
             event.event_type(),
             Some(crate::domain::EventType::CustomerCreated | crate::domain::EventType::CustomerUpdated)
         );
-        self.poll_now(customer_id, profile_changed);
+        let pull = Pull {
+            fetch_customer: profile_changed,
+            ..Pull::WEBHOOK
+        };
+        self.poll_now(customer_id, pull);
     }
 
     /// The sender hears 200 only once the event is committed. If it is not, the id is
@@ -238,7 +243,7 @@ impl Model {
                 ),
             });
             if uploaded {
-                self.poll_now(id, false);
+                self.poll_now(id, Pull::WEBHOOK);
             }
         }
         self.emit(EngineEvent::Upload {

@@ -118,7 +118,6 @@ impl Model {
         self.seen_events = snapshot.event_ids;
         for cached in snapshot.customers {
             let id = cached.customer.id;
-            self.directory.note(id, cached.customer.external_id.as_deref());
             if let Some((view, since)) = &cached.workflow {
                 self.tracker.restore(id, view, *since);
             }
@@ -130,6 +129,17 @@ impl Model {
                 },
             );
         }
+    }
+
+    /// Fills the directory with every customer restored from the cache: after the rows went
+    /// out, so a dashboard's first frame does not wait for it (the inbox asks the API for
+    /// whoever is not in it yet).
+    fn index_customers(&self) {
+        self.directory.note_all(
+            self.customers
+                .iter()
+                .map(|(id, entry)| (*id, entry.customer.external_id.as_deref())),
+        );
     }
 
     fn state_of(&self, id: Uuid) -> Option<CustomerState> {
@@ -251,7 +261,7 @@ impl Model {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Refresh(Some(id)) => self.poll_now(id, false),
+            Command::Refresh(Some(id)) => self.poll_now(id, Pull::USER),
             Command::Refresh(None) => {
                 self.sweeps.next_at = Instant::now();
                 self.sweeps.requested = true;

@@ -14,17 +14,11 @@ use crate::domain::{ComplianceStatus, Customer, Stage};
 use crate::sync::observation::Observation;
 
 impl Model {
-    /// Pulls a customer's status as soon as a slot is free, ahead of the background (a
-    /// webhook's pull, a refresh, an upload's).
-    pub(super) fn poll_now(&mut self, id: Uuid, fetch_customer: bool) {
+    /// Pulls a customer's status as soon as a slot is free, ahead of the background: for a
+    /// webhook, or (`Pull::USER`) because a person asked.
+    pub(super) fn poll_now(&mut self, id: Uuid, pull: Pull) {
         self.schedule.cancel(id);
-        self.ask(
-            id,
-            Pull {
-                fetch_customer,
-                ..Pull::URGENT
-            },
-        );
+        self.ask(id, pull);
     }
 
     /// Asks for a pull; one already out serves a sweep's ask.
@@ -35,10 +29,10 @@ impl Model {
         }
     }
 
-    /// Starts queued pulls while fewer than the concurrency are out; the background waits
-    /// while polling is paused.
+    /// Starts queued pulls while fewer than the concurrency are out; while polling is paused,
+    /// only what a person asked for.
     pub(super) fn start_pulls(&mut self) {
-        while let Some((id, pull)) = self.pulls.start_next(!self.paused) {
+        while let Some((id, pull)) = self.pulls.start_next(self.paused) {
             self.spawn_pull(id, pull);
         }
     }

@@ -50,6 +50,12 @@ impl Publisher {
         self.pending.push(event);
     }
 
+    /// Sends at once, ahead of everything emitted: for rows read from the cache itself, which
+    /// need no commit to wait for.
+    pub fn send_now(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
+    }
+
     /// Hands what was emitted so far to the forwarder, behind a flush of the writer.
     pub fn release(&mut self) {
         if self.pending.is_empty() {
@@ -105,13 +111,25 @@ impl Model {
 
     /// Tells the dashboard about customers that changed.
     pub(super) fn publish(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        if let Some(event) = self.customers_event(ids) {
+            self.emit(event);
+        }
+    }
+
+    /// Tells the dashboard every customer the cache held, at once: a dashboard draws them
+    /// while the engine still starts.
+    pub(super) fn publish_restored(&self) {
+        if let Some(event) = self.customers_event(self.customers.keys().copied()) {
+            self.events.send_now(event);
+        }
+    }
+
+    fn customers_event(&self, ids: impl IntoIterator<Item = Uuid>) -> Option<EngineEvent> {
         if !self.publish_customers {
-            return;
+            return None;
         }
         let states: Vec<CustomerState> = ids.into_iter().filter_map(|id| self.state_of(id)).collect();
-        if !states.is_empty() {
-            self.emit(EngineEvent::Customers(states));
-        }
+        (!states.is_empty()).then_some(EngineEvent::Customers(states))
     }
 
     /// Tells the dashboard the poller's state: a pause at once, the counts of pulls at most

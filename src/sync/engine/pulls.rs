@@ -1,18 +1,30 @@
-//! The one queue of status pulls: first come, first served, the pulls someone waits for (a
-//! webhook's, a refresh, an upload's) ahead of background and sweep polls; at most one pull
-//! per customer queued or in flight, a newer reason joining the one already there; and at most
-//! `limit` in flight. What waits is counted as queued, what runs as in flight, so the header
+//! The one queue of status pulls: first come, first served, the pulls a person asked for (a
+//! refresh, an upload's) first, then those a webhook prompted, then background and sweep
+//! polls; at most one pull per customer queued or in flight, a newer reason joining the one
+//! already there; and at most `limit` in flight. While polling is paused only what a person
+//! asked for starts. What waits is counted as queued, what runs as in flight, so the header
 //! and the NDJSON lines can tell them apart.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use uuid::Uuid;
 
+/// Who waits for a pull, in the order they are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(super) enum Priority {
+    /// The schedule, or a sweep.
+    #[default]
+    Background,
+    /// A webhook said something changed.
+    Webhook,
+    /// A person asked (a refresh, an upload): goes even while polling is paused.
+    User,
+}
+
 /// Why a customer is pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Pull {
-    /// Someone waits for it (a webhook's pull, a refresh): it goes ahead of the background.
-    pub urgent: bool,
+    pub priority: Priority,
     /// The customer's body is fetched too (unknown to the engine, or its profile changed).
     pub fetch_customer: bool,
     /// The sweep (its number) this pull is counted for.
@@ -20,13 +32,18 @@ pub(super) struct Pull {
 }
 
 impl Pull {
-    pub const URGENT: Pull = Pull {
-        urgent: true,
+    pub const USER: Pull = Pull {
+        priority: Priority::User,
+        fetch_customer: false,
+        sweep: None,
+    };
+    pub const WEBHOOK: Pull = Pull {
+        priority: Priority::Webhook,
         fetch_customer: false,
         sweep: None,
     };
     pub const BACKGROUND: Pull = Pull {
-        urgent: false,
+        priority: Priority::Background,
         fetch_customer: false,
         sweep: None,
     };
@@ -35,7 +52,7 @@ impl Pull {
     /// the one running is the one that counts).
     fn join(self, newer: Pull) -> Pull {
         Pull {
-            urgent: self.urgent || newer.urgent,
+            priority: self.priority.max(newer.priority),
             fetch_customer: self.fetch_customer || newer.fetch_customer,
             sweep: newer.sweep.or(self.sweep),
         }
@@ -57,10 +74,10 @@ pub(super) enum Asked {
 
 #[derive(Debug)]
 pub(super) struct Pulls {
-    urgent: VecDeque<Uuid>,
-    background: VecDeque<Uuid>,
-    /// Every queued customer and why; a customer moved from the background to the urgent
-    /// queue leaves a stale entry behind, skipped when reached.
+    /// One queue per priority, lowest first.
+    queues: [VecDeque<Uuid>; 3],
+    /// Every queued customer and why; a customer moved up to another queue leaves a stale
+    /// entry behind, skipped when reached.
     queued: HashMap<Uuid, Pull>,
     in_flight: HashSet<Uuid>,
     /// Pulls asked for while one was out, started once it returns.
@@ -71,8 +88,7 @@ pub(super) struct Pulls {
 impl Pulls {
     pub fn new(limit: usize) -> Pulls {
         Pulls {
-            urgent: VecDeque::new(),
-            background: VecDeque::new(),
+            queues: Default::default(),
             queued: HashMap::new(),
             in_flight: HashSet::new(),
             after: HashMap::new(),
@@ -83,7 +99,7 @@ impl Pulls {
     /// Asks for a pull of `id`.
     pub fn ask(&mut self, id: Uuid, pull: Pull) -> Asked {
         if self.in_flight.contains(&id) {
-            if !pull.urgent {
+            if pull.priority == Priority::Background {
                 return Asked::Served;
             }
             let after = self.after.entry(id).or_default();
@@ -92,42 +108,40 @@ impl Pulls {
         }
         match self.queued.get_mut(&id) {
             Some(queued) => {
-                let moves_up = pull.urgent && !queued.urgent;
+                let moves_up = pull.priority > queued.priority;
                 *queued = queued.join(pull);
                 if moves_up {
-                    self.urgent.push_back(id);
+                    self.queues[pull.priority as usize].push_back(id);
                 }
                 Asked::Joined
             }
             None => {
                 self.queued.insert(id, pull);
-                if pull.urgent {
-                    self.urgent.push_back(id);
-                } else {
-                    self.background.push_back(id);
-                }
+                self.queues[pull.priority as usize].push_back(id);
                 Asked::Queued
             }
         }
     }
 
-    /// The next pull to start, if one waits and fewer than `limit` are out; `background`:
-    /// whether background pulls may start (not while polling is paused).
-    pub fn start_next(&mut self, background: bool) -> Option<(Uuid, Pull)> {
+    /// The next pull to start, if one waits and fewer than `limit` are out; while `paused`,
+    /// only what a person asked for.
+    pub fn start_next(&mut self, paused: bool) -> Option<(Uuid, Pull)> {
         if self.in_flight.len() >= self.limit {
             return None;
         }
-        while let Some(id) = self.urgent.pop_front() {
-            if let Some(pull) = self.queued.get(&id).copied().filter(|p| p.urgent) {
-                return Some(self.start(id, pull));
+        let lowest = if paused {
+            Priority::User
+        } else {
+            Priority::Background
+        };
+        for priority in [Priority::User, Priority::Webhook, Priority::Background] {
+            if priority < lowest {
+                break;
             }
-        }
-        if !background {
-            return None;
-        }
-        while let Some(id) = self.background.pop_front() {
-            if let Some(pull) = self.queued.get(&id).copied().filter(|p| !p.urgent) {
-                return Some(self.start(id, pull));
+            while let Some(id) = self.queues[priority as usize].pop_front() {
+                if let Some(pull) = self.queued.get(&id).copied().filter(|p| p.priority == priority) {
+                    return Some(self.start(id, pull));
+                }
             }
         }
         None
@@ -151,11 +165,11 @@ impl Pulls {
     pub fn drop_sweep(&mut self, number: u32) -> usize {
         let before = self.queued.len();
         self.queued
-            .retain(|_, pull| pull.urgent || pull.sweep != Some(number));
+            .retain(|_, pull| pull.priority != Priority::Background || pull.sweep != Some(number));
         let dropped = before - self.queued.len();
         if dropped > 0 {
             let queued = &self.queued;
-            self.background.retain(|id| queued.contains_key(id));
+            self.queues[Priority::Background as usize].retain(|id| queued.contains_key(id));
         }
         dropped
     }
@@ -183,7 +197,7 @@ mod tests {
 
     fn drain(pulls: &mut Pulls) -> Vec<Uuid> {
         let mut started = Vec::new();
-        while let Some((id, _)) = pulls.start_next(true) {
+        while let Some((id, _)) = pulls.start_next(false) {
             started.push(id);
             pulls.returned(id);
         }
@@ -191,14 +205,15 @@ mod tests {
     }
 
     #[test]
-    fn first_come_first_served_with_the_urgent_ahead_of_the_background() {
+    fn first_come_first_served_a_persons_first_then_webhooks_then_the_background() {
         let mut pulls = Pulls::new(8);
-        let [a, b, c, d] = ids(4).try_into().unwrap();
+        let [a, b, c, d, e] = ids(5).try_into().unwrap();
         pulls.ask(a, Pull::BACKGROUND);
-        pulls.ask(b, Pull::URGENT);
+        pulls.ask(b, Pull::WEBHOOK);
         pulls.ask(c, Pull::BACKGROUND);
-        pulls.ask(d, Pull::URGENT);
-        assert_eq!(drain(&mut pulls), [b, d, a, c]);
+        pulls.ask(d, Pull::WEBHOOK);
+        pulls.ask(e, Pull::USER);
+        assert_eq!(drain(&mut pulls), [e, b, d, a, c]);
     }
 
     #[test]
@@ -206,39 +221,39 @@ mod tests {
         let mut pulls = Pulls::new(8);
         let [a, b, c] = ids(3).try_into().unwrap();
         assert_eq!(pulls.ask(a, Pull::BACKGROUND), Asked::Queued);
-        assert_eq!(pulls.ask(b, Pull::URGENT), Asked::Queued);
+        assert_eq!(pulls.ask(b, Pull::WEBHOOK), Asked::Queued);
         let profile = Pull {
             fetch_customer: true,
-            ..Pull::URGENT
+            ..Pull::WEBHOOK
         };
         assert_eq!(pulls.ask(a, profile), Asked::Joined);
         assert_eq!(pulls.ask(c, Pull::BACKGROUND), Asked::Queued);
         assert_eq!(pulls.queued(), 3);
-        assert_eq!(pulls.start_next(true), Some((b, Pull::URGENT)));
-        let (id, pull) = pulls.start_next(true).unwrap();
+        assert_eq!(pulls.start_next(false), Some((b, Pull::WEBHOOK)));
+        let (id, pull) = pulls.start_next(false).unwrap();
         assert_eq!(id, a);
-        assert!(pull.urgent && pull.fetch_customer);
-        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(c));
+        assert!(pull.priority == Priority::Webhook && pull.fetch_customer);
+        assert_eq!(pulls.start_next(false).map(|(id, _)| id), Some(c));
         assert_eq!(
-            pulls.start_next(true),
+            pulls.start_next(false),
             None,
             "a's background entry is stale, not a second pull"
         );
     }
 
     #[test]
-    fn an_urgent_ask_while_out_follows_the_answer_and_a_background_one_is_served_by_it() {
+    fn a_webhooks_ask_while_out_follows_the_answer_and_a_background_one_is_served_by_it() {
         let mut pulls = Pulls::new(8);
         let id = Uuid::from_u128(1);
         pulls.ask(id, Pull::BACKGROUND);
-        pulls.start_next(true).unwrap();
+        pulls.start_next(false).unwrap();
         assert_eq!(pulls.ask(id, Pull::BACKGROUND), Asked::Served);
-        assert_eq!(pulls.ask(id, Pull::URGENT), Asked::After);
-        assert_eq!(pulls.ask(id, Pull::URGENT), Asked::After);
+        assert_eq!(pulls.ask(id, Pull::WEBHOOK), Asked::After);
+        assert_eq!(pulls.ask(id, Pull::WEBHOOK), Asked::After);
         assert!(pulls.is_busy(id));
         assert_eq!(
             pulls.returned(id),
-            Some(Pull::URGENT),
+            Some(Pull::WEBHOOK),
             "one more pull, however many asks"
         );
         assert_eq!(pulls.returned(id), None);
@@ -246,20 +261,25 @@ mod tests {
     }
 
     #[test]
-    fn at_most_limit_in_flight_and_nothing_background_while_paused() {
+    fn at_most_limit_in_flight_and_only_a_persons_asks_while_paused() {
         let mut pulls = Pulls::new(2);
-        let all = ids(4);
+        let all = ids(5);
         for id in &all[..3] {
             pulls.ask(*id, Pull::BACKGROUND);
         }
-        pulls.ask(all[3], Pull::URGENT);
+        pulls.ask(all[3], Pull::WEBHOOK);
+        pulls.ask(all[4], Pull::USER);
+        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(all[4]));
+        assert_eq!(
+            pulls.start_next(true),
+            None,
+            "paused: webhooks and background wait"
+        );
         assert_eq!(pulls.start_next(false).map(|(id, _)| id), Some(all[3]));
-        assert_eq!(pulls.start_next(false), None, "paused: background waits");
-        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(all[0]));
-        assert_eq!(pulls.start_next(true), None, "two out");
-        assert_eq!((pulls.queued(), pulls.in_flight()), (2, 2));
+        assert_eq!(pulls.start_next(false), None, "two out");
+        assert_eq!((pulls.queued(), pulls.in_flight()), (3, 2));
         pulls.returned(all[3]);
-        assert_eq!(pulls.start_next(true).map(|(id, _)| id), Some(all[1]));
+        assert_eq!(pulls.start_next(false).map(|(id, _)| id), Some(all[0]));
     }
 
     #[test]
@@ -272,7 +292,7 @@ mod tests {
         };
         pulls.ask(a, sweep);
         pulls.ask(b, sweep);
-        pulls.ask(b, Pull::URGENT);
+        pulls.ask(b, Pull::WEBHOOK);
         pulls.ask(c, Pull::BACKGROUND);
         assert_eq!(pulls.drop_sweep(7), 1);
         assert_eq!(drain(&mut pulls), [b, c]);

@@ -52,8 +52,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         observations_tx.clone(),
     );
     model.restore(snapshot);
-    let everyone: Vec<Uuid> = model.customers.keys().copied().collect();
-    model.publish(everyone);
+    model.publish_restored();
 
     let producers = Producers {
         client: &client,
@@ -81,6 +80,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
     };
     let task = tokio::spawn(async move {
         let mut observations = observations;
+        model.index_customers();
         model.run(&mut observations, commands).await;
         let producers = [receiver_task, inbox_task].into_iter().flatten();
         model.stop(observations, cancel, producers, writer_thread).await;
