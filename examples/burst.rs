@@ -19,20 +19,29 @@ use axum::response::Response;
 use kycdash::api::{ApiClient, ClientConfig};
 use kycdash::domain::{CustomerProfile, Stage};
 use kycdash::sandbox::{self, SandboxConfig};
-use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming, ReceiverConfig};
+use kycdash::sync::engine::{self, EngineConfig, EngineEvent};
 use serde_json::json;
 use uuid::Uuid;
 
 type Log = Arc<Mutex<Vec<(Instant, String)>>>;
 
 /// Forwards to the sandbox, noting when each request came and for what.
-async fn counted(State((upstream, http, log)): State<(String, reqwest::Client, Log)>, request: Request) -> Response {
+async fn counted(
+    State((upstream, http, log)): State<(String, reqwest::Client, Log)>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     log.lock().unwrap().push((Instant::now(), target.clone()));
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let mut call = http.request(parts.method, format!("{upstream}{target}")).body(body);
-    for (name, value) in parts.headers.iter().filter(|(n, _)| *n != axum::http::header::HOST) {
+    let mut call = http
+        .request(parts.method, format!("{upstream}{target}"))
+        .body(body);
+    for (name, value) in parts
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != axum::http::header::HOST)
+    {
         call = call.header(name, value);
     }
     let answer = call.send().await.expect("the sandbox answers");
@@ -45,13 +54,20 @@ async fn counted(State((upstream, http, log)): State<(String, reqwest::Client, L
 
 #[tokio::main]
 async fn main() {
-    let customers: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let customers: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
     let max_rps: u32 = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(20);
-    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.expect("the sandbox starts");
+    let sandbox = sandbox::start(SandboxConfig::ephemeral())
+        .await
+        .expect("the sandbox starts");
     let log: Log = Arc::default();
-    let app = Router::new()
-        .fallback(counted)
-        .with_state((sandbox.base_url().to_string(), reqwest::Client::new(), log.clone()));
+    let app = Router::new().fallback(counted).with_state((
+        sandbox.base_url().to_string(),
+        reqwest::Client::new(),
+        log.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -59,21 +75,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut api = ClientConfig::new(&proxy, sandbox::DEFAULT_API_KEY);
     api.max_rps = Some(max_rps);
-    let config = EngineConfig {
-        api,
-        sandbox: false,
-        data_dir: dir.path().to_path_buf(),
-        inbox: None,
-        receiver: Some(ReceiverConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            secret: None,
-        }),
-        concurrency: 8,
-        once: false,
-        publish_customers: false,
-        timing: EngineTiming::default(),
-    };
+    let config = EngineConfig::new(api, dir.path().to_path_buf());
     let lock = engine::lock_data_dir(dir.path()).unwrap();
     let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
     while !matches!(events.recv().await, Some(EngineEvent::Sweep { .. }) | None) {}
@@ -105,7 +107,8 @@ async fn main() {
 
     let mut first_line = None;
     let mut done: HashMap<Uuid, Duration> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60 + 4 * customers as u64 / max_rps as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(60 + 4 * customers as u64 / max_rps as u64);
     while done.len() < customers {
         let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await else {
             println!("stopped waiting: {} of {customers} reported", done.len());
@@ -128,14 +131,22 @@ async fn main() {
         .iter()
         .map(|id| {
             let id = id.to_string();
-            burst_requests.iter().filter(|(_, path)| path.contains(&id)).count()
+            burst_requests
+                .iter()
+                .filter(|(_, path)| path.contains(&id))
+                .count()
         })
         .collect();
     let total: usize = per_customer.iter().sum();
     let most = per_customer.iter().max().copied().unwrap_or(0);
     let times: Vec<Instant> = burst_requests.iter().map(|(at, _)| *at).collect();
     let busiest = (0..times.len())
-        .map(|i| times[i..].iter().take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1)).count())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1))
+                .count()
+        })
         .max()
         .unwrap_or(0);
     let per = total as f64 / customers as f64;

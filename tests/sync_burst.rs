@@ -12,7 +12,7 @@ use axum::response::Response;
 use kycdash::api::{ApiClient, ClientConfig};
 use kycdash::domain::{CustomerProfile, Stage};
 use kycdash::sandbox::{self, RunningSandbox, SandboxConfig};
-use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming, ReceiverConfig};
+use kycdash::sync::engine::{self, EngineConfig, EngineEvent};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
@@ -110,19 +110,8 @@ async fn burst(max_rps: u32) -> Burst {
     let mut api = ClientConfig::new(&url, sandbox::DEFAULT_API_KEY);
     api.max_rps = Some(max_rps);
     let config = EngineConfig {
-        api,
-        sandbox: false,
-        data_dir: dir.path().to_path_buf(),
-        inbox: None,
-        receiver: Some(ReceiverConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            secret: None,
-        }),
         concurrency: CONCURRENCY,
-        once: false,
-        publish_customers: false,
-        timing: EngineTiming::default(),
+        ..EngineConfig::new(api, dir.path().to_path_buf())
     };
     let lock = engine::lock_data_dir(dir.path()).unwrap();
     let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();

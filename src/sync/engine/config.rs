@@ -29,6 +29,25 @@ pub struct EngineConfig {
     pub timing: EngineTiming,
 }
 
+impl EngineConfig {
+    /// An engine on `api` keeping its files in `data_dir`, with the defaults of `watch`
+    /// against a real API: no inbox, a receiver on a free loopback port that registers itself,
+    /// 8 pulls at once, running until stopped.
+    pub fn new(api: ClientConfig, data_dir: PathBuf) -> EngineConfig {
+        EngineConfig {
+            api,
+            sandbox: false,
+            data_dir,
+            inbox: None,
+            receiver: Some(ReceiverConfig::loopback()),
+            concurrency: 8,
+            once: false,
+            publish_customers: false,
+            timing: EngineTiming::default(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ReceiverConfig {
     pub listen: SocketAddr,
@@ -36,6 +55,17 @@ pub struct ReceiverConfig {
     pub public_url: Option<String>,
     /// A secret of an endpoint registered elsewhere; the engine registers its own when `None`.
     pub secret: Option<String>,
+}
+
+impl ReceiverConfig {
+    /// A free loopback port, delivered to at its own URL, registered by the engine.
+    pub fn loopback() -> ReceiverConfig {
+        ReceiverConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            secret: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ReceiverConfig {

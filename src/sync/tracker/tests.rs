@@ -220,10 +220,8 @@ fn event(event_type: EventType, status: Option<crate::domain::OnboardingStatus>)
     WebhookEvent::new(format!("evt_{event_type}"), NOW, event_type, data)
 }
 
-#[test]
-fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
-    use crate::domain::OnboardingStatus::*;
-    // The server's customer is collecting requirements…
+/// The status of a customer whose KYC started on the standard path.
+fn awaiting_sdk() -> ComplianceStatus {
     let (server, facts, _) = serve(&[
         Step::Profile(true),
         Step::Event(WorkflowEvent::KycStarted {
@@ -234,8 +232,16 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
             sdk: Some(link()),
         }),
     ]);
+    status_of(&server, facts)
+}
+
+#[test]
+fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
+    use crate::domain::OnboardingStatus::*;
+    // The server's customer awaits the end user in the SDK…
+    let status = awaiting_sdk();
     let mut tracker = Tracker::default();
-    tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
+    tracker.on_snapshot(customer_id(), &status, NOW, false);
     assert_eq!(tracker.stage(customer_id()), Some(Stage::AwaitingSdk));
     // …but a webhook claims it went to review and another that it was denied.
     assert_eq!(
@@ -249,7 +255,7 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
         tracker.on_webhook(&event(EventType::CustomerKycFinished, Some(DeniedCompliance))),
         Some(Stage::Denied)
     );
-    let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
+    let reconciled = tracker.on_snapshot(customer_id(), &status, NOW, false);
     assert_eq!(
         reconciled.drift,
         Some(Drift {
@@ -260,28 +266,19 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
     assert!(!reconciled.changed());
     // The snapshot won, and it is reported once.
     assert_eq!(tracker.claimed(customer_id()), Some(Stage::AwaitingSdk));
-    let again = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
+    let again = tracker.on_snapshot(customer_id(), &status, NOW, false);
     assert_eq!(again.drift, None);
 }
 
 #[test]
 fn a_snapshot_read_while_a_webhook_arrived_is_applied_but_never_called_drift() {
     use crate::domain::OnboardingStatus::*;
-    let (server, facts, _) = serve(&[
-        Step::Profile(true),
-        Step::Event(WorkflowEvent::KycStarted {
-            onboarding: OnboardingRef {
-                id: Uuid::from_u128(1),
-                strategy: Strategy::CfKyc,
-            },
-            sdk: Some(link()),
-        }),
-    ]);
+    let status = awaiting_sdk();
     let mut tracker = Tracker::default();
-    tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, false);
+    tracker.on_snapshot(customer_id(), &status, NOW, false);
     tracker.on_webhook(&event(EventType::CustomerKycFinished, Some(DeniedCompliance)));
     // The same (older) status, read while that webhook came: the stage it proves is kept…
-    let reconciled = tracker.on_snapshot(customer_id(), &status_of(&server, facts), NOW, true);
+    let reconciled = tracker.on_snapshot(customer_id(), &status, NOW, true);
     assert_eq!(reconciled.drift, None);
     assert_eq!(reconciled.to, Stage::AwaitingSdk);
     assert_eq!(tracker.stage(customer_id()), Some(Stage::AwaitingSdk));
