@@ -209,7 +209,6 @@ async fn too_many_requests_is_retried_after_the_servers_pause() {
         .await
         .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -463,6 +463,12 @@ impl ApiClient {
 
     /// Waits out a `Retry-After` pause, then for the rate cap.
     async fn wait_for_turn(&self) {
+        // With a cap, one request at a time waits, in the order they came; the pause is
+        // looked at after the turn is taken, so a 429 that arrived meanwhile holds them all.
+        let _turn = match &self.limiter {
+            Some(_) => Some(self.turn.lock().await),
+            None => None,
+        };
         loop {
             let until = self.paused_until.lock().map(|p| *p).unwrap_or(None);
             match until {
@@ -471,7 +477,6 @@ impl ApiClient {
             }
         }
         if let Some(limiter) = &self.limiter {
-            let _turn = self.turn.lock().await;
             limiter.until_ready().await;
         }
     }

@@ -119,15 +119,22 @@ pub(super) fn parse_problem(status: StatusCode, body: &[u8]) -> Problem {
     })
 }
 
+/// The longest pause a server's `Retry-After` can impose: beyond it the value is taken as an
+/// hour (a wrong or hostile header must not stop the client for good).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// `Retry-After` in either form RFC 9110 allows: a number of seconds, or an HTTP date (the
-/// wait until then from `now`; a date already past means at once).
+/// wait until then from `now`; a date already past means at once); at most an hour.
 pub(super) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -160,6 +167,11 @@ mod tests {
         let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
         assert_eq!(retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("18446744073709551615", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
         assert_eq!(retry_after("-3", now), None);
     }
 }

@@ -110,8 +110,9 @@ impl Tracker {
     }
 
     /// Reconciles with a status snapshot: the snapshot wins. `superseded`: a webhook arrived
-    /// while the snapshot was read, so it may be older than what the webhooks said; it is
-    /// applied, but a disagreement is not drift (the pull that follows settles it).
+    /// while the snapshot was read, so it may be older than what the webhooks said; the stage
+    /// it proves is reported, but the machine keeps what the webhooks claimed, and the pull
+    /// that follows is the one compared with them (and may find drift).
     pub fn on_snapshot(
         &mut self,
         customer_id: Uuid,
@@ -140,11 +141,13 @@ impl Tracker {
         if from != Some(view.stage) {
             tracked.since = now;
         }
-        tracked.workflow.observe(&view);
+        if !superseded {
+            tracked.workflow.observe(&view);
+            tracked.moved_by_webhooks = 0;
+        }
         tracked.reported = Some(view.stage);
         tracked.strategy = strategy;
         tracked.readiness = readiness;
-        tracked.moved_by_webhooks = 0;
         Reconciled {
             from,
             to: view.stage,

@@ -13,7 +13,10 @@ use crate::domain::vocabulary::Strategy;
 /// The stages a workflow in `from` can move to by one accepted event.
 pub fn successors(from: Stage) -> &'static [Stage] {
     static GRAPH: LazyLock<Vec<Vec<Stage>>> = LazyLock::new(|| Stage::ALL.into_iter().map(derive).collect());
-    let index = Stage::ALL.iter().position(|s| *s == from).unwrap_or_default();
+    let index = Stage::ALL
+        .iter()
+        .position(|s| *s == from)
+        .expect("Stage::ALL lists every stage");
     &GRAPH[index]
 }
 

@@ -243,7 +243,8 @@ impl Model {
                 ),
             });
             if uploaded {
-                self.poll_now(id, Pull::WEBHOOK);
+                // Someone uploaded it (a person, or their inbox): pulled even while paused.
+                self.poll_now(id, Pull::USER);
             }
         }
         self.emit(EngineEvent::Upload {

@@ -278,7 +278,7 @@ impl Model {
         }
         if !self.paused {
             while let Some(id) = self.schedule.pop_due(now) {
-                self.ask(id, Pull::BACKGROUND);
+                self.ask(id, Pull::SCHEDULED);
             }
         }
         if self.countdowns_due <= now {

@@ -21,7 +21,7 @@ impl Model {
         self.ask(id, pull);
     }
 
-    /// Asks for a pull; one already out serves a sweep's ask.
+    /// Asks for a pull; one already out (or queued for the same sweep) serves a sweep's ask.
     pub(super) fn ask(&mut self, id: Uuid, pull: Pull) {
         let asked = self.pulls.ask(id, pull);
         if asked == Asked::Served && pull.sweep.is_some_and(|n| n == self.sweeps.number) {

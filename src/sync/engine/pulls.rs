@@ -29,24 +29,28 @@ pub(super) struct Pull {
     pub fetch_customer: bool,
     /// The sweep (its number) this pull is counted for.
     pub sweep: Option<u32>,
+    /// The schedule asked for it (the customer's poll fell due): a failed sweep that joined it
+    /// does not take it away.
+    pub scheduled: bool,
 }
 
 impl Pull {
-    pub const USER: Pull = Pull {
-        priority: Priority::User,
-        fetch_customer: false,
-        sweep: None,
+    pub const USER: Pull = Pull::of(Priority::User);
+    pub const WEBHOOK: Pull = Pull::of(Priority::Webhook);
+    pub const BACKGROUND: Pull = Pull::of(Priority::Background);
+    pub const SCHEDULED: Pull = Pull {
+        scheduled: true,
+        ..Pull::BACKGROUND
     };
-    pub const WEBHOOK: Pull = Pull {
-        priority: Priority::Webhook,
-        fetch_customer: false,
-        sweep: None,
-    };
-    pub const BACKGROUND: Pull = Pull {
-        priority: Priority::Background,
-        fetch_customer: false,
-        sweep: None,
-    };
+
+    const fn of(priority: Priority) -> Pull {
+        Pull {
+            priority,
+            fetch_customer: false,
+            sweep: None,
+            scheduled: false,
+        }
+    }
 
     /// One pull serving both reasons (`newer`'s sweep, if any: sweeps follow each other, and
     /// the one running is the one that counts).
@@ -55,6 +59,7 @@ impl Pull {
             priority: self.priority.max(newer.priority),
             fetch_customer: self.fetch_customer || newer.fetch_customer,
             sweep: newer.sweep.or(self.sweep),
+            scheduled: self.scheduled || newer.scheduled,
         }
     }
 }
@@ -68,17 +73,20 @@ pub(super) enum Asked {
     Joined,
     /// A pull is out: another follows its answer (the answer may predate what prompted this).
     After,
-    /// A pull is out and its answer serves this ask too (a sweep's or the background's).
+    /// A pull is out, or queued for the same sweep, and its answer serves this ask too (a
+    /// sweep's or the background's): a sweep counts it as done now.
     Served,
 }
 
 #[derive(Debug)]
 pub(super) struct Pulls {
-    /// One queue per priority, lowest first.
-    queues: [VecDeque<Uuid>; 3],
-    /// Every queued customer and why; a customer moved up to another queue leaves a stale
-    /// entry behind, skipped when reached.
-    queued: HashMap<Uuid, Pull>,
+    /// One queue per priority, lowest first, of (customer, generation).
+    queues: [VecDeque<(Uuid, u64)>; 3],
+    /// Every queued customer, why, and the generation of its live queue entry: a customer
+    /// moved up, or started and queued again, leaves an older entry behind, skipped when
+    /// reached, so nobody overtakes those queued before them.
+    queued: HashMap<Uuid, (Pull, u64)>,
+    generation: u64,
     in_flight: HashSet<Uuid>,
     /// Pulls asked for while one was out, started once it returns.
     after: HashMap<Uuid, Pull>,
@@ -90,6 +98,7 @@ impl Pulls {
         Pulls {
             queues: Default::default(),
             queued: HashMap::new(),
+            generation: 0,
             in_flight: HashSet::new(),
             after: HashMap::new(),
             limit: limit.max(1),
@@ -106,18 +115,22 @@ impl Pulls {
             *after = after.join(pull);
             return Asked::After;
         }
+        self.generation += 1;
+        let generation = self.generation;
         match self.queued.get_mut(&id) {
-            Some(queued) => {
+            Some((queued, live)) => {
+                let counted = pull.sweep.is_some() && queued.sweep == pull.sweep;
                 let moves_up = pull.priority > queued.priority;
                 *queued = queued.join(pull);
                 if moves_up {
-                    self.queues[pull.priority as usize].push_back(id);
+                    *live = generation;
+                    self.queues[pull.priority as usize].push_back((id, generation));
                 }
-                Asked::Joined
+                if counted { Asked::Served } else { Asked::Joined }
             }
             None => {
-                self.queued.insert(id, pull);
-                self.queues[pull.priority as usize].push_back(id);
+                self.queued.insert(id, (pull, generation));
+                self.queues[pull.priority as usize].push_back((id, generation));
                 Asked::Queued
             }
         }
@@ -138,8 +151,8 @@ impl Pulls {
             if priority < lowest {
                 break;
             }
-            while let Some(id) = self.queues[priority as usize].pop_front() {
-                if let Some(pull) = self.queued.get(&id).copied().filter(|p| p.priority == priority) {
+            while let Some((id, generation)) = self.queues[priority as usize].pop_front() {
+                if let Some((pull, _)) = self.queued.get(&id).copied().filter(|(_, g)| *g == generation) {
                     return Some(self.start(id, pull));
                 }
             }
@@ -160,16 +173,17 @@ impl Pulls {
         self.after.remove(&id)
     }
 
-    /// Drops the background pulls queued for sweep `number` alone (the sweep failed; each
-    /// customer keeps its own schedule). Returns how many.
+    /// Drops the pulls queued for sweep `number` alone (the sweep failed; each customer keeps
+    /// its own schedule). Returns how many.
     pub fn drop_sweep(&mut self, number: u32) -> usize {
         let before = self.queued.len();
-        self.queued
-            .retain(|_, pull| pull.priority != Priority::Background || pull.sweep != Some(number));
+        self.queued.retain(|_, (pull, _)| {
+            pull.priority != Priority::Background || pull.scheduled || pull.sweep != Some(number)
+        });
         let dropped = before - self.queued.len();
         if dropped > 0 {
             let queued = &self.queued;
-            self.queues[Priority::Background as usize].retain(|id| queued.contains_key(id));
+            self.queues[Priority::Background as usize].retain(|(id, _)| queued.contains_key(id));
         }
         dropped
     }
@@ -285,7 +299,7 @@ mod tests {
     #[test]
     fn a_failed_sweeps_own_pulls_are_dropped_and_the_others_kept() {
         let mut pulls = Pulls::new(8);
-        let [a, b, c] = ids(3).try_into().unwrap();
+        let [a, b, c, d] = ids(4).try_into().unwrap();
         let sweep = Pull {
             sweep: Some(7),
             ..Pull::BACKGROUND
@@ -294,7 +308,42 @@ mod tests {
         pulls.ask(b, sweep);
         pulls.ask(b, Pull::WEBHOOK);
         pulls.ask(c, Pull::BACKGROUND);
+        pulls.ask(d, Pull::SCHEDULED);
+        pulls.ask(d, sweep);
         assert_eq!(pulls.drop_sweep(7), 1);
-        assert_eq!(drain(&mut pulls), [b, c]);
+        assert_eq!(
+            drain(&mut pulls),
+            [b, c, d],
+            "d fell due before the sweep joined it"
+        );
+    }
+
+    #[test]
+    fn a_customer_listed_twice_by_one_sweep_is_counted_once_per_ask() {
+        let mut pulls = Pulls::new(8);
+        let id = Uuid::from_u128(1);
+        let sweep = |n| Pull {
+            sweep: Some(n),
+            ..Pull::BACKGROUND
+        };
+        assert_eq!(pulls.ask(id, sweep(3)), Asked::Queued);
+        // The second listing of the same sweep: served by the queued pull, counted now.
+        assert_eq!(pulls.ask(id, sweep(3)), Asked::Served);
+        // The next sweep's ask joins it and takes it over: counted when it returns.
+        assert_eq!(pulls.ask(id, sweep(4)), Asked::Joined);
+        assert_eq!(pulls.start_next(false).map(|(_, p)| p.sweep), Some(Some(4)));
+    }
+
+    #[test]
+    fn an_old_queue_entry_never_lets_a_customer_overtake() {
+        let mut pulls = Pulls::new(1);
+        let [a, b] = ids(2).try_into().unwrap();
+        pulls.ask(a, Pull::BACKGROUND);
+        pulls.ask(a, Pull::WEBHOOK); // moves up, leaving its background entry behind
+        pulls.ask(b, Pull::BACKGROUND);
+        assert_eq!(pulls.start_next(false).map(|(id, _)| id), Some(a));
+        pulls.returned(a);
+        pulls.ask(a, Pull::BACKGROUND); // queued again, behind b
+        assert_eq!(drain(&mut pulls), [b, a]);
     }
 }

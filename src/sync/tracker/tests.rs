@@ -271,17 +271,28 @@ fn a_snapshot_contradicting_the_webhooks_is_drift_naming_both_stages() {
 }
 
 #[test]
-fn a_snapshot_read_while_a_webhook_arrived_is_applied_but_never_called_drift() {
+fn a_snapshot_read_while_a_webhook_arrived_is_applied_and_the_next_one_is_compared() {
     use crate::domain::OnboardingStatus::*;
     let status = awaiting_sdk();
     let mut tracker = Tracker::default();
     tracker.on_snapshot(customer_id(), &status, NOW, false);
     tracker.on_webhook(&event(EventType::CustomerKycFinished, Some(DeniedCompliance)));
-    // The same (older) status, read while that webhook came: the stage it proves is kept…
+    // The same (older) status, read while that webhook came: the stage it proves is reported,
+    // not called drift, and the webhook's claim is kept…
     let reconciled = tracker.on_snapshot(customer_id(), &status, NOW, true);
     assert_eq!(reconciled.drift, None);
     assert_eq!(reconciled.to, Stage::AwaitingSdk);
     assert_eq!(tracker.stage(customer_id()), Some(Stage::AwaitingSdk));
+    assert_eq!(tracker.claimed(customer_id()), Some(Stage::Denied));
+    // …so the pull that follows, still awaiting the SDK, contradicts it: drift.
+    let next = tracker.on_snapshot(customer_id(), &status, NOW, false);
+    assert_eq!(
+        next.drift,
+        Some(Drift {
+            claimed: Stage::Denied,
+            seen: Stage::AwaitingSdk
+        })
+    );
 }
 
 #[test]
