@@ -276,9 +276,14 @@ fn a_snapshot_read_while_a_webhook_arrived_is_applied_and_the_next_one_is_compar
     let status = awaiting_sdk();
     let mut tracker = Tracker::default();
     tracker.on_snapshot(customer_id(), &status, NOW, false);
+    tracker.on_webhook(&event(
+        EventType::CustomerKycSdkFlowCompleted,
+        Some(PendingReview),
+    ));
     tracker.on_webhook(&event(EventType::CustomerKycFinished, Some(DeniedCompliance)));
-    // The same (older) status, read while that webhook came: the stage it proves is reported,
-    // not called drift, and the webhook's claim is kept…
+    assert_eq!(tracker.claimed(customer_id()), Some(Stage::Denied));
+    // The same (older) status, read while those webhooks came: the stage it proves is
+    // reported, not called drift, and the webhooks' claim is kept…
     let reconciled = tracker.on_snapshot(customer_id(), &status, NOW, true);
     assert_eq!(reconciled.drift, None);
     assert_eq!(reconciled.to, Stage::AwaitingSdk);
