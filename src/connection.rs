@@ -249,24 +249,30 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+/// Completes on SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal went away): every mode stops
+/// on them the way it stops on its own, so what is pending is flushed and the terminal
+/// restored.
 pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let other = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+            (Ok(mut terminate), Ok(mut hangup)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = hangup.recv() => {}
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    let other = std::future::pending::<()>();
     tokio::select! {
         _ = interrupt => {}
-        _ = terminate => {}
+        _ = other => {}
     }
 }

@@ -174,6 +174,38 @@ fn the_dashboard_shows_the_demo_filters_helps_quits_and_restores_the_terminal() 
     );
 }
 
+/// SPEC §10: SIGTERM and SIGHUP end the dashboard as `q` does: exit 0, the alternate screen
+/// left, mouse capture and bracketed paste off, the cursor shown.
+#[test]
+fn sigterm_and_sighup_leave_the_terminal_as_it_was() {
+    for signal in ["TERM", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::start(dir.path(), &["--no-demo"]);
+        session.screen.wait_for("\x1b[?1049h", 0);
+        session.screen.wait_to_see("[SANDBOX]");
+        let at = session.screen.text().len();
+        let pid = session.child.process_id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = session.wait_for_exit();
+        assert!(status.success(), "SIG{signal}: exit status {status:?}");
+        let restored = session.screen.wait_for("\x1b[?1049l", at);
+        let tail = &session.screen.text()[at..restored];
+        assert!(tail.contains("\x1b[?1000l"), "SIG{signal}: mouse capture left on");
+        assert!(
+            tail.contains("\x1b[?2004l"),
+            "SIG{signal}: bracketed paste left on"
+        );
+        assert!(
+            session.screen.text()[at..].contains("\x1b[?25h"),
+            "SIG{signal}: the cursor is not shown again"
+        );
+    }
+}
+
 /// The journey of SPEC §9's actions, from the keyboard alone: create a customer with `n`,
 /// start KYC with `K`, complete the SDK with `S`, upload two documents with `u`, move the
 /// clock with `+`, and see the row approved.

@@ -1,5 +1,5 @@
 //! `kycdash watch` and `kycdash status` as a user runs them: NDJSON on stdout with `started`
-//! first and `stopped` last, a clean stop on SIGTERM (exit 0), one engine per data directory
+//! first and `stopped` last, a clean stop on SIGTERM and SIGHUP (exit 0), one engine per data directory
 //! (exit 2), a refused key (exit 1, one clear line), and bad configuration (exit 2).
 
 use std::process::Stdio;
@@ -34,14 +34,43 @@ async fn next_json(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
 }
 
 async fn terminate(child: &mut Child) {
+    send(child, "TERM");
+}
+
+fn send(child: &Child, signal: &str) {
     let pid = child.id().expect("running").to_string();
     assert!(
         std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([format!("-{signal}"), pid])
             .status()
             .unwrap()
             .success()
     );
+}
+
+/// SIGHUP (the terminal that started it went away) stops `watch` as SIGTERM does.
+#[tokio::test]
+async fn sighup_stops_watch_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut watch = kycdash(dir.path())
+        .args(["watch", "--data-dir"])
+        .arg(dir.path())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    assert_eq!(next_json(&mut lines).await["kind"], "started");
+    assert_eq!(next_json(&mut lines).await["kind"], "sweep");
+    send(&watch, "HUP");
+    let mut last = Value::Null;
+    while let Ok(Some(line)) = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap() {
+        last = serde_json::from_str(&line).unwrap();
+    }
+    assert_eq!(last["kind"], "stopped");
+    let exit = tokio::time::timeout(PATIENCE, watch.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
 }
 
 #[tokio::test]

@@ -158,6 +158,10 @@ async fn ui(
         selected: Arc::default(),
         demo,
     };
+    // SIGTERM, SIGHUP (and SIGINT, which raw mode turns into a key otherwise) end the
+    // dashboard as `q` does: the guard restores the terminal, the engine flushes and stops.
+    let signal = crate::connection::shutdown_signal();
+    tokio::pin!(signal);
 
     while !app.quit {
         // Every update sees the time it happens at (log lines, "changed" columns).
@@ -194,6 +198,7 @@ async fn ui(
                 dirty = true;
                 app.update(action)
             }
+            _ = &mut signal => break,
             _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
             _ = ticker.tick(), if ticking => {
                 dirty = true;
