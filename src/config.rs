@@ -87,10 +87,10 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         }
     })?;
     for (name, profile) in &config.profiles {
-        if profile.concurrency == Some(0) {
+        if let Some(concurrency) = profile.concurrency.filter(|n| !(1..=1024).contains(n)) {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
-                message: format!("profiles.{name}.concurrency must be at least 1"),
+                message: format!("profiles.{name}.concurrency must be 1 to 1024, not {concurrency}"),
             });
         }
     }

@@ -138,12 +138,8 @@ async fn resolve_api(
         .or_else(|| profile.and_then(|p| p.api_key.clone()));
     match (api_url, api_key) {
         (Some(url), Some(key)) => {
-            let url = url.trim_end_matches('/').to_string();
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Failure::usage(format!(
-                    "--api-url must be an http(s) URL, not \"{url}\""
-                )));
-            }
+            let url = checked_url("--api-url", url.trim_end_matches('/'))?;
+            checked_key(&key)?;
             Ok((url, key, None))
         }
         (Some(_), None) => Err(Failure::usage(
@@ -169,6 +165,33 @@ async fn resolve_api(
             Ok((running.base_url().to_string(), key, Some(running)))
         }
     }
+}
+
+/// An http(s) URL with a host, as the flag or profile key `what` must hold; exit 2 naming it
+/// otherwise (a URL that does not parse would only fail later, as a network error).
+fn checked_url(what: &str, url: &str) -> Result<String, Failure> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(url.to_string()),
+        Ok(_) => Err(Failure::usage(format!(
+            "{what} must be an http(s) URL, not \"{url}\""
+        ))),
+        Err(err) => Err(Failure::usage(format!(
+            "{what} is not a URL (\"{url}\": {err}); give one like https://kyc.example.com"
+        ))),
+    }
+}
+
+/// An API key a request header can carry; exit 2 otherwise, showing only its start.
+fn checked_key(key: &str) -> Result<(), Failure> {
+    let carried = !key.is_empty() && reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).is_ok();
+    if carried {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "the API key ({}) is empty or holds a character an HTTP header cannot carry (a newline, a \
+         control character, non-ASCII); check --api-key, KYCDASH_API_KEY or the profile",
+        crate::secret::hint(key)
+    )))
 }
 
 /// Starts the embedded sandbox, on the port it had last time when that port is free, so SDK
@@ -203,7 +226,7 @@ async fn start_sandbox(data_dir: &Path) -> Result<RunningSandbox, Failure> {
 }
 
 /// The engine's settings from the command line, the profile and the connection.
-pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> EngineConfig {
+pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> Result<EngineConfig, Failure> {
     let profile = connection.profile.as_ref().map(|(_, p)| p);
     let sandbox = connection.sandbox.is_some();
     let mut api = connection.api.clone();
@@ -221,7 +244,13 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
         .webhook_listen
         .or_else(|| profile.and_then(|p| p.webhook_listen))
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
-    EngineConfig {
+    let webhook_url = sync
+        .webhook_url
+        .clone()
+        .or_else(|| profile.and_then(|p| p.webhook_url.clone()))
+        .map(|url| checked_url("--webhook-url", &url))
+        .transpose()?;
+    Ok(EngineConfig {
         api,
         sandbox,
         data_dir: connection.data_dir.clone(),
@@ -229,10 +258,7 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
         // `--once` sweeps and exits: nothing could deliver to a receiver in time.
         receiver: (!once).then(|| ReceiverConfig {
             listen,
-            public_url: sync
-                .webhook_url
-                .clone()
-                .or_else(|| profile.and_then(|p| p.webhook_url.clone())),
+            public_url: webhook_url,
             secret: sync
                 .webhook_secret
                 .clone()
@@ -246,7 +272,7 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> En
         once,
         publish_customers: false,
         timing: EngineTiming::default(),
-    }
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal went away): every mode stops

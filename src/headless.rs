@@ -39,7 +39,7 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
             sandbox::DEFAULT_API_KEY
         );
     }
-    let config = engine_config(&connection, &args.sync, args.once);
+    let config = engine_config(&connection, &args.sync, args.once)?;
     let Some(lock) = connection.lock.take() else {
         return Err(Failure::fatal("the data directory is not locked"));
     };

@@ -227,4 +227,62 @@ async fn bad_configuration_exits_2_naming_what_is_wrong() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("without an API key"));
+
+    // Values that would only fail later, as network errors, exit 2 naming what is wrong.
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--api-url", "http://exa mple", "--api-key", "sk_test_x"],
+            "http://exa mple",
+        ),
+        (
+            &["--api-url", "http://127.0.0.1:9", "--api-key", "sk_test\nx"],
+            "the API key",
+        ),
+        (
+            &[
+                "--api-url",
+                "http://127.0.0.1:9",
+                "--api-key",
+                "sk_test_x",
+                "--webhook-url",
+                "ftp://x",
+            ],
+            "--webhook-url must be an http(s) URL, not \"ftp://x\"",
+        ),
+    ];
+    for (args, named) in cases {
+        let output = kycdash(dir.path())
+            .arg("watch")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("sk_test\nx") && !stderr.contains("sk_test_x"),
+            "{stderr}"
+        );
+    }
+    std::fs::write(
+        &config,
+        "[profiles.big]\napi_url = \"http://127.0.0.1:9\"\napi_key = \"sk_test_x\"\nconcurrency = 1000000000000\n",
+    )
+    .unwrap();
+    let output = kycdash(dir.path())
+        .env("KYCDASH_CONFIG", &config)
+        .args(["watch", "--once", "--profile", "big", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("concurrency must be 1 to 1024, not 1000000000000"),
+        "{stderr}"
+    );
 }

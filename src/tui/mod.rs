@@ -48,7 +48,7 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let keymap = Keymap::new(&connection.config.keys).map_err(Failure::usage)?;
     let read_only = args.read_only || connection.profile.as_ref().is_some_and(|(_, p)| p.read_only);
     let sandbox = connection.sandbox.is_some();
-    let mut config = connection::engine_config(&connection, &args.sync, false);
+    let mut config = connection::engine_config(&connection, &args.sync, false)?;
     config.publish_customers = true;
     if read_only {
         // Nothing writes: no inbox uploads, and no webhook endpoint registered (a receiver
