@@ -102,8 +102,13 @@ pub struct SyncArgs {
     pub webhook_url: Option<String>,
 
     /// The signing secret of an endpoint you registered yourself; without it kycdash
-    /// registers its own.
-    #[arg(long, value_name = "SECRET", hide_env_values = true)]
+    /// registers its own. The environment keeps it out of `ps`.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "KYCDASH_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub webhook_secret: Option<String>,
 
     /// Requests per second to the API; 0 for no cap (default: 20, none for the sandbox).

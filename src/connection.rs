@@ -97,7 +97,7 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
         .map_err(|e| Failure::usage(e.to_string()))?;
     let profile_settings = profile.as_ref().map(|(_, p)| p);
     let data_dir = data_dir(args, profile_settings)?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
+    crate::private::create_dir(&data_dir).map_err(|e| {
         Failure::usage(format!(
             "cannot create the data directory {}: {e}",
             data_dir.display()

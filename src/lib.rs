@@ -9,6 +9,7 @@ pub mod connection;
 pub mod domain;
 pub mod headless;
 pub mod lockfile;
+pub mod private;
 pub mod sandbox;
 pub mod secret;
 pub mod sqlite;

@@ -168,9 +168,12 @@ fn the_dashboard_shows_the_demo_filters_helps_quits_and_restores_the_terminal() 
     let tail = &screen.text()[at..restored];
     assert!(tail.contains("\x1b[?1000l"), "mouse capture left on");
     assert!(tail.contains("\x1b[?2004l"), "bracketed paste left on");
-    assert!(
-        dir.path().join("kycdash.log").exists(),
-        "logs go to the data directory"
+    let log = std::fs::metadata(dir.path().join("kycdash.log")).expect("logs go to the data directory");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        log.permissions().mode() & 0o777,
+        0o600,
+        "the log is this user's alone"
     );
 }
 

@@ -48,17 +48,33 @@ fn send(child: &Child, signal: &str) {
     );
 }
 
-/// SIGHUP (the terminal that started it went away) stops `watch` as SIGTERM does.
+/// SIGHUP (the terminal that started it went away) stops `watch` as SIGTERM does; the data
+/// directory it created is this user's alone, and so are the databases in it; the webhook
+/// secret can come from the environment.
 #[tokio::test]
-async fn sighup_stops_watch_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut watch = kycdash(dir.path())
+async fn sighup_stops_watch_cleanly_and_its_files_are_private() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let mut watch = kycdash(root.path())
         .args(["watch", "--data-dir"])
-        .arg(dir.path())
+        .arg(&dir)
+        .env("KYCDASH_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    assert_eq!(next_json(&mut lines).await["kind"], "started");
+    let started = next_json(&mut lines).await;
+    assert_eq!(started["kind"], "started");
+    // With the secret from the environment, it registers no endpoint of its own.
+    let endpoints: Value = reqwest::Client::new()
+        .get(format!("{}/v1/webhooks", started["apiUrl"].as_str().unwrap()))
+        .bearer_auth("sk_test_kycdash")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(endpoints["data"], serde_json::json!([]), "{endpoints}");
     assert_eq!(next_json(&mut lines).await["kind"], "sweep");
     send(&watch, "HUP");
     let mut last = Value::Null;
@@ -71,6 +87,19 @@ async fn sighup_stops_watch_cleanly() {
         .unwrap()
         .unwrap();
     assert_eq!(exit.code(), Some(0));
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: std::path::PathBuf| std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.clone()), 0o700, "the data directory");
+    for file in ["cache.db", "sandbox.db"] {
+        assert_eq!(mode(dir.join(file)), 0o600, "{file}");
+    }
+    // SQLite's companions, where a clean close left them, have the database's mode.
+    for file in ["cache.db-wal", "cache.db-shm", "sandbox.db-wal", "sandbox.db-shm"] {
+        if dir.join(file).exists() {
+            assert_eq!(mode(dir.join(file)), 0o600, "{file}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -112,11 +112,9 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
 
 /// Logs go to `kycdash.log` in the data directory, never to the screen.
 fn log_to_file(data_dir: &std::path::Path) -> Option<()> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data_dir.join("kycdash.log"))
-        .ok()?;
+    let path = data_dir.join("kycdash.log");
+    crate::private::own_file(&path).ok()?;
+    let file = std::fs::OpenOptions::new().append(true).open(path).ok()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

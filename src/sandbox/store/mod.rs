@@ -47,6 +47,8 @@ pub enum StoreError {
     Open { path: String, source: rusqlite::Error },
     #[error("cannot lock {path} (the sandbox's claim on its database): {source}")]
     Lock { path: String, source: std::io::Error },
+    #[error("cannot make {path} readable by this user alone: {source}")]
+    Private { path: String, source: std::io::Error },
     #[error("cannot start {0}")]
     Thread(String),
 }
@@ -268,6 +270,13 @@ impl Store {
 
 /// Opens a connection to the database.
 fn connect(location: &DbLocation) -> Result<Connection, StoreError> {
+    if let DbLocation::File(path) = location {
+        // Customers' data, and the webhook endpoints' secrets: this user's alone.
+        crate::private::own_file(path).map_err(|source| StoreError::Private {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
     let conn = match location {
         DbLocation::Memory => Connection::open_in_memory(),
         DbLocation::File(path) => Connection::open(path),

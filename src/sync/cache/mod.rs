@@ -172,6 +172,8 @@ const MIGRATIONS: [&str; 2] = [V1, V2];
 pub enum CacheError {
     #[error("cannot open the cache {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot make the cache {path} readable by this user alone: {source}")]
+    Private { path: PathBuf, source: std::io::Error },
     #[error("the cache {path}: {source}")]
     Migrate {
         path: PathBuf,
@@ -270,6 +272,11 @@ impl Write {
 
 /// Opens the cache and its connection's settings; applies migrations.
 pub fn open(path: &Path) -> Result<Connection, CacheError> {
+    // It holds the webhook secret and customers' data: this user's alone.
+    crate::private::own_file(path).map_err(|source| CacheError::Private {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut conn = Connection::open(path).map_err(|source| CacheError::Open {
         path: path.to_path_buf(),
         source,
