@@ -31,13 +31,15 @@ pub(super) fn countdown_alert(
     match (countdown.stage, countdown.sdk_expires) {
         (Stage::AwaitingSdk, Some(expires)) => {
             let left = expires - server_now;
+            // Said on this machine's clock, so the time agrees with "in N s" (SPEC §10).
+            let expires_here = expires - (server_now - now);
             (left.is_positive() && left <= expiring_within).then(|| {
                 (
                     AlertKind::SdkLinkExpiring,
                     format!(
                         "the SDK link expires in {} s ({}); remind the customer to finish",
                         left.whole_seconds(),
-                        crate::sync::rfc3339(expires)
+                        crate::sync::rfc3339(expires_here)
                     ),
                 )
             })
