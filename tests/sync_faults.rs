@@ -338,3 +338,106 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
     handle.stop();
     task.await.unwrap();
 }
+
+/// Delivers event `id` once; its answer, and whether `released` was set when it came.
+async fn deliver(url: String, id: &'static str, released: Arc<std::sync::atomic::AtomicBool>) -> (u16, bool) {
+    let body = event_body(id);
+    let status = post(&url, &signed(id, now(), &body, SECRET), body.clone()).await;
+    (status, released.load(Ordering::SeqCst))
+}
+
+/// SPEC §10, exactly once in: a repeat that arrives while the first copy is still being
+/// committed gets its answer after that commit, the same as the first's; when the commit
+/// fails, both hear "not recorded" and the sender's retry is applied once. The commit is held
+/// by another connection's write lock on the real engine's cache.
+#[tokio::test]
+async fn a_repeat_waits_for_the_first_copys_commit_and_shares_its_fate() {
+    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, ReceiverConfig};
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        receiver: Some(ReceiverConfig {
+            secret: Some(SECRET.into()),
+            ..ReceiverConfig::loopback()
+        }),
+        ..EngineConfig::new(
+            ClientConfig::new(sandbox.base_url(), kycdash::sandbox::DEFAULT_API_KEY),
+            dir.path().to_path_buf(),
+        )
+    };
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    let url = loop {
+        if let Some(EngineEvent::Started { webhook_url, .. }) = events.recv().await {
+            break webhook_url.unwrap();
+        }
+    };
+    while !matches!(events.recv().await, Some(EngineEvent::Sweep { .. }) | None) {}
+    let drain = tokio::spawn(async move { while events.recv().await.is_some() {} });
+
+    // Holds the cache's write lock for `hold`, then lets go and says so.
+    let hold_cache = |hold: Duration| {
+        let path = dir.path().join("cache.db");
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = released.clone();
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            flag.store(true, Ordering::SeqCst);
+            conn.execute_batch("ROLLBACK").unwrap();
+        });
+        locked.recv().unwrap();
+        released
+    };
+    let deliver_twice = |id: &'static str, released: Arc<std::sync::atomic::AtomicBool>| {
+        let url = url.clone();
+        async move {
+            let first = tokio::spawn(deliver(url.clone(), id, released.clone()));
+            // The repeat goes while the first is still waiting for its commit.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let repeat = deliver(url, id, released).await;
+            (first.await.unwrap(), repeat)
+        }
+    };
+
+    // A commit held for a second: both answered 200, and only after it.
+    let released = hold_cache(Duration::from_secs(1));
+    let (first, repeat) = deliver_twice("evt_held", released).await;
+    assert_eq!(first, (200, true), "the first copy");
+    assert_eq!(
+        repeat,
+        (200, true),
+        "the repeat is answered after the commit, not before"
+    );
+
+    // A commit that fails (the lock outlasts the writer's 5 s patience): both hear 503, and
+    // the sender's retry is applied, once.
+    let released = hold_cache(Duration::from_secs(7));
+    let (first, repeat) = deliver_twice("evt_failed", released.clone()).await;
+    assert_eq!(first.0, 503, "the first copy was not recorded");
+    assert_eq!(repeat.0, 503, "nor was its repeat");
+    while !released.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = event_body("evt_failed");
+    let retry = post(&url, &signed("evt_failed", now(), &body, SECRET), body.clone()).await;
+    assert_eq!(retry, 200);
+    let stored: i64 = rusqlite::Connection::open(dir.path().join("cache.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM webhook_events WHERE id = 'evt_failed'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1);
+
+    handle.stop();
+    task.await.unwrap();
+    drain.await.unwrap();
+}

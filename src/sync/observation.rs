@@ -75,6 +75,11 @@ pub enum Observation {
     Fatal(ApiError),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),
-    /// A webhook's row could not be committed: its id is not known after all.
-    Unrecorded(String),
+    /// The commit a webhook's row waited for is done (`recorded`) or failed (its id is then
+    /// not known after all, and the sender must retry); `ack` is the first copy's answer.
+    Committed {
+        event_id: String,
+        recorded: bool,
+        ack: oneshot::Sender<Ack>,
+    },
 }

@@ -154,7 +154,14 @@ impl Model {
             duplicate,
         });
         if duplicate {
-            let _ = ack.send(Ack::Duplicate);
+            match self.committing.get_mut(&event.id) {
+                // The first copy is still being committed: this one's answer follows that
+                // commit, and is a failure if it fails.
+                Some(waiting) => waiting.push(ack),
+                None => {
+                    let _ = ack.send(Ack::Duplicate);
+                }
+            }
             return;
         }
         self.last_webhook = Some(Instant::now());
@@ -187,19 +194,36 @@ impl Model {
         self.poll_now(customer_id, pull);
     }
 
-    /// The sender hears 200 only once the event is committed. If it is not, the id is
-    /// forgotten: the sender's retry is then applied rather than called a duplicate.
-    fn acknowledge_on_commit(&self, event_id: String, ack: oneshot::Sender<Ack>) {
+    /// The sender hears 200 only once the event is committed, and so does a repeat that
+    /// arrives meanwhile. If it is not, the id is forgotten: the senders hear 503 and their
+    /// retry is applied rather than called a duplicate.
+    fn acknowledge_on_commit(&mut self, event_id: String, ack: oneshot::Sender<Ack>) {
+        self.committing.insert(event_id.clone(), Vec::new());
         let (committed, on_commit) = oneshot::channel();
         self.writer_write(Write::Flush(committed));
         let observations = self.observations.clone();
         tokio::spawn(async move {
-            if on_commit.await == Ok(true) {
-                let _ = ack.send(Ack::Recorded);
-            } else {
-                let _ = observations.send(Observation::Unrecorded(event_id));
-            }
+            let recorded = on_commit.await == Ok(true);
+            let _ = observations.send(Observation::Committed {
+                event_id,
+                recorded,
+                ack,
+            });
         });
+    }
+
+    /// A webhook's commit is over: its answer, and those of the repeats that waited for it.
+    pub(super) fn committed(&mut self, event_id: String, recorded: bool, ack: oneshot::Sender<Ack>) {
+        let repeats = self.committing.remove(&event_id).unwrap_or_default();
+        if recorded {
+            let _ = ack.send(Ack::Recorded);
+            for repeat in repeats {
+                let _ = repeat.send(Ack::Duplicate);
+            }
+        } else {
+            // Dropped answers are heard as "not recorded; try again".
+            self.seen_events.remove(&event_id);
+        }
     }
 
     /// An upload (the inbox's or the user's): recorded when it went through, put on the

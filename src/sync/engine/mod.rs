@@ -63,6 +63,8 @@ struct Model {
     directory: Directory,
     tracker: Tracker,
     seen_events: HashSet<String>,
+    /// Webhooks whose row is being committed, and the repeats waiting for that commit.
+    committing: HashMap<String, Vec<tokio::sync::oneshot::Sender<crate::sync::observation::Ack>>>,
     schedule: Schedule,
     sweeps: Sweeps,
     alerted: HashSet<(Uuid, AlertKind)>,
@@ -100,6 +102,7 @@ impl Model {
             directory: Directory::default(),
             tracker: Tracker::default(),
             seen_events: HashSet::new(),
+            committing: HashMap::new(),
             schedule: Schedule::new(config.timing.background_polls_per_second, now),
             sweeps: Sweeps::new(now),
             alerted: HashSet::new(),
@@ -205,7 +208,10 @@ impl Model {
         let keep = |o: &Observation| {
             matches!(
                 o,
-                Observation::Upload { .. } | Observation::Webhook { .. } | Observation::Rejected { .. }
+                Observation::Upload { .. }
+                    | Observation::Webhook { .. }
+                    | Observation::Rejected { .. }
+                    | Observation::Committed { .. }
             )
         };
         loop {
@@ -314,9 +320,11 @@ impl Model {
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
             Observation::Fatal(error) => self.fatal_api(&error),
-            Observation::Unrecorded(event_id) => {
-                self.seen_events.remove(&event_id);
-            }
+            Observation::Committed {
+                event_id,
+                recorded,
+                ack,
+            } => self.committed(event_id, recorded, ack),
             Observation::Clock(offset_seconds) => {
                 let offset = time::Duration::seconds(offset_seconds);
                 if offset != self.server_offset {
