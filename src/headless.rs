@@ -92,18 +92,127 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
     }
 }
 
-/// `kycdash status CUSTOMER`.
+/// `kycdash status CUSTOMER`: the API's answer, or, while the API is unreachable, the cache's
+/// last one marked stale (SPEC §10).
 pub async fn status(args: StatusArgs) -> Result<(), Failure> {
     let connection = connect(&args.connect, false).await?;
     let result = status_of(&connection.api, &args.customer).await;
+    let embedded = connection.sandbox.is_some();
+    let (api, data_dir) = (connection.api.clone(), connection.data_dir.clone());
     connection.shutdown().await;
-    let (customer, status) = result?;
-    let advice = advise(&customer, &status);
-    if args.json {
-        let body = serde_json::json!({ "customer": customer, "status": status, "advice": advice });
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
-        return Ok(());
+    let answer = match result {
+        Ok((customer, status)) => Answer {
+            customer,
+            status,
+            fetched_at: OffsetDateTime::now_utc(),
+            unreachable: None,
+        },
+        Err(Unanswered::Failure(failure)) => return Err(failure),
+        Err(Unanswered::Unreachable(error)) => {
+            cached_status(&data_dir, &api, embedded, &args.customer, error)?
+        }
+    };
+    print_status(&answer, args.json);
+    Ok(())
+}
+
+/// What `status` says of a customer, and how fresh it is.
+struct Answer {
+    customer: Customer,
+    status: ComplianceStatus,
+    fetched_at: OffsetDateTime,
+    /// Why the API could not be asked, when this comes from the cache.
+    unreachable: Option<ApiError>,
+}
+
+enum Unanswered {
+    /// The API could not be reached (or failed): the cache may answer.
+    Unreachable(ApiError),
+    Failure(Failure),
+}
+
+/// The cache's last answer for `customer`, if the cache holds this account and the customer.
+fn cached_status(
+    data_dir: &std::path::Path,
+    api: &ClientConfig,
+    embedded: bool,
+    customer: &str,
+    error: ApiError,
+) -> Result<Answer, Failure> {
+    let unreachable = || Failure::fatal(format!("{error}; the cache does not know \"{customer}\" either"));
+    let path = data_dir.join("cache.db");
+    if !path.exists() {
+        return Err(unreachable());
     }
+    let conn = crate::sync::cache::open(&path).map_err(|e| Failure::fatal(format!("{error}; and {e}")))?;
+    let identity: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [engine::API_IDENTITY],
+            |row| row.get(0),
+        )
+        .ok();
+    if identity != Some(engine::api_identity(api, embedded)) {
+        return Err(unreachable());
+    }
+    match crate::sync::cache::find(&conn, customer) {
+        Ok(Some((customer, Some((status, fetched_at))))) => Ok(Answer {
+            customer,
+            status,
+            fetched_at,
+            unreachable: Some(error),
+        }),
+        _ => Err(unreachable()),
+    }
+}
+
+fn print_status(answer: &Answer, json: bool) {
+    let Answer {
+        customer,
+        status,
+        fetched_at,
+        unreachable,
+    } = answer;
+    let advice = advise(customer, status);
+    if json {
+        let body = serde_json::json!({
+            "customer": customer,
+            "status": status,
+            "advice": advice,
+            "stale": unreachable.is_some(),
+            "fetchedAt": crate::sync::rfc3339(*fetched_at),
+        });
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        return;
+    }
+    if let Some(error) = unreachable {
+        let age = (OffsetDateTime::now_utc() - *fetched_at).whole_seconds().max(0);
+        println!(
+            "as of {} ({} ago); the API is unreachable: {error}",
+            crate::sync::rfc3339(fetched_at.to_offset(local_offset())),
+            age_words(age)
+        );
+        println!();
+    }
+    print_advice(customer, status, &advice);
+}
+
+/// This machine's offset from UTC, for times shown to people (UTC when it cannot be told).
+fn local_offset() -> time::UtcOffset {
+    time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC)
+}
+
+/// `42 s`, `5 min`, `3 h`, `2 days`.
+fn age_words(seconds: i64) -> String {
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86_400 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86_400),
+    }
+}
+
+fn print_advice(customer: &Customer, status: &ComplianceStatus, advice: &crate::domain::Advice) {
     let name = customer.display_name();
     println!("{name} ({})", customer.id);
     println!(
@@ -147,23 +256,24 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
             crate::sync::rfc3339(sdk.expires_at)
         );
     }
-    Ok(())
 }
 
-async fn status_of(api: &ClientConfig, customer: &str) -> Result<(Customer, ComplianceStatus), Failure> {
-    let client = ApiClient::new(api).map_err(|e| Failure::usage(e.to_string()))?;
+async fn status_of(api: &ClientConfig, customer: &str) -> Result<(Customer, ComplianceStatus), Unanswered> {
+    let client = ApiClient::new(api).map_err(|e| Unanswered::Failure(Failure::usage(e.to_string())))?;
     let api_failure = |err: ApiError| {
         if err.is_unauthorized() {
-            Failure::fatal(EngineError::Unauthorized.to_string())
+            Unanswered::Failure(Failure::fatal(EngineError::Unauthorized.to_string()))
+        } else if err.is_transient() {
+            Unanswered::Unreachable(err)
         } else {
-            Failure::fatal(err.to_string())
+            Unanswered::Failure(Failure::fatal(err.to_string()))
         }
     };
     let found = client.find_customer(customer).await.map_err(api_failure)?;
     let Some(found) = found else {
-        return Err(Failure::fatal(format!(
+        return Err(Unanswered::Failure(Failure::fatal(format!(
             "no customer has the id or externalId \"{customer}\""
-        )));
+        ))));
     };
     let status = client.status(found.id).await.map_err(api_failure)?;
     Ok((found, status))

@@ -315,3 +315,69 @@ async fn bad_configuration_exits_2_naming_what_is_wrong() {
         "{stderr}"
     );
 }
+
+/// SPEC §10: `status` answers from the cache while the API is unreachable, saying how old the
+/// answer is and why; fresh answers say they are not stale. A customer the cache does not
+/// know either is exit 1.
+#[tokio::test]
+async fn status_answers_from_the_cache_while_the_api_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let api = sandbox.base_url().to_string();
+    reqwest::Client::new()
+        .post(format!("{api}/v1/customers"))
+        .bearer_auth("sk_test_kycdash")
+        .json(&serde_json::json!({"email": "ada@example.com", "externalId": "ada-1"}))
+        .send()
+        .await
+        .unwrap();
+    let connect = ["--api-url", &api, "--api-key", "sk_test_kycdash", "--data-dir"];
+    let run = |args: Vec<&str>| {
+        let mut command = kycdash(dir.path());
+        command.args(args).args(connect).arg(dir.path());
+        async move { command.output().await.unwrap() }
+    };
+    let once = run(vec!["watch", "--once"]).await;
+    assert_eq!(
+        once.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+
+    let fresh = run(vec!["status", "ada-1", "--json"]).await;
+    assert_eq!(fresh.status.code(), Some(0));
+    let fresh: Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_eq!(fresh["stale"], false);
+    assert!(fresh["fetchedAt"].as_str().unwrap().ends_with('Z'), "{fresh}");
+
+    sandbox.shutdown().await;
+    let text = run(vec!["status", "ada-1"]).await;
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(
+        text.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    assert!(stdout.starts_with("as of "), "{stdout}");
+    assert!(stdout.contains(" ago); the API is unreachable: "), "{stdout}");
+    assert!(stdout.contains("ada@example.com"), "{stdout}");
+
+    let json = run(vec!["status", "ada-1", "--json"]).await;
+    assert_eq!(json.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["stale"], true);
+    assert!(json["fetchedAt"].as_str().unwrap().ends_with('Z'), "{json}");
+    assert_eq!(json["customer"]["externalId"], "ada-1");
+
+    let unknown = run(vec!["status", "bob-2"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("cannot reach the API") && stderr.contains("bob-2"),
+        "{stderr}"
+    );
+}

@@ -136,6 +136,39 @@ pub fn customer(conn: &Connection, customer_id: Uuid) -> Result<Option<Customer>
     )
 }
 
+/// A customer named by id or externalId, with the status last fetched and when: what
+/// `kycdash status` answers while the API is unreachable.
+pub fn find(
+    conn: &Connection,
+    id_or_external_id: &str,
+) -> Result<Option<(Customer, Option<(ComplianceStatus, OffsetDateTime)>)>, CacheError> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT id FROM customers WHERE id = ?1 OR external_id = ?1 LIMIT 1",
+            [id_or_external_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(id) = id.and_then(|id| id.parse::<Uuid>().ok()) else {
+        return Ok(None);
+    };
+    let Some(customer) = customer(conn, id)? else {
+        return Ok(None);
+    };
+    let fetched_at: Option<i64> = conn
+        .query_row(
+            "SELECT fetched_at_ms FROM statuses WHERE customer_id = ?1",
+            [id.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let status = match (status(conn, id)?, fetched_at) {
+        (Some(status), Some(ms)) => Some((status, from_ms(ms)?)),
+        _ => None,
+    };
+    Ok(Some((customer, status)))
+}
+
 /// The whole status last fetched for a customer.
 pub fn status(conn: &Connection, customer_id: Uuid) -> Result<Option<ComplianceStatus>, CacheError> {
     body_of(

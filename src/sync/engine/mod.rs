@@ -33,7 +33,7 @@ pub use self::handle::{Engine, EngineHandle};
 use self::publish::Publisher;
 use self::pulls::{Pull, Pulls};
 use self::schedule::Schedule;
-pub use self::start::{DataDirLock, lock_data_dir, start};
+pub use self::start::{API_IDENTITY, DataDirLock, api_identity, lock_data_dir, start};
 use self::sweep::Sweeps;
 use crate::api::{ApiClient, ApiError};
 use crate::sync::cache::{self, CustomerSummary, Write, Writer};

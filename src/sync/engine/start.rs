@@ -23,7 +23,8 @@ const LOCK_FILE: &str = "kycdash.lock";
 const ENDPOINT_ID: &str = "webhook.endpoint_id";
 const ENDPOINT_URL: &str = "webhook.url";
 const ENDPOINT_SECRET: &str = "webhook.secret";
-const API_IDENTITY: &str = "api.identity";
+/// The cache setting that names the account it holds.
+pub const API_IDENTITY: &str = "api.identity";
 
 /// Starts the engine on a data directory whose lock the caller holds: loads the cache, binds
 /// the receiver and registers it, then runs.
@@ -209,9 +210,10 @@ pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<DataDirLock, EngineEr
     }
 }
 
-/// Which account the cache holds: a hash, so the key itself is never stored. The embedded
+/// Which account the cache holds (the `api.identity` setting): a hash, so the key itself is
+/// never stored. The embedded
 /// sandbox is the same account whatever port it got this time.
-fn api_identity(api: &ClientConfig, embedded: bool) -> String {
+pub fn api_identity(api: &ClientConfig, embedded: bool) -> String {
     let url = if embedded {
         "embedded-sandbox"
     } else {
