@@ -156,7 +156,10 @@ fn cached_status(
         return Err(unreachable());
     }
     match crate::sync::cache::find(&conn, customer) {
-        Ok(Some((customer, Some((status, fetched_at))))) => Ok(Answer {
+        Ok(Some(crate::sync::cache::Known {
+            customer,
+            status: Some((status, fetched_at)),
+        })) => Ok(Answer {
             customer,
             status,
             fetched_at,
@@ -217,7 +220,7 @@ fn print_advice(customer: &Customer, status: &ComplianceStatus, advice: &crate::
     println!("{name} ({})", customer.id);
     println!(
         "stage: {}   onboarding: {}   compliant: {}",
-        crate::domain::Stage::from_status(&status),
+        crate::domain::Stage::from_status(status),
         status.onboarding_status.map(|s| s.as_str()).unwrap_or("none"),
         if status.is_compliant { "yes" } else { "no" }
     );

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub use self::read::{customer, find, load, status, timeline};
+pub use self::read::{Known, customer, find, load, status, timeline};
 pub use self::writer::{Writer, spawn_writer};
 
 use serde::{Deserialize, Serialize};

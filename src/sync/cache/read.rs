@@ -136,12 +136,15 @@ pub fn customer(conn: &Connection, customer_id: Uuid) -> Result<Option<Customer>
     )
 }
 
-/// A customer named by id or externalId, with the status last fetched and when: what
-/// `kycdash status` answers while the API is unreachable.
-pub fn find(
-    conn: &Connection,
-    id_or_external_id: &str,
-) -> Result<Option<(Customer, Option<(ComplianceStatus, OffsetDateTime)>)>, CacheError> {
+/// A customer as the cache last knew them, with the status last fetched and when.
+pub struct Known {
+    pub customer: Customer,
+    pub status: Option<(ComplianceStatus, OffsetDateTime)>,
+}
+
+/// A customer named by id or externalId: what `kycdash status` answers while the API is
+/// unreachable.
+pub fn find(conn: &Connection, id_or_external_id: &str) -> Result<Option<Known>, CacheError> {
     let id: Option<String> = conn
         .query_row(
             "SELECT id FROM customers WHERE id = ?1 OR external_id = ?1 LIMIT 1",
@@ -166,7 +169,7 @@ pub fn find(
         (Some(status), Some(ms)) => Some((status, from_ms(ms)?)),
         _ => None,
     };
-    Ok(Some((customer, status)))
+    Ok(Some(Known { customer, status }))
 }
 
 /// The whole status last fetched for a customer.
