@@ -39,6 +39,10 @@ pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
     let thread = std::thread::Builder::new()
         .name("kycdash-cache".into())
         .spawn(move || {
+            // A batch that failed since the last waiter was told: a flush promises that
+            // everything queued before it is kept, so the next one must say no, even if its
+            // own batch commits (the failed batch may have held the very rows it waits for).
+            let mut lost = false;
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 // Whatever else has queued up meanwhile goes into the same transaction.
@@ -53,12 +57,17 @@ pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
                     Ok(()) => true,
                     Err(err) => {
                         tracing::error!("writing to the cache failed; the batch was rolled back: {err}");
+                        lost = true;
                         false
                     }
                 };
-                // Every waiter hears whether its writes are kept.
-                for ack in acks {
-                    let _ = ack.send(committed);
+                // Every waiter hears whether the writes it waited for are kept.
+                if !acks.is_empty() {
+                    let kept = committed && !lost;
+                    for ack in acks {
+                        let _ = ack.send(kept);
+                    }
+                    lost = false;
                 }
             }
         })
