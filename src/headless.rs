@@ -64,6 +64,13 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                 if let EngineEvent::Fatal { error } = &event {
                     fatal = Some(error.clone());
                 }
+                if let EngineEvent::Receiver { webhook_url, reason } = &event {
+                    match (webhook_url, reason) {
+                        (Some(url), _) => eprintln!("kycdash: webhooks are received at {url}"),
+                        (None, Some(reason)) => eprintln!("kycdash: {reason}"),
+                        (None, None) => {}
+                    }
+                }
                 if !event.is_ndjson() {
                     continue;
                 }

@@ -441,3 +441,95 @@ async fn a_repeat_waits_for_the_first_copys_commit_and_shares_its_fate() {
     task.await.unwrap();
     drain.await.unwrap();
 }
+
+/// SPEC §10, degraded not dead: an API that creates the webhook endpoint but returns no secret
+/// (any server that differs from the sandbox) leaves the engine polling alone, saying why,
+/// and the registration is tried again until it succeeds; then the receiver takes webhooks.
+#[tokio::test]
+async fn a_failed_registration_polls_alone_then_registers_on_a_retry() {
+    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming};
+    let creations = Arc::new(AtomicUsize::new(0));
+    let counter = creations.clone();
+    let endpoint = move |secret: Option<&str>| {
+        serde_json::json!({
+            "id": "0b8f4bb8-8fa7-4d7c-9a3c-1d1f0f6f2e11", "url": "http://127.0.0.1:1/webhooks",
+            "secret": secret, "secretHint": "whsec_Mf…", "createdAt": "2026-12-06T10:00:00Z"
+        })
+    };
+    let url = flaky_api(
+        Router::new()
+            .route(
+                "/v1/customers",
+                get(|| async { ([("content-type", "application/json")], EMPTY_PAGE) }),
+            )
+            .route(
+                "/v1/webhooks",
+                get(|| async { axum::Json(serde_json::json!({"data": []})) }).merge(axum::routing::post(
+                    move || {
+                        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                        let body = endpoint((!first).then_some(SECRET));
+                        async move { (StatusCode::CREATED, axum::Json(body)) }
+                    },
+                )),
+            ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        timing: EngineTiming {
+            register_retry: Duration::from_millis(50),
+            ..EngineTiming::default()
+        },
+        ..EngineConfig::new(ClientConfig::new(&url, "sk_test_stub"), dir.path().to_path_buf())
+    };
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) = engine::start(config, lock)
+        .await
+        .expect("the engine starts")
+        .into_parts();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the engine runs")
+    };
+    match next().await {
+        EngineEvent::Started { webhook_url, .. } => assert_eq!(webhook_url, None, "not receiving yet"),
+        other => panic!("started first, not {other:?}"),
+    }
+    let mut said = None;
+    let receiving = loop {
+        match next().await {
+            EngineEvent::PollError { error, .. } if error.contains("webhook registration") => {
+                said.get_or_insert(error);
+            }
+            EngineEvent::Receiver {
+                webhook_url: Some(url),
+                ..
+            } => break url,
+            _ => {}
+        }
+    };
+    let said = said.expect("the failed registration is said");
+    assert!(
+        said.contains("no secret") && said.contains("polling alone"),
+        "{said}"
+    );
+    assert_eq!(
+        creations.load(Ordering::SeqCst),
+        2,
+        "registered on the first retry"
+    );
+
+    // The receiver now takes webhooks signed with the secret it got.
+    let body = event_body("evt_after_registration");
+    let status = post(
+        &receiving,
+        &signed("evt_after_registration", now(), &body, SECRET),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    handle.stop();
+    task.await.unwrap();
+}

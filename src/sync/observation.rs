@@ -75,6 +75,8 @@ pub enum Observation {
     Fatal(ApiError),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),
+    /// A retried registration of the webhook endpoint: its secret, or why it failed.
+    Registered(Result<String, ApiError>),
     /// The commit a webhook's row waited for is done (`recorded`) or failed (its id is then
     /// not known after all, and the sender must retry); `ack` is the first copy's answer.
     Committed {

@@ -96,6 +96,9 @@ pub struct EngineTiming {
     pub background_polls_per_second: u32,
     /// Intervals are multiplied by this while webhooks arrive.
     pub stretch_while_webhooks: u32,
+    /// How long after a failed webhook registration it is tried again (then backing off to
+    /// five times that), while the engine polls alone.
+    pub register_retry: Duration,
     /// Alert when a link expires within this.
     pub expiring_within: Duration,
     /// Alert when a decision takes longer than this.
@@ -112,6 +115,7 @@ impl Default for EngineTiming {
             poll_integrator: Duration::from_secs(1800),
             background_polls_per_second: 10,
             stretch_while_webhooks: 4,
+            register_retry: Duration::from_secs(60),
             expiring_within: Duration::from_secs(300),
             stuck_after: Duration::from_secs(24 * 3600),
             inbox: InboxTiming::default(),

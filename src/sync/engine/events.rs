@@ -92,6 +92,14 @@ pub enum EngineEvent {
         in_flight: usize,
         paused: bool,
     },
+    /// The webhook receiver's state when it changes after `started`: `webhook_url` once an
+    /// endpoint is registered, or `None` and why while the engine polls alone. Not an NDJSON
+    /// line: `watch` says it on stderr.
+    #[serde(skip)]
+    Receiver {
+        webhook_url: Option<String>,
+        reason: Option<String>,
+    },
     /// How far the API's clock is ahead of this machine's (the sandbox's clock moves when
     /// told to; SDK link expiries are on it). Not an NDJSON line.
     #[serde(skip)]
@@ -108,6 +116,7 @@ impl EngineEvent {
             EngineEvent::Customers(_)
                 | EngineEvent::Poller { .. }
                 | EngineEvent::Clock { .. }
+                | EngineEvent::Receiver { .. }
                 | EngineEvent::Fatal { .. }
         )
     }

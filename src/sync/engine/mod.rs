@@ -16,6 +16,7 @@ mod handle;
 mod poll;
 mod publish;
 mod pulls;
+mod registration;
 mod schedule;
 mod start;
 mod sweep;
@@ -79,6 +80,12 @@ struct Model {
     publish_customers: bool,
     /// When link expiries and decision waits are next checked.
     countdowns_due: Instant,
+    /// A webhook registration to retry (the engine polls alone meanwhile), and the receiver
+    /// started once one succeeded.
+    registration: Option<registration::Pending>,
+    late_receiver: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the producers, the late receiver included.
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Model {
@@ -88,6 +95,7 @@ impl Model {
         writer: Writer,
         events: mpsc::UnboundedSender<EngineEvent>,
         observations: mpsc::UnboundedSender<Observation>,
+        cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -114,6 +122,9 @@ impl Model {
             server_offset: time::Duration::ZERO,
             publish_customers: config.publish_customers,
             countdowns_due: now + Duration::from_secs(60),
+            registration: None,
+            late_receiver: None,
+            cancel,
         }
     }
 
@@ -198,12 +209,11 @@ impl Model {
     async fn stop(
         mut self,
         mut observations: mpsc::UnboundedReceiver<Observation>,
-        cancel: tokio_util::sync::CancellationToken,
         producers: impl Iterator<Item = tokio::task::JoinHandle<()>>,
         writer_thread: std::thread::JoinHandle<()>,
     ) {
-        cancel.cancel();
-        let producers = futures_util::future::join_all(producers);
+        self.cancel.cancel();
+        let producers = futures_util::future::join_all(producers.chain(self.late_receiver.take()));
         tokio::pin!(producers);
         let keep = |o: &Observation| {
             matches!(
@@ -261,6 +271,9 @@ impl Model {
         if self.poller.pending {
             wake = wake.min(self.poller.due());
         }
+        if let Some(due) = self.registration_due() {
+            wake = wake.min(due);
+        }
         // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
         wake.min(self.countdowns_due)
     }
@@ -287,6 +300,7 @@ impl Model {
                 self.ask(id, Pull::SCHEDULED);
             }
         }
+        self.retry_registration(now);
         if self.countdowns_due <= now {
             self.check_countdowns();
             self.countdowns_due = now + Duration::from_secs(60);
@@ -320,6 +334,7 @@ impl Model {
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
             Observation::Fatal(error) => self.fatal_api(&error),
+            Observation::Registered(result) => self.registered(result),
             Observation::Committed {
                 event_id,
                 recorded,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::handle::{Engine, EngineHandle};
+use super::registration::Pending;
 use super::{EngineConfig, EngineError, EngineEvent, Model};
 use crate::api::{ApiClient, ApiError, ClientConfig};
 use crate::sync::cache::{self, Write, Writer};
@@ -51,6 +52,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         writer,
         events_tx.clone(),
         observations_tx.clone(),
+        cancel.clone(),
     );
     model.restore(snapshot);
     model.publish_restored();
@@ -60,7 +62,15 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         observations: &observations_tx,
         cancel: &cancel,
     };
-    let (webhook_url, receiver_task) = producers.receiver(&config, &settings, &model.writer).await?;
+    let (webhook_url, receiver_task) = match producers.receiver(&config, &settings, &model.writer).await? {
+        Receiving::Now(url, task) => (Some(url), Some(task)),
+        Receiving::None => (None, None),
+        Receiving::Later(pending, error) => {
+            // Degraded, not dead: polling alone, said once, registration retried.
+            model.registration_failed_at_start(*pending, &error);
+            (None, None)
+        }
+    };
     let inbox_task = producers.inbox(&config, &uploaded, &model)?;
     let _ = events_tx.send(EngineEvent::Started {
         api_url: client.base_url().to_string(),
@@ -84,7 +94,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         model.index_customers();
         model.run(&mut observations, commands).await;
         let producers = [receiver_task, inbox_task].into_iter().flatten();
-        model.stop(observations, cancel, producers, writer_thread).await;
+        model.stop(observations, producers, writer_thread).await;
         drop(lock);
     });
     Ok(Engine { handle, events, task })
@@ -128,6 +138,16 @@ fn open_cache(config: &EngineConfig) -> Result<Cache, EngineError> {
     })
 }
 
+/// How the receiver starts.
+enum Receiving {
+    /// Registered (or given its secret): serving at this URL.
+    Now(String, JoinHandle<()>),
+    /// No receiver: polling alone by configuration.
+    None,
+    /// The registration failed for a reason of the API's: retried later.
+    Later(Box<Pending>, EngineError),
+}
+
 /// What the producers (receiver, inbox) need to start.
 struct Producers<'a> {
     client: &'a ApiClient,
@@ -136,16 +156,17 @@ struct Producers<'a> {
 }
 
 impl Producers<'_> {
-    /// Binds the receiver and registers it with the API (unless its secret was given);
-    /// returns the URL deliveries go to and the serving task.
+    /// Binds the receiver and registers it with the API (unless its secret was given). A
+    /// registration the API refuses or cannot answer is left for later (only a refused key
+    /// ends the engine).
     async fn receiver(
         &self,
         config: &EngineConfig,
         settings: &HashMap<String, String>,
         writer: &Writer,
-    ) -> Result<(Option<String>, Option<JoinHandle<()>>), EngineError> {
+    ) -> Result<Receiving, EngineError> {
         let Some(receiver_config) = &config.receiver else {
-            return Ok((None, None));
+            return Ok(Receiving::None);
         };
         let bound = receiver::bind(receiver_config.listen)
             .await
@@ -159,11 +180,25 @@ impl Producers<'_> {
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
         let secret = match &receiver_config.secret {
             Some(secret) => secret.clone(),
-            None => register(self.client, &url, settings, writer).await?,
+            None => match register(self.client, &url, settings, writer).await {
+                Ok(secret) => secret,
+                Err(EngineError::Unauthorized) => return Err(EngineError::Unauthorized),
+                Err(error) => {
+                    let pending = Box::new(Pending {
+                        bound,
+                        url,
+                        settings: settings.clone(),
+                        failures: 0,
+                        next_at: std::time::Instant::now(),
+                        trying: false,
+                    });
+                    return Ok(Receiving::Later(pending, error));
+                }
+            },
         };
         let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
         let task = receiver::serve(bound, verifier, self.observations.clone(), self.cancel.clone());
-        Ok((Some(url), Some(task)))
+        Ok(Receiving::Now(url, task))
     }
 
     /// Creates the inbox folder and, unless the engine only sweeps once, watches it.
@@ -225,7 +260,7 @@ pub fn api_identity(api: &ClientConfig, embedded: bool) -> String {
 
 /// Reuses the endpoint registered last time while it still exists at the same URL; otherwise
 /// registers a new one (and removes the old one, which nobody listens on any more).
-async fn register(
+pub(super) async fn register(
     client: &ApiClient,
     url: &str,
     settings: &HashMap<String, String>,

@@ -39,6 +39,8 @@ impl App {
                     self.header.queued = queued;
                     self.header.paused = paused;
                 }
+                // Why it polls alone is in the log already, as a poll error.
+                EngineEvent::Receiver { webhook_url, .. } => self.header.webhook_url = webhook_url,
                 EngineEvent::Clock { offset_seconds } => {
                     self.server_offset = time::Duration::seconds(offset_seconds);
                 }
@@ -133,6 +135,7 @@ impl App {
             EngineEvent::Customers(_)
             | EngineEvent::Started { .. }
             | EngineEvent::Poller { .. }
+            | EngineEvent::Receiver { .. }
             | EngineEvent::Clock { .. }
             | EngineEvent::Stopped => {}
         }
