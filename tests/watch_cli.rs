@@ -225,22 +225,27 @@ async fn a_refused_key_ends_watch_with_exit_1_and_one_clear_line() {
     sandbox.shutdown().await;
 }
 
+/// `watch --once` with the profile `live` of a config file holding `config`.
+async fn watch_once_with_profile(dir: &std::path::Path, config: &str) -> std::process::Output {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    kycdash(dir)
+        .env("KYCDASH_CONFIG", &path)
+        .args(["watch", "--once", "--profile", "live", "--data-dir"])
+        .arg(dir)
+        .output()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn bad_configuration_exits_2_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
+    let output = watch_once_with_profile(
+        dir.path(),
         "[profiles.live]\napi_url = \"http://127.0.0.1:9\"\napi_kee = \"x\"\n",
     )
-    .unwrap();
-    let output = kycdash(dir.path())
-        .env("KYCDASH_CONFIG", &config)
-        .args(["watch", "--once", "--profile", "live", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .await
-        .unwrap();
+    .await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -296,18 +301,11 @@ async fn bad_configuration_exits_2_naming_what_is_wrong() {
             "{stderr}"
         );
     }
-    std::fs::write(
-        &config,
-        "[profiles.big]\napi_url = \"http://127.0.0.1:9\"\napi_key = \"sk_test_x\"\nconcurrency = 1000000000000\n",
+    let output = watch_once_with_profile(
+        dir.path(),
+        "[profiles.live]\napi_url = \"http://127.0.0.1:9\"\napi_key = \"sk_test_x\"\nconcurrency = 1000000000000\n",
     )
-    .unwrap();
-    let output = kycdash(dir.path())
-        .env("KYCDASH_CONFIG", &config)
-        .args(["watch", "--once", "--profile", "big", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .await
-        .unwrap();
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
