@@ -26,6 +26,28 @@ struct Seen {
     release: Notify,
     /// Status reads the sandbox has answered (held or not).
     statuses_read: std::sync::atomic::AtomicUsize,
+    /// Requests being answered now, the most at once, and how long each answer is delayed.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+    delay_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight<'a>(&'a Seen);
+
+impl<'a> InFlight<'a> {
+    fn new(seen: &'a Seen) -> InFlight<'a> {
+        let now = seen.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        seen.most_in_flight
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        InFlight(seen)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone)]
@@ -44,6 +66,11 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         .lock()
         .unwrap()
         .push((Instant::now(), path.clone()));
+    let _counted = InFlight::new(&proxy.seen);
+    let delay = proxy.seen.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let mut upstream = proxy
         .http
@@ -104,13 +131,17 @@ const CONCURRENCY: usize = 4;
 /// The sandbox, the proxy in front of it, and an engine through the proxy at `max_rps`,
 /// after its first (empty) sweep.
 async fn burst(max_rps: u32) -> Burst {
+    burst_with(max_rps, CONCURRENCY).await
+}
+
+async fn burst_with(max_rps: u32, concurrency: usize) -> Burst {
     let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
     let (url, seen) = proxy_to(sandbox.base_url()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut api = ClientConfig::new(&url, sandbox::DEFAULT_API_KEY);
     api.max_rps = Some(max_rps);
     let config = EngineConfig {
-        concurrency: CONCURRENCY,
+        concurrency,
         ..EngineConfig::new(api, dir.path().to_path_buf())
     };
     let lock = engine::lock_data_dir(dir.path()).unwrap();
@@ -411,6 +442,40 @@ async fn a_held_answer_older_than_the_webhooks_is_no_drift() {
         !seen.iter().any(|e| matches!(e, EngineEvent::Alert { .. })),
         "{seen:#?}"
     );
+
+    b.handle.stop();
+    let _ = b.task.await;
+    drop(b.sandbox);
+}
+
+/// SPEC §10: `--concurrency N` is the most requests in flight at once, all kinds together:
+/// the pulls of a burst and a person's reads at the same time never exceed it.
+#[tokio::test]
+async fn concurrency_bounds_every_kind_of_request_together() {
+    const LIMIT: usize = 2;
+    let mut b = burst_with(1000, LIMIT).await;
+    b.seen.delay_ms.store(30, std::sync::atomic::Ordering::SeqCst);
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(b.client.create_customer(&ready_profile()).await.unwrap().id);
+    }
+    // While the webhooks' pulls run, the dashboard reads every customer's documents.
+    let reads = ids.iter().map(|id| b.handle.documents(*id));
+    for read in futures_util::future::join_all(reads).await {
+        read.unwrap();
+    }
+    let mut lines = 0;
+    while lines < ids.len() {
+        if matches!(
+            wait_for(&mut b.events, |e| matches!(e, EngineEvent::StageChanged { .. })).await,
+            EngineEvent::StageChanged { .. }
+        ) {
+            lines += 1;
+        }
+    }
+    let most = b.seen.most_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= LIMIT, "{most} requests in flight at once");
+    assert!(most == LIMIT, "the test never had {LIMIT} out at once: {most}");
 
     b.handle.stop();
     let _ = b.task.await;

@@ -38,6 +38,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Requests per second across the client; `None` for no cap.
     pub max_rps: Option<u32>,
+    /// Requests in flight at once across the client, every kind together; `None` for no
+    /// limit.
+    pub concurrency: Option<usize>,
     pub retry: RetryPolicy,
 }
 
@@ -48,6 +51,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("api_key", &crate::secret::hint(&self.api_key))
             .field("timeout", &self.timeout)
             .field("max_rps", &self.max_rps)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -59,6 +63,7 @@ impl ClientConfig {
             api_key: api_key.into(),
             timeout: Duration::from_secs(10),
             max_rps: None,
+            concurrency: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -118,6 +123,8 @@ pub struct ApiClient {
     /// Requests wait for the limiter one at a time, in the order they came: the limiter alone
     /// wakes every waiter at once and lets a random one through, which could starve a request.
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// Slots for requests in flight (`ClientConfig::concurrency`).
+    slots: Option<Arc<tokio::sync::Semaphore>>,
     paused_until: Arc<Mutex<Option<Instant>>>,
     retry: RetryPolicy,
 }
@@ -172,6 +179,9 @@ impl ApiClient {
             auth,
             limiter,
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            slots: config
+                .concurrency
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
             paused_until: Arc::default(),
             retry: config.retry,
         })
@@ -413,6 +423,11 @@ impl ApiClient {
 
     async fn attempt(&self, call: &Call<'_>) -> Result<bytes::Bytes, ApiError> {
         self.wait_for_turn().await;
+        // Held until the whole answer is read: it is in flight until then.
+        let _slot = match &self.slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
         let response = self.build(call)?.send().await.map_err(transport_error)?;
         let status = response.status();
         let retry_after = response

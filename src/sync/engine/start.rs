@@ -30,7 +30,13 @@ pub const API_IDENTITY: &str = "api.identity";
 /// Starts the engine on a data directory whose lock the caller holds: loads the cache, binds
 /// the receiver and registers it, then runs.
 pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, EngineError> {
-    let client = ApiClient::new(&config.api)?;
+    // --concurrency bounds every request the engine makes, pulls, listings, uploads and the
+    // dashboard's actions together.
+    let api = ClientConfig {
+        concurrency: Some(config.concurrency.max(1)),
+        ..config.api.clone()
+    };
+    let client = ApiClient::new(&api)?;
     let Cache {
         reader,
         mut snapshot,
