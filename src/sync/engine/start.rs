@@ -65,6 +65,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
 
     let producers = Producers {
         client: &client,
+        client_config: &api,
         observations: &observations_tx,
         cancel: &cancel,
     };
@@ -144,6 +145,17 @@ fn open_cache(config: &EngineConfig) -> Result<Cache, EngineError> {
     })
 }
 
+/// The client of the registration tried at start: one attempt each, soon given up, so that a
+/// dead or slow API costs the first frame no more than a moment (the engine then polls
+/// alone, and retries with the patient client).
+fn first_try(api: &ClientConfig) -> Result<ApiClient, EngineError> {
+    Ok(ApiClient::new(&ClientConfig {
+        retry: crate::api::RetryPolicy::NONE,
+        timeout: std::time::Duration::from_secs(3),
+        ..api.clone()
+    })?)
+}
+
 /// How the receiver starts.
 enum Receiving {
     /// Registered (or given its secret): serving at this URL.
@@ -157,6 +169,7 @@ enum Receiving {
 /// What the producers (receiver, inbox) need to start.
 struct Producers<'a> {
     client: &'a ApiClient,
+    client_config: &'a ClientConfig,
     observations: &'a mpsc::UnboundedSender<Observation>,
     cancel: &'a CancellationToken,
 }
@@ -186,7 +199,7 @@ impl Producers<'_> {
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
         let secret = match &receiver_config.secret {
             Some(secret) => secret.clone(),
-            None => match register(self.client, &url, settings, writer).await {
+            None => match register(&first_try(self.client_config)?, &url, settings, writer).await {
                 Ok(secret) => secret,
                 Err(EngineError::Unauthorized) => return Err(EngineError::Unauthorized),
                 Err(error) => {
