@@ -127,6 +127,8 @@ pub struct ApiClient {
     slots: Option<Arc<tokio::sync::Semaphore>>,
     paused_until: Arc<Mutex<Option<Instant>>>,
     retry: RetryPolicy,
+    /// A shorter timeout than the connection's, for an impatient copy.
+    call_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -184,7 +186,18 @@ impl ApiClient {
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
             paused_until: Arc::default(),
             retry: config.retry,
+            call_timeout: None,
         })
+    }
+
+    /// A copy that tries each request once, giving up after `timeout`, and shares everything
+    /// else (the rate cap, the slots, a 429's pause): for a step that must not hold start-up.
+    pub fn impatient(&self, timeout: Duration) -> ApiClient {
+        ApiClient {
+            retry: RetryPolicy::NONE,
+            call_timeout: Some(timeout),
+            ..self.clone()
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -455,6 +468,9 @@ impl ApiClient {
             .http
             .request(call.method.clone(), url)
             .header(AUTHORIZATION, self.auth.clone());
+        if let Some(timeout) = self.call_timeout {
+            request = request.timeout(timeout);
+        }
         if !call.query.is_empty() {
             request = request.query(call.query);
         }

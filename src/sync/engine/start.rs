@@ -65,7 +65,6 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
 
     let producers = Producers {
         client: &client,
-        client_config: &api,
         observations: &observations_tx,
         cancel: &cancel,
     };
@@ -145,16 +144,10 @@ fn open_cache(config: &EngineConfig) -> Result<Cache, EngineError> {
     })
 }
 
-/// The client of the registration tried at start: one attempt each, soon given up, so that a
-/// dead or slow API costs the first frame no more than a moment (the engine then polls
-/// alone, and retries with the patient client).
-fn first_try(api: &ClientConfig) -> Result<ApiClient, EngineError> {
-    Ok(ApiClient::new(&ClientConfig {
-        retry: crate::api::RetryPolicy::NONE,
-        timeout: std::time::Duration::from_secs(3),
-        ..api.clone()
-    })?)
-}
+/// How long the registration tried at start may take: one attempt each, soon given up, so
+/// that a dead or slow API costs the first frame no more than a moment (the engine then polls
+/// alone, and the patient client retries in the background).
+const FIRST_TRY: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How the receiver starts.
 enum Receiving {
@@ -169,7 +162,6 @@ enum Receiving {
 /// What the producers (receiver, inbox) need to start.
 struct Producers<'a> {
     client: &'a ApiClient,
-    client_config: &'a ClientConfig,
     observations: &'a mpsc::UnboundedSender<Observation>,
     cancel: &'a CancellationToken,
 }
@@ -199,7 +191,7 @@ impl Producers<'_> {
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
         let secret = match &receiver_config.secret {
             Some(secret) => secret.clone(),
-            None => match register(&first_try(self.client_config)?, &url, settings, writer).await {
+            None => match register(&self.client.impatient(FIRST_TRY), &url, settings, writer).await {
                 Ok(secret) => secret,
                 Err(EngineError::Unauthorized) => return Err(EngineError::Unauthorized),
                 Err(error) => {
