@@ -33,6 +33,20 @@ async fn next_json(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
+/// After a signal: `stopped` is the last line, and the exit code 0.
+async fn stops_cleanly(watch: &mut Child, lines: &mut Lines<BufReader<ChildStdout>>) {
+    let mut last = Value::Null;
+    while let Ok(Some(line)) = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap() {
+        last = serde_json::from_str(&line).unwrap();
+    }
+    assert_eq!(last["kind"], "stopped");
+    let exit = tokio::time::timeout(PATIENCE, watch.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
 async fn terminate(child: &mut Child) {
     send(child, "TERM");
 }
@@ -77,16 +91,7 @@ async fn sighup_stops_watch_cleanly_and_its_files_are_private() {
     assert_eq!(endpoints["data"], serde_json::json!([]), "{endpoints}");
     assert_eq!(next_json(&mut lines).await["kind"], "sweep");
     send(&watch, "HUP");
-    let mut last = Value::Null;
-    while let Ok(Some(line)) = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap() {
-        last = serde_json::from_str(&line).unwrap();
-    }
-    assert_eq!(last["kind"], "stopped");
-    let exit = tokio::time::timeout(PATIENCE, watch.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(exit.code(), Some(0));
+    stops_cleanly(&mut watch, &mut lines).await;
 
     use std::os::unix::fs::PermissionsExt;
     let mode = |path: std::path::PathBuf| std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -181,16 +186,7 @@ async fn watch_prints_started_first_stops_on_sigterm_and_owns_its_data_directory
     assert!(text.contains("kyc.firstName"), "{text}");
 
     terminate(&mut watch).await;
-    let mut last = Value::Null;
-    while let Ok(Some(line)) = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap() {
-        last = serde_json::from_str(&line).unwrap();
-    }
-    assert_eq!(last["kind"], "stopped");
-    let exit = tokio::time::timeout(PATIENCE, watch.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(exit.code(), Some(0));
+    stops_cleanly(&mut watch, &mut lines).await;
 }
 
 #[tokio::test]
