@@ -41,6 +41,8 @@ async fn main() {
             concurrency: 8,
             once: false,
             publish_customers: true,
+            stop_on_refused_key: true,
+            register_before_start: true,
             timing: EngineTiming::default(),
         };
         let (handle, mut events, task) = engine::start(config, lock)

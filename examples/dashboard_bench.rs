@@ -54,6 +54,8 @@ fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> Engin
         concurrency: 32,
         once,
         publish_customers,
+        stop_on_refused_key: true,
+        register_before_start: true,
         timing: EngineTiming::default(),
     }
 }

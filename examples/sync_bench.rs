@@ -45,6 +45,8 @@ fn config(url: &str, dir: &std::path::Path, receiver: Option<ReceiverConfig>, on
         concurrency: 32,
         once,
         publish_customers: false,
+        stop_on_refused_key: true,
+        register_before_start: true,
         timing: EngineTiming::default(),
     }
 }

@@ -271,6 +271,8 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> Re
             .unwrap_or(8),
         once,
         publish_customers: false,
+        stop_on_refused_key: true,
+        register_before_start: true,
         timing: EngineTiming::default(),
     })
 }
@@ -278,27 +280,30 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> Re
 /// Completes on SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal went away): every mode stops
 /// on them the way it stops on its own, so what is pending is flushed and the terminal
 /// restored.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    // The handlers are installed now, not at the first poll: a signal that comes between this
+    // call and the caller's first wait (a first frame being drawn) is not the default death.
     #[cfg(unix)]
-    let other = async {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
-            (Ok(mut terminate), Ok(mut hangup)) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = hangup.recv() => {}
-                }
-            }
-            _ => std::future::pending::<()>().await,
+        let signals = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ]
+        .map(signal)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>();
+        async move {
+            let Ok(mut signals) = signals else {
+                return std::future::pending::<()>().await;
+            };
+            let waits = signals.iter_mut().map(|s| Box::pin(s.recv()));
+            futures_util::future::select_all(waits).await;
         }
-    };
+    }
     #[cfg(not(unix))]
-    let other = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = other => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

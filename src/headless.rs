@@ -11,7 +11,7 @@ use crate::cli::{StatusArgs, WatchArgs};
 use crate::connection::{Failure, connect, engine_config, shutdown_signal};
 use crate::domain::{ComplianceStatus, Customer, advise};
 use crate::sandbox;
-use crate::sync::engine::{self, EngineError, EngineEvent};
+use crate::sync::engine::{self, ApiState, EngineError, EngineEvent};
 
 /// One NDJSON line: `at`, then the event's own fields (`kind` first).
 pub fn ndjson_line(event: &EngineEvent, at: OffsetDateTime) -> String {
@@ -56,6 +56,7 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let mut stopping = false;
+    let mut api = ApiState::Connecting;
     let stdout = std::io::stdout();
     loop {
         tokio::select! {
@@ -70,6 +71,13 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                         (None, Some(reason)) => eprintln!("kycdash: {reason}"),
                         (None, None) => {}
                     }
+                }
+                // `--once` ends at the first failure, with one line.
+                if let EngineEvent::Api(state) = &event
+                    && !args.once
+                    && let Some(news) = api_news(&mut api, state)
+                {
+                    eprintln!("kycdash: {news}");
                 }
                 if !event.is_ndjson() {
                     continue;
@@ -97,6 +105,24 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
         Some(error) => Err(Failure::fatal(error)),
         None => Ok(()),
     }
+}
+
+/// What a person reading stderr is told when the API's state changes: that it went (once,
+/// not at every retry; `poll_error` lines carry those) and that it came back.
+fn api_news(last: &mut ApiState, state: &ApiState) -> Option<String> {
+    let news = match (&*last, state) {
+        (ApiState::Unreachable { .. }, ApiState::Unreachable { .. }) => None,
+        (_, ApiState::Unreachable { since, reason, .. }) => Some(format!(
+            "the API is unreachable since {} ({reason}); retrying, with backoff",
+            crate::sync::rfc3339(crate::local_time::local(*since))
+        )),
+        (ApiState::Unreachable { .. } | ApiState::KeyRefused { .. }, ApiState::Connected) => {
+            Some("the API answers again".to_string())
+        }
+        _ => None,
+    };
+    *last = state.clone();
+    news
 }
 
 /// `kycdash status CUSTOMER`: the API's answer, or, while the API is unreachable, the cache's
@@ -199,17 +225,12 @@ fn print_status(answer: &Answer, json: bool) {
         let age = (OffsetDateTime::now_utc() - *fetched_at).whole_seconds().max(0);
         println!(
             "as of {} ({} ago); the API is unreachable: {error}",
-            crate::sync::rfc3339(fetched_at.to_offset(local_offset())),
+            crate::sync::rfc3339(crate::local_time::local(*fetched_at)),
             age_words(age)
         );
         println!();
     }
     print_advice(customer, status, &advice);
-}
-
-/// This machine's offset from UTC, for times shown to people (UTC when it cannot be told).
-fn local_offset() -> time::UtcOffset {
-    time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC)
 }
 
 /// `42 s`, `5 min`, `3 h`, `2 days`.

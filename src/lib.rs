@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod domain;
 pub mod headless;
+pub mod local_time;
 pub mod lockfile;
 pub mod private;
 pub mod sandbox;

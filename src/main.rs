@@ -18,6 +18,8 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread starts: the local offset cannot be read safely afterwards.
+    kycdash::local_time::init();
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         // The dashboard logs to kycdash.log in the data directory, never to the screen.

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use kycdash::tui::keymap::Keymap;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
@@ -358,4 +360,88 @@ fn read_only_writes_nothing() {
     let status = session.wait_for_exit();
     assert!(status.success(), "exit status {status:?}");
     assert!(!dir.path().join("inbox").exists(), "no inbox was even made");
+}
+
+/// A loopback port nothing listens on (yet).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// SPEC §10, offline first: started with the API down, the dashboard draws what its cache
+/// holds and says the API is unreachable; once a sandbox answers on that address, the header
+/// says connected and the rows follow the API, with no key pressed.
+#[test]
+fn started_with_the_api_down_it_shows_the_cache_then_reconnects_by_itself() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = kycdash::sandbox::SandboxConfig {
+        listen: ([127, 0, 0, 1], port).into(),
+        db: kycdash::sandbox::DbLocation::File(dir.path().join("sandbox.db")),
+        ..support::config()
+    };
+    // A cache filled from the API, then the API gone.
+    let (sandbox, customers) = runtime.block_on(async {
+        let sandbox = kycdash::sandbox::start(config.clone()).await.unwrap();
+        let client = support::client(&sandbox, Some(support::KEY));
+        let mut customers = Vec::new();
+        for name in ["Lovelace", "Hopper"] {
+            customers.push(client.create_customer(support::full_profile(name)).await);
+        }
+        (sandbox, customers)
+    });
+    let filled = std::process::Command::new(env!("CARGO_BIN_EXE_kycdash"))
+        .args([
+            "watch",
+            "--once",
+            "--api-url",
+            &url,
+            "--api-key",
+            support::KEY,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("KYCDASH_CONFIG", dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        filled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&filled.stderr)
+    );
+    runtime.block_on(sandbox.shutdown());
+
+    let mut session = Session::start(&data, &["--api-url", &url, "--api-key", support::KEY]);
+    session.screen.wait_to_see("unreachable since");
+    session.screen.wait_to_see("Customers 2/2");
+    session.screen.wait_to_see("Lovelace");
+    session.screen.wait_to_see("Hopper");
+    assert!(
+        session.screen.visible().contains("ready_to_start"),
+        "the cached stages are shown:\n{}",
+        session.screen.visible()
+    );
+
+    // The API comes back on the same address, and one customer moves meanwhile.
+    let sandbox = runtime.block_on(async {
+        let sandbox = kycdash::sandbox::start(config).await.unwrap();
+        let client = support::client(&sandbox, Some(support::KEY));
+        client.start_kyc(customers[0]).await.assert_status(201);
+        sandbox
+    });
+    session.screen.wait_to_see("● connected");
+    session.screen.wait_to_see("awaiting_sdk");
+    let screen = session.screen.visible();
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(
+        !header.contains("unreachable"),
+        "the header no longer says unreachable:\n{screen}"
+    );
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
+    runtime.block_on(sandbox.shutdown());
 }

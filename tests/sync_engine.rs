@@ -46,6 +46,8 @@ fn engine_config(base_url: &str, data_dir: &Path, receiver: bool, once: bool) ->
         concurrency: 8,
         once,
         publish_customers: false,
+        stop_on_refused_key: true,
+        register_before_start: true,
         timing: EngineTiming {
             inbox: InboxTiming {
                 stable_for: Duration::from_millis(300),

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use kycdash::api::{ApiClient, ApiError, ClientConfig, RetryPolicy};
+use kycdash::sync::engine::ApiState;
 
 use kycdash::sync::observation::{Ack, Observation, RejectReason};
 use kycdash::sync::receiver;
@@ -302,6 +303,8 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
         concurrency: 2,
         once: false,
         publish_customers: false,
+        stop_on_refused_key: true,
+        register_before_start: true,
         timing: Default::default(),
     };
     let lock = kycdash::sync::engine::lock_data_dir(dir.path()).unwrap();
@@ -335,6 +338,29 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
     assert_eq!(status, Some(503));
     assert!(error.contains("maintenance"), "{error}");
     assert!((1..=2).contains(&retry), "{retry}");
+    // SPEC §10: the API's state is said as it changes: unreachable (with why), then
+    // connected again once it answers.
+    let states: Vec<&ApiState> = seen
+        .iter()
+        .filter_map(|e| match e {
+            kycdash::sync::EngineEvent::Api(state) => Some(state),
+            _ => None,
+        })
+        .collect();
+    match states.as_slice() {
+        [
+            ApiState::Unreachable {
+                reason,
+                since,
+                retry_at,
+            },
+            ApiState::Connected,
+        ] => {
+            assert!(reason.contains("maintenance"), "{reason}");
+            assert!(retry_at > since, "the next retry is after the outage began");
+        }
+        other => panic!("unreachable then connected, not {other:?}"),
+    }
     handle.stop();
     task.await.unwrap();
 }
@@ -532,4 +558,121 @@ async fn a_failed_registration_polls_alone_then_registers_on_a_retry() {
     assert_eq!(status, 200);
     handle.stop();
     task.await.unwrap();
+}
+
+/// Waits for the first event `pick` accepts, within 15 s.
+async fn wait_for<T>(
+    events: &mut mpsc::UnboundedReceiver<kycdash::sync::EngineEvent>,
+    what: &str,
+    mut pick: impl FnMut(&kycdash::sync::EngineEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} in time"))
+            .unwrap_or_else(|| panic!("the engine stopped before {what}"));
+        if let Some(found) = pick(&event) {
+            return found;
+        }
+    }
+}
+
+/// SPEC §10: while the API is unreachable, the customers whose status is older than their
+/// stage's polling interval are named (a dashboard shows their age); for a dashboard, a
+/// refused key is a state it shows, not the end.
+#[tokio::test]
+async fn an_unreachable_api_names_stale_rows_and_a_refused_key_is_shown_not_fatal() {
+    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming};
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let url = sandbox.base_url().to_string();
+    let key = kycdash::sandbox::DEFAULT_API_KEY;
+    let api = kycdash::api::ApiClient::new(&ClientConfig::new(&url, key)).unwrap();
+    let profile: kycdash::domain::CustomerProfile = serde_json::from_value(serde_json::json!({
+        "ipAddress": "203.0.113.7",
+        "kyc": {"firstName": "Ada", "lastName": "Lovelace", "birthDate": "1990-04-12",
+            "documentNumber": "X1", "nationality": "US", "occupation": "11",
+            "mainAddress": {"street1": "1 Main St", "cityCounty": "New York", "zip": "10001", "countryCode": "US"}}
+    }))
+    .unwrap();
+    let customer = api.create_customer(&profile).await.unwrap().id;
+
+    let dir = tempfile::tempdir().unwrap();
+    let quick = ClientConfig {
+        retry: RetryPolicy::NONE,
+        ..ClientConfig::new(&url, key)
+    };
+    let config = EngineConfig {
+        receiver: None,
+        publish_customers: true,
+        stop_on_refused_key: false,
+        timing: EngineTiming {
+            poll_integrator: Duration::from_millis(300),
+            stale_every: Duration::from_millis(100),
+            ..EngineTiming::default()
+        },
+        ..EngineConfig::new(quick, dir.path().to_path_buf())
+    };
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    wait_for(&mut events, "the customer's stage", |e| match e {
+        EngineEvent::StageChanged { customer_id, .. } if *customer_id == customer => Some(()),
+        _ => None,
+    })
+    .await;
+    sandbox.shutdown().await;
+    handle.refresh(None);
+    wait_for(&mut events, "the API unreachable", |e| {
+        matches!(e, EngineEvent::Api(ApiState::Unreachable { .. })).then_some(())
+    })
+    .await;
+    let stale = wait_for(&mut events, "the stale row named", |e| match e {
+        EngineEvent::Stale(rows) if !rows.is_empty() => Some(rows.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        stale.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![customer]
+    );
+    handle.stop();
+    task.await.unwrap();
+
+    // The same cache, a key the API refuses: said as a state, and the engine goes on.
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let refused = EngineConfig {
+        receiver: None,
+        publish_customers: true,
+        stop_on_refused_key: false,
+        ..EngineConfig::new(
+            ClientConfig::new(sandbox.base_url(), "sk_test_not_a_key"),
+            dir.path().join("refused"),
+        )
+    };
+    std::fs::create_dir_all(dir.path().join("refused")).unwrap();
+    let lock = engine::lock_data_dir(&dir.path().join("refused")).unwrap();
+    let (handle, mut events, task) = engine::start(refused, lock).await.unwrap().into_parts();
+    let reason = wait_for(&mut events, "the key refused", |e| match e {
+        EngineEvent::Api(ApiState::KeyRefused { reason }) => Some(reason.clone()),
+        EngineEvent::Fatal { error } => panic!("a refused key ends a dashboard's engine: {error}"),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("401"), "{reason}");
+    handle.stop();
+    let mut rest = Vec::new();
+    while let Some(event) = events.recv().await {
+        rest.push(event);
+    }
+    assert!(
+        !rest.iter().any(|e| matches!(e, EngineEvent::Fatal { .. })),
+        "{rest:#?}"
+    );
+    assert_eq!(rest.last(), Some(&EngineEvent::Stopped));
+    task.await.unwrap();
+    sandbox.shutdown().await;
 }

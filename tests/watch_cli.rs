@@ -2,6 +2,8 @@
 //! first and `stopped` last, a clean stop on SIGTERM and SIGHUP (exit 0), one engine per data directory
 //! (exit 2), a refused key (exit 1, one clear line), and bad configuration (exit 2).
 
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -374,4 +376,118 @@ async fn status_answers_from_the_cache_while_the_api_is_unreachable() {
         stderr.contains("cannot reach the API") && stderr.contains("bob-2"),
         "{stderr}"
     );
+}
+
+/// A loopback port nothing listens on (yet).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Reads `lines` until one contains `needle`.
+async fn wait_for_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut Lines<R>, needle: &str) {
+    let found = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return;
+            }
+        }
+        panic!("no line with {needle:?} before the end");
+    });
+    found
+        .await
+        .unwrap_or_else(|_| panic!("no line with {needle:?} within {PATIENCE:?}"));
+}
+
+/// SPEC §10, offline first: `watch` started with the API down keeps running, printing
+/// `poll_error` lines with `retryInSeconds` and saying so on stderr; once the API answers on
+/// that address, what changed arrives as `stage_changed` lines.
+#[tokio::test]
+async fn watch_outlives_an_api_that_is_down_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut watch = kycdash(root.path())
+        .args([
+            "watch",
+            "--api-url",
+            &url,
+            "--api-key",
+            support::KEY,
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap()).lines();
+    assert_eq!(next_json(&mut lines).await["kind"], "started");
+    let error = next_json(&mut lines).await;
+    assert_eq!(error["kind"], "poll_error", "{error}");
+    assert!(error["retryInSeconds"].is_u64(), "{error}");
+    wait_for_line(&mut stderr, "the API is unreachable since").await;
+
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
+        listen: ([127, 0, 0, 1], port).into(),
+        ..support::config()
+    })
+    .await
+    .unwrap();
+    let client = support::client(&sandbox, Some(support::KEY));
+    let customer = client.create_customer(support::full_profile("Lovelace")).await;
+    let changed = tokio::time::timeout(PATIENCE * 2, async {
+        loop {
+            let line = next_json(&mut lines).await;
+            if line["kind"] == "stage_changed" && line["customerId"] == customer.to_string() {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the customer's stage once the API answers");
+    assert_eq!(changed["to"], "ready_to_start", "{changed}");
+    wait_for_line(&mut stderr, "the API answers again").await;
+    terminate(&mut watch).await;
+    stops_cleanly(&mut watch, &mut lines).await;
+    sandbox.shutdown().await;
+}
+
+/// SPEC §10: `watch --once` with the API unreachable exits 1 after its retries, with one line
+/// on stderr (the `poll_error` line is on stdout with the rest).
+#[tokio::test]
+async fn watch_once_against_a_dead_api_exits_1_with_one_line() {
+    let root = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let output = kycdash(root.path())
+        .args([
+            "watch",
+            "--once",
+            "--api-url",
+            &url,
+            "--api-key",
+            support::KEY,
+            "--data-dir",
+        ])
+        .arg(root.path().join("data"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr:\n{stderr}");
+    assert!(stderr.contains("cannot reach the API"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let kinds: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("started"), "{stdout}");
+    assert!(kinds.contains(&"poll_error".to_string()), "{stdout}");
+    assert_eq!(kinds.last().map(String::as_str), Some("stopped"), "{stdout}");
 }

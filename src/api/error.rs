@@ -54,9 +54,20 @@ impl ApiError {
         }
     }
 
-    /// The API key was refused: nothing will work until the configuration changes.
+    /// The API key was refused (401, or 403 for a key without the rights it needs): nothing
+    /// will work until the configuration changes.
     pub fn is_unauthorized(&self) -> bool {
-        self.status() == Some(401)
+        matches!(self.status(), Some(401 | 403))
+    }
+
+    /// The API did not answer, or answered that it cannot serve (5xx): it is unreachable for
+    /// what a person needs to know. A 429 is an answer (slow down), not an outage.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ApiError::Transport(_) => true,
+            ApiError::Status { status, .. } => *status >= 500,
+            ApiError::Decode(_) => false,
+        }
     }
 
     pub fn is_not_found(&self) -> bool {

@@ -50,6 +50,10 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
     let sandbox = connection.sandbox.is_some();
     let mut config = connection::engine_config(&connection, &args.sync, false)?;
     config.publish_customers = true;
+    // The cache is drawn whatever the API's state: registration runs after the first frame,
+    // and a refused key is shown in the header rather than ending the dashboard.
+    config.register_before_start = false;
+    config.stop_on_refused_key = false;
     if read_only {
         // Nothing writes: no inbox uploads, and no webhook endpoint registered (a receiver
         // runs only for an endpoint registered beforehand, given by its secret).
@@ -134,6 +138,11 @@ async fn ui(
     mut events: mpsc::UnboundedReceiver<engine::EngineEvent>,
     demo: &AtomicBool,
 ) -> Result<(), Failure> {
+    // SIGTERM, SIGHUP (and SIGINT, which raw mode turns into a key otherwise) end the
+    // dashboard as `q` does: the guard restores the terminal, the engine flushes and stops.
+    // Installed before the first frame, so no signal finds the default handler.
+    let signal = crate::connection::shutdown_signal();
+    tokio::pin!(signal);
     let mut guard =
         TerminalGuard::enter(mouse).map_err(|e| Failure::fatal(format!("cannot use the terminal: {e}")))?;
     let mut app = App::new(header, OffsetDateTime::now_utc());
@@ -156,10 +165,6 @@ async fn ui(
         selected: Arc::default(),
         demo,
     };
-    // SIGTERM, SIGHUP (and SIGINT, which raw mode turns into a key otherwise) end the
-    // dashboard as `q` does: the guard restores the terminal, the engine flushes and stops.
-    let signal = crate::connection::shutdown_signal();
-    tokio::pin!(signal);
 
     while !app.quit {
         // Every update sees the time it happens at (log lines, "changed" columns).

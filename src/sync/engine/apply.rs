@@ -36,9 +36,10 @@ impl Model {
                 Err(err) => tracing::error!("cannot keep customer {id}: {err}"),
             }
         }
-        if !self.customers.contains_key(&id) {
+        let Some(entry) = self.customers.get_mut(&id) else {
             return;
-        }
+        };
+        entry.checked_at = Some(now);
         let reconciled = self.tracker.on_snapshot(id, &status, now, superseded);
         publish |= self.keep_status(id, &status, now);
         // The row first, so whoever reads the events below already knows the customer.

@@ -26,6 +26,13 @@ pub struct EngineConfig {
     pub once: bool,
     /// Send `Customers` events (a dashboard's rows); `watch` has no use for them.
     pub publish_customers: bool,
+    /// Whether a refused key (401/403) ends the engine (`watch`: exit 1), or is shown while
+    /// the cache stays on screen and the engine keeps trying (the dashboard).
+    pub stop_on_refused_key: bool,
+    /// Whether `start` makes one quick registration attempt before it returns (`watch`: its
+    /// `started` line names the receiver), or leaves it all to the running engine (the
+    /// dashboard draws first, whatever the API's state).
+    pub register_before_start: bool,
     pub timing: EngineTiming,
 }
 
@@ -43,6 +50,8 @@ impl EngineConfig {
             concurrency: 8,
             once: false,
             publish_customers: false,
+            stop_on_refused_key: true,
+            register_before_start: true,
             timing: EngineTiming::default(),
         }
     }
@@ -99,6 +108,9 @@ pub struct EngineTiming {
     /// How long after a failed webhook registration it is tried again (then backing off to
     /// five times that), while the engine polls alone.
     pub register_retry: Duration,
+    /// How often the rows whose status aged past their polling interval are named again
+    /// while the API is unreachable.
+    pub stale_every: Duration,
     /// Alert when a link expires within this.
     pub expiring_within: Duration,
     /// Alert when a decision takes longer than this.
@@ -116,6 +128,7 @@ impl Default for EngineTiming {
             background_polls_per_second: 10,
             stretch_while_webhooks: 4,
             register_retry: Duration::from_secs(60),
+            stale_every: Duration::from_secs(60),
             expiring_within: Duration::from_secs(300),
             stuck_after: Duration::from_secs(24 * 3600),
             inbox: InboxTiming::default(),
@@ -139,7 +152,7 @@ pub enum EngineError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the API refused the API key (HTTP 401); check --api-key, KYCDASH_API_KEY or the profile")]
+    #[error("the API refused the API key (HTTP 401/403); check --api-key, KYCDASH_API_KEY or the profile")]
     Unauthorized,
     #[error("{0}")]
     Config(String),

@@ -106,6 +106,35 @@ pub enum EngineEvent {
     Clock {
         offset_seconds: i64,
     },
+    /// The API's state as the engine last found it, when it changes (SPEC §10). Not an
+    /// NDJSON line: `watch` says it on stderr (its `poll_error` lines carry the details).
+    #[serde(skip)]
+    Api(ApiState),
+    /// While the API is unreachable: the customers whose last status read is older than their
+    /// stage's polling interval, with when it was read (SPEC §10: they show their age). Sent
+    /// when the API is found unreachable and once a minute while it stays so; empty once it
+    /// answers again. Not an NDJSON line.
+    #[serde(skip)]
+    Stale(Vec<(Uuid, OffsetDateTime)>),
+}
+
+/// The API as the engine last found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ApiState {
+    /// Nothing asked yet.
+    #[default]
+    Connecting,
+    /// The last request was answered.
+    Connected,
+    /// No answer, or 5xx answers, since `since` (this machine's clock); the engine tries
+    /// again at `retry_at`.
+    Unreachable {
+        since: OffsetDateTime,
+        retry_at: OffsetDateTime,
+        reason: String,
+    },
+    /// The API refused the key (401/403): nothing works until the configuration changes.
+    KeyRefused { reason: String },
 }
 
 impl EngineEvent {
@@ -118,6 +147,8 @@ impl EngineEvent {
                 | EngineEvent::Clock { .. }
                 | EngineEvent::Receiver { .. }
                 | EngineEvent::Fatal { .. }
+                | EngineEvent::Api(_)
+                | EngineEvent::Stale(_)
         )
     }
 }

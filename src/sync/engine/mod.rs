@@ -9,6 +9,7 @@
 //! changes), `alerts` (pure rules); this file holds the model and its loop.
 
 mod alerts;
+mod api_state;
 mod apply;
 mod config;
 mod events;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub use self::config::{EngineConfig, EngineError, EngineTiming, ReceiverConfig};
-pub use self::events::{AlertKind, CustomerState, EngineEvent};
+pub use self::events::{AlertKind, ApiState, CustomerState, EngineEvent};
 use self::handle::Command;
 pub use self::handle::{Engine, EngineHandle};
 use self::publish::Publisher;
@@ -47,6 +48,8 @@ use uuid::Uuid;
 struct Entry {
     customer: Arc<CustomerSummary>,
     status: Option<Arc<cache::StatusSummary>>,
+    /// When the status was last read from the API (changed or not), as far as known.
+    checked_at: Option<time::OffsetDateTime>,
 }
 
 /// The engine task's state.
@@ -86,6 +89,9 @@ struct Model {
     late_receiver: Option<tokio::task::JoinHandle<()>>,
     /// Stops the producers, the late receiver included.
     cancel: tokio_util::sync::CancellationToken,
+    /// The API's state as last found.
+    api: api_state::ApiLink,
+    stop_on_refused_key: bool,
 }
 
 impl Model {
@@ -125,6 +131,8 @@ impl Model {
             registration: None,
             late_receiver: None,
             cancel,
+            api: api_state::ApiLink::new(),
+            stop_on_refused_key: config.stop_on_refused_key,
         }
     }
 
@@ -139,6 +147,7 @@ impl Model {
                 id,
                 Entry {
                     customer: Arc::new(cached.customer),
+                    checked_at: cached.status.as_ref().map(|(_, fetched_at)| *fetched_at),
                     status: cached.status.map(|(status, _)| Arc::new(status)),
                 },
             );
@@ -274,6 +283,9 @@ impl Model {
         if let Some(due) = self.registration_due() {
             wake = wake.min(due);
         }
+        if let Some(due) = self.api.stale_due() {
+            wake = wake.min(due);
+        }
         // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
         wake.min(self.countdowns_due)
     }
@@ -301,6 +313,9 @@ impl Model {
             }
         }
         self.retry_registration(now);
+        if self.api.stale_due().is_some_and(|due| due <= now) {
+            self.name_stale_rows(now);
+        }
         if self.countdowns_due <= now {
             self.check_countdowns();
             self.countdowns_due = now + Duration::from_secs(60);
@@ -390,6 +405,7 @@ impl Model {
             .or_insert(Entry {
                 customer: summary,
                 status: None,
+                checked_at: None,
             });
         true
     }

@@ -85,6 +85,7 @@ impl Model {
         sweep: Option<u32>,
     ) {
         let superseded = self.returned(customer_id);
+        self.api_answered();
         self.schedule.succeeded(customer_id);
         self.snapshot(customer_id, customer, status, superseded);
         self.sweep_step(sweep.is_some_and(|n| n == self.sweeps.number));
@@ -93,11 +94,11 @@ impl Model {
     /// A pull that failed: retried after a backoff, and said.
     pub(super) fn poll_failed(&mut self, customer_id: Uuid, error: ApiError, sweep: Option<u32>) {
         self.returned(customer_id);
-        if error.is_unauthorized() {
-            return self.fatal_api(&error);
-        }
         let failures = self.schedule.failed(customer_id);
         let retry = self.retry_delay(&error, failures);
+        if self.api_failed(&error, retry) {
+            return;
+        }
         self.emit(EngineEvent::PollError {
             customer_id: Some(customer_id),
             status: error.status(),

@@ -24,12 +24,22 @@ pub(super) struct Pending {
 
 impl Model {
     /// The registration failed at start: the engine polls alone until a retry succeeds.
-    pub(super) fn registration_failed_at_start(&mut self, pending: Pending, error: &EngineError) {
+    pub(super) fn registration_failed_at_start(&mut self, pending: Pending, error: EngineError) {
         self.registration = Some(pending);
-        self.registration_failed(error.to_string());
+        self.registration_failed(&as_api_error(error));
     }
 
-    fn registration_failed(&mut self, error: String) {
+    /// No registration was tried before `start` returned: the first is tried now, inside the
+    /// running engine (the dashboard draws first, whatever the API's state).
+    pub(super) fn register_soon(&mut self, pending: Pending) {
+        self.registration = Some(pending);
+        self.emit(EngineEvent::Receiver {
+            webhook_url: None,
+            reason: Some("registering the webhook endpoint".into()),
+        });
+    }
+
+    fn registration_failed(&mut self, error: &ApiError) {
         let Some(pending) = &mut self.registration else {
             return;
         };
@@ -38,6 +48,9 @@ impl Model {
         let base = self.timing.register_retry;
         let wait = crate::backoff::jittered(base, base * 5, pending.failures.saturating_sub(1));
         pending.next_at = Instant::now() + wait;
+        if self.api_failed(error, wait) {
+            return;
+        }
         let reason = format!("webhook registration failed: {error}; polling alone meanwhile");
         self.emit(EngineEvent::PollError {
             customer_id: None,
@@ -79,12 +92,7 @@ impl Model {
         let (url, settings) = (pending.url.clone(), pending.settings.clone());
         tokio::spawn(async move {
             let result = super::start::register(&client, &url, &settings, &writer).await;
-            let result = result.map_err(|err| match err {
-                EngineError::Api(err) => err,
-                EngineError::Unauthorized => ApiError::Transport(EngineError::Unauthorized.to_string()),
-                other => ApiError::Transport(other.to_string()),
-            });
-            let _ = observations.send(Observation::Registered(result));
+            let _ = observations.send(Observation::Registered(result.map_err(as_api_error)));
         });
     }
 
@@ -92,12 +100,12 @@ impl Model {
     pub(super) fn registered(&mut self, result: Result<String, ApiError>) {
         let secret = match result {
             Ok(secret) => secret,
-            Err(error) if error.is_unauthorized() => return self.fatal_api(&error),
-            Err(error) => return self.registration_failed(error.to_string()),
+            Err(error) => return self.registration_failed(&error),
         };
+        self.api_answered();
         let verifier = match receiver::verifier(&secret) {
             Ok(verifier) => verifier,
-            Err(why) => return self.registration_failed(why),
+            Err(why) => return self.registration_failed(&ApiError::Decode(why)),
         };
         let Some(pending) = self.registration.take() else {
             return;
@@ -114,5 +122,26 @@ impl Model {
             webhook_url: Some(pending.url),
             reason: None,
         });
+    }
+}
+
+/// A registration's failure as the API's: a refused key stays one (401), and a failure that
+/// is not the network's (no secret returned, the cache) is an answer the engine cannot use,
+/// not an outage.
+fn as_api_error(error: EngineError) -> ApiError {
+    match error {
+        EngineError::Api(error) => error,
+        EngineError::Unauthorized => ApiError::Status {
+            status: 401,
+            problem: Box::new(crate::api::types::Problem {
+                problem_type: "about:blank".into(),
+                title: "Unauthorized".into(),
+                status: 401,
+                detail: String::new(),
+                errors: Vec::new(),
+            }),
+            retry_after: None,
+        },
+        other => ApiError::Decode(other.to_string()),
     }
 }

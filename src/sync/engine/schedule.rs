@@ -45,6 +45,20 @@ impl Schedule {
         self.heap.push(Reverse((at, id)));
     }
 
+    /// The API answers again after an outage: every scheduled customer whose polls failed
+    /// is due now (the budget spreads them out), not after their backoff.
+    pub fn retry_failed(&mut self, now: Instant) {
+        let failed: Vec<Uuid> = self
+            .failures
+            .keys()
+            .filter(|id| self.due.contains_key(id))
+            .copied()
+            .collect();
+        for id in failed {
+            self.poll_at(id, now);
+        }
+    }
+
     /// Forgets `id`'s next poll (its stage is final, or it is polled now).
     pub fn cancel(&mut self, id: Uuid) {
         self.due.remove(&id);

@@ -73,7 +73,11 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         Receiving::None => (None, None),
         Receiving::Later(pending, error) => {
             // Degraded, not dead: polling alone, said once, registration retried.
-            model.registration_failed_at_start(*pending, &error);
+            model.registration_failed_at_start(*pending, error);
+            (None, None)
+        }
+        Receiving::Soon(pending) => {
+            model.register_soon(*pending);
             (None, None)
         }
     };
@@ -157,6 +161,8 @@ enum Receiving {
     None,
     /// The registration failed for a reason of the API's: retried later.
     Later(Box<Pending>, EngineError),
+    /// Not tried yet: the running engine tries it at once.
+    Soon(Box<Pending>),
 }
 
 /// What the producers (receiver, inbox) need to start.
@@ -189,22 +195,23 @@ impl Producers<'_> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
+        let pending = |bound, url| {
+            Box::new(Pending {
+                bound,
+                url,
+                settings: settings.clone(),
+                failures: 0,
+                next_at: std::time::Instant::now(),
+                trying: false,
+            })
+        };
         let secret = match &receiver_config.secret {
             Some(secret) => secret.clone(),
+            None if !config.register_before_start => return Ok(Receiving::Soon(pending(bound, url))),
             None => match register(&self.client.impatient(FIRST_TRY), &url, settings, writer).await {
                 Ok(secret) => secret,
                 Err(EngineError::Unauthorized) => return Err(EngineError::Unauthorized),
-                Err(error) => {
-                    let pending = Box::new(Pending {
-                        bound,
-                        url,
-                        settings: settings.clone(),
-                        failures: 0,
-                        next_at: std::time::Instant::now(),
-                        trying: false,
-                    });
-                    return Ok(Receiving::Later(pending, error));
-                }
+                Err(error) => return Ok(Receiving::Later(pending(bound, url), error)),
             },
         };
         let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;

@@ -23,6 +23,9 @@ pub(super) struct Sweeps {
     pub requested: bool,
     /// Listings that failed in a row.
     pub failures: u32,
+    /// The API answers again after an outage: the next sweep reads every open onboarding,
+    /// as `--once` does (what changed meanwhile announced itself to nobody).
+    pub catch_up: bool,
 }
 
 impl Sweeps {
@@ -33,6 +36,7 @@ impl Sweeps {
             number: 0,
             requested: false,
             failures: 0,
+            catch_up: false,
         }
     }
 }
@@ -86,11 +90,11 @@ impl Model {
 
     /// A listing failed: the sweep ends, and the next is retried after a backoff.
     pub(super) fn discovery_failed(&mut self, error: crate::api::ApiError) {
-        if error.is_unauthorized() {
-            return self.fatal_api(&error);
-        }
         self.sweeps.failures += 1;
         let retry = self.retry_delay(&error, self.sweeps.failures);
+        if self.api_failed(&error, retry) {
+            return;
+        }
         self.emit(EngineEvent::PollError {
             customer_id: None,
             status: error.status(),
@@ -111,6 +115,7 @@ impl Model {
     }
 
     pub(super) fn discovered(&mut self, customers: Vec<Customer>, last: bool) {
+        self.api_answered();
         self.sweeps.failures = 0;
         let total = customers.len();
         let mut to_poll = Vec::new();
@@ -161,7 +166,7 @@ impl Model {
             (Some(entry), Some(stage)) => {
                 entry.status.is_none()
                     || entry.customer.hash != listed.hash
-                    || (self.once && !stage.is_terminal())
+                    || ((self.once || self.sweeps.catch_up) && !stage.is_terminal())
             }
             _ => true,
         }
@@ -195,6 +200,7 @@ impl Model {
         }
         let (customers, changed, duration) = (sweep.customers, sweep.changed, sweep.started.elapsed());
         self.sweeps.current = None;
+        self.sweeps.catch_up = false;
         self.sweeps.next_at = if std::mem::take(&mut self.sweeps.requested) {
             Instant::now()
         } else {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{App, Effect};
 use crate::domain::{DocumentType, Stage};
-use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
+use crate::sync::engine::{AlertKind, ApiState, CustomerState, EngineEvent};
 
 impl App {
     pub(super) fn engine(&mut self, events: Vec<EngineEvent>, effects: &mut Vec<Effect>) {
@@ -40,7 +40,12 @@ impl App {
                     self.header.paused = paused;
                 }
                 // Why it polls alone is in the log already, as a poll error.
-                EngineEvent::Receiver { webhook_url, .. } => self.header.webhook_url = webhook_url,
+                EngineEvent::Receiver { webhook_url, reason } => {
+                    self.header.webhook_url = webhook_url;
+                    self.header.receiver_note = reason;
+                }
+                EngineEvent::Api(state) => self.api_state(state),
+                EngineEvent::Stale(rows) => self.stale = rows.into_iter().collect(),
                 EngineEvent::Clock { offset_seconds } => {
                     self.server_offset = time::Duration::seconds(offset_seconds);
                 }
@@ -90,7 +95,7 @@ impl App {
                 self.push_timeline(customer_id, format!("webhook {event_type}{duplicate}"));
             }
             EngineEvent::WebhookRejected { reason, detail } => {
-                self.header.rejected += 1;
+                self.header.rejected.note(self.now);
                 self.push_log(None, format!("webhook rejected ({reason:?}): {detail}"), true);
             }
             EngineEvent::Upload {
@@ -106,7 +111,7 @@ impl App {
             EngineEvent::PollError {
                 customer_id, error, ..
             } => {
-                self.header.poll_errors += 1;
+                self.header.errors.note(self.now);
                 self.push_log(customer_id, format!("poll failed: {error}"), true);
             }
             EngineEvent::Alert {
@@ -137,8 +142,34 @@ impl App {
             | EngineEvent::Poller { .. }
             | EngineEvent::Receiver { .. }
             | EngineEvent::Clock { .. }
+            | EngineEvent::Api(_)
+            | EngineEvent::Stale(_)
             | EngineEvent::Stopped => {}
         }
+    }
+
+    /// The API's state changed: the header shows it, and the log says when it went and came.
+    fn api_state(&mut self, state: ApiState) {
+        let line = match (&self.header.api, &state) {
+            (ApiState::Unreachable { .. }, ApiState::Unreachable { .. }) => None,
+            (_, ApiState::Unreachable { reason, .. }) => {
+                Some((format!("the API is unreachable: {reason}"), true))
+            }
+            (_, ApiState::KeyRefused { reason }) => {
+                Some((format!("the API refused the key: {reason}"), true))
+            }
+            (ApiState::Unreachable { .. } | ApiState::KeyRefused { .. }, ApiState::Connected) => {
+                Some(("the API answers again".to_string(), false))
+            }
+            _ => None,
+        };
+        if let Some((text, alert)) = line {
+            self.push_log(None, text, alert);
+        }
+        if state == ApiState::Connected {
+            self.stale.clear();
+        }
+        self.header.api = state;
     }
 
     fn stage_change(&self, customer: Uuid, from: Option<Stage>, to: Stage) -> String {

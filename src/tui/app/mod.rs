@@ -11,6 +11,7 @@ mod action;
 mod command;
 mod dialogs;
 mod engine;
+mod health;
 mod requests;
 mod ring;
 mod row;
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use self::action::{Action, Effect};
+pub use self::health::{RECENT, RecentErrors};
 pub use self::ring::Ring;
 pub use self::row::{Column, Row, Tab};
 pub use self::table::Table;
@@ -29,6 +31,7 @@ use super::modal::Modal;
 use super::request::Request;
 use crate::api::types::Document;
 use crate::domain::{ComplianceStatus, Customer};
+use crate::sync::engine::ApiState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -74,12 +77,18 @@ pub struct Header {
     pub webhook_url: Option<String>,
     pub inbox: Option<String>,
     pub read_only: bool,
+    /// Why there is no receiver (yet): registering, or the registration's failure.
+    pub receiver_note: Option<String>,
     pub last_webhook: Option<OffsetDateTime>,
-    pub rejected: u32,
+    /// Webhooks rejected, recently.
+    pub rejected: RecentErrors,
     /// Status pulls out, and waiting for a slot.
     pub in_flight: usize,
     pub queued: usize,
-    pub poll_errors: u32,
+    /// Failed requests, recently.
+    pub errors: RecentErrors,
+    /// The API's state as the engine last found it.
+    pub api: ApiState,
     pub paused: bool,
     pub demo: bool,
 }
@@ -118,6 +127,9 @@ pub struct App {
     pub fatal: Option<String>,
     /// How far the API's clock is ahead of this machine's: SDK links expire on its clock.
     pub server_offset: time::Duration,
+    /// While the API is unreachable: the customers whose status is older than their stage's
+    /// polling interval, with when it was read (their rows show its age).
+    pub stale: HashMap<Uuid, OffsetDateTime>,
     pub quit: bool,
 }
 
@@ -142,6 +154,7 @@ impl App {
             now,
             fatal: None,
             server_offset: time::Duration::ZERO,
+            stale: HashMap::new(),
             quit: false,
         }
     }
@@ -281,6 +294,9 @@ impl App {
     /// Whether something on screen counts down (an SDK link, a toast): then the clock ticks.
     pub fn needs_tick(&self) -> bool {
         !self.toasts.is_empty()
+            || matches!(self.header.api, ApiState::Unreachable { .. })
+            || self.header.errors.ageing(self.now)
+            || self.header.rejected.ageing(self.now)
             || matches!(self.modal, Some(Modal::Sdk { .. }))
             || self
                 .table

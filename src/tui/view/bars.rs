@@ -6,8 +6,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Tabs};
 
-use super::format::{ago, short_url};
-use crate::tui::app::{App, Tab};
+use super::format::{ago, clock_minutes, short_url};
+use crate::sync::engine::ApiState;
+use crate::tui::app::{App, RECENT, Tab};
 use crate::tui::keymap::Keymap;
 use crate::tui::theme::{Theme, symbol};
 
@@ -25,15 +26,21 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
     if h.read_only {
         first.push(Span::styled(" [READ-ONLY]", theme.alert()));
     }
-    first.push(Span::raw(format!("  {}", h.api_url)));
-    let receiver = match &h.webhook_url {
-        Some(url) => {
+    first.push(Span::raw(format!("  {} ", h.api_url)));
+    first.push(api_state(&h.api, app.now, theme));
+    let receiver = match (&h.webhook_url, &h.receiver_note) {
+        (Some(url), _) => {
             let age = h.last_webhook.map_or("no event yet".to_string(), |at| {
                 format!("last event {} ago", ago(app.now - at))
             });
-            format!("receiver {} · {age} · {} rejected", short_url(url), h.rejected)
+            let rejected = match h.rejected.count(app.now) {
+                0 => String::new(),
+                n => format!(" · {n} rejected ({} min)", RECENT.whole_minutes()),
+            };
+            format!("receiver {} · {age}{rejected}", short_url(url))
         }
-        None => "no receiver (polling only)".into(),
+        (None, Some(note)) if note.starts_with("registering") => "receiver: registering…".into(),
+        (None, _) => "no receiver (polling only)".into(),
     };
     first.push(Span::styled(format!("  {receiver}"), theme.dim()));
 
@@ -51,7 +58,21 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
     } else {
         second.push(Span::raw(format!("{} in flight", h.in_flight)));
     }
-    second.push(Span::raw(format!(" · {} errors", h.poll_errors)));
+    let errors = h.errors.count(app.now);
+    let errors_style = if errors > 0 {
+        theme.alert()
+    } else {
+        ratatui::style::Style::default()
+    };
+    second.push(Span::raw(" · "));
+    second.push(Span::styled(
+        format!(
+            "{errors} error{} ({} min)",
+            if errors == 1 { "" } else { "s" },
+            RECENT.whole_minutes()
+        ),
+        errors_style,
+    ));
     if h.sandbox {
         second.push(Span::styled(
             if h.demo { " · demo on" } else { " · demo off" },
@@ -116,4 +137,25 @@ pub(super) fn draw_hints(frame: &mut Frame, area: Rect, app: &App, keymap: &Keym
         }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The API's state in words (SPEC §10): connected; unreachable since HH:MM with the next
+/// retry; key refused.
+fn api_state<'a>(state: &ApiState, now: time::OffsetDateTime, theme: &Theme) -> Span<'a> {
+    match state {
+        ApiState::Connecting => Span::styled("● connecting…", theme.dim()),
+        ApiState::Connected => Span::styled("● connected", theme.ok()),
+        ApiState::Unreachable { since, retry_at, .. } => {
+            let retry = if *retry_at > now {
+                format!("retry in {}", ago(*retry_at - now))
+            } else {
+                "retrying".to_string()
+            };
+            Span::styled(
+                format!("✗ unreachable since {} · {retry}", clock_minutes(*since)),
+                theme.alert(),
+            )
+        }
+        ApiState::KeyRefused { .. } => Span::styled("✗ key refused", theme.alert()),
+    }
 }

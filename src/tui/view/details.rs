@@ -214,7 +214,7 @@ fn document_lines<'a>(documents: &Result<Vec<Document>, String>, app: &App, them
                 "{} · {} · {}",
                 document.file_name.as_deref().unwrap_or("(no name)"),
                 human_size(document.size),
-                when(document.uploaded_at, app.server_now())
+                when(document.uploaded_at - app.server_offset, app.now)
             )),
             Span::styled(if document.current { "" } else { " · replaced" }, theme.dim()),
         ]));

@@ -35,12 +35,21 @@ pub fn expiry(left: time::Duration) -> String {
     }
 }
 
+/// The time of day on this machine's clock.
 pub fn clock(at: OffsetDateTime) -> String {
+    let at = crate::local_time::local(at);
     format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+}
+
+/// `14:02` on this machine's clock.
+pub fn clock_minutes(at: OffsetDateTime) -> String {
+    let at = crate::local_time::local(at);
+    format!("{:02}:{:02}", at.hour(), at.minute())
 }
 
 /// The time of day if it was today, else the date too (`Nov 28 14:02`).
 pub fn when(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let (at, now) = (crate::local_time::local(at), crate::local_time::local(now));
     if at.date() == now.date() {
         clock(at)
     } else {

@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row as TableRow, Table};
 
 use super::format::{ago, countdown};
@@ -52,7 +52,11 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme
             TableRow::new(columns.iter().map(|c| cell(row, *c, app, theme))).style(style)
         })
         .collect();
-    let widths = columns.iter().map(|c| width(*c));
+    let widths = columns.iter().map(|c| match c {
+        // Room for a stale row's age beside its stage.
+        Column::Stage if !app.stale.is_empty() => Constraint::Length(36),
+        c => width(*c),
+    });
     let header = header_row(&columns, app, theme);
     frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), inner);
     Hitboxes {
@@ -110,14 +114,25 @@ fn cell<'a>(row: &'a Row, column: Column, app: &App, theme: &Theme) -> Cell<'a> 
     let now = app.now;
     match column {
         Column::Name => Cell::from(row.name()),
-        Column::Stage => Cell::from(Span::styled(
-            format!(
-                "{} {}",
-                symbol(row.stage()),
-                row.stage().map_or("unknown yet", |s| s.as_str())
-            ),
-            theme.stage(row.stage()),
-        )),
+        Column::Stage => {
+            let stage = Span::styled(
+                format!(
+                    "{} {}",
+                    symbol(row.stage()),
+                    row.stage().map_or("unknown yet", |s| s.as_str())
+                ),
+                theme.stage(row.stage()),
+            );
+            // While the API is unreachable, a status older than its polling interval says
+            // how old it is (SPEC §10).
+            match app.stale.get(&row.id()) {
+                Some(checked) => Cell::from(Line::from(vec![
+                    stage,
+                    Span::styled(format!(" ({} old)", ago(now - *checked)), theme.alert()),
+                ])),
+                None => Cell::from(stage),
+            }
+        }
         Column::InStage => Cell::from(row.state.since.map_or(String::new(), |since| ago(now - since))),
         Column::NextAction => match app.in_flight_for(row.id()) {
             Some(request) => Cell::from(Span::styled(format!("⋯ {}", request.doing()), theme.accent())),

@@ -14,7 +14,7 @@ use crate::domain::{
     Stage, Strategy, WorkflowView, evaluate,
 };
 use crate::sync::cache::{CustomerSummary, StatusSummary};
-use crate::sync::engine::{AlertKind, CustomerState, EngineEvent};
+use crate::sync::engine::{AlertKind, ApiState, CustomerState, EngineEvent};
 use crate::tui::app::{Action, App, Details, Header, LogLine};
 use crate::tui::keymap::Command;
 use crate::tui::theme::ThemeName;
@@ -142,6 +142,7 @@ fn header() -> Header {
         inbox: Some("/data/inbox".into()),
         last_webhook: Some(NOW - time::Duration::seconds(12)),
         demo: true,
+        api: ApiState::Connected,
         ..Header::default()
     }
 }
@@ -191,6 +192,47 @@ fn the_list() {
     let mut app = app(120, 40);
     select(&mut app, "Ada");
     assert_snapshot!(render(&app, 120, 40, ThemeName::Dark).backend());
+}
+
+/// SPEC §10: the API unreachable since a time (this machine's clock) with the next retry,
+/// recent errors counted, and rows whose status outlived their polling interval showing its
+/// age; once the API answers again, the ages go.
+#[test]
+fn the_api_unreachable_with_stale_rows() {
+    let mut app = app(120, 24);
+    let since = NOW - time::Duration::minutes(14);
+    let stale: Vec<(Uuid, time::OffsetDateTime)> = ["Ada", "Jean"]
+        .iter()
+        .filter_map(|first| app.table.rows.iter().find(|r| r.name().starts_with(first)))
+        .map(|row| (row.id(), NOW - time::Duration::minutes(12)))
+        .collect();
+    assert_eq!(stale.len(), 2);
+    app.update(Action::Engine(vec![
+        EngineEvent::Api(ApiState::Unreachable {
+            since,
+            retry_at: NOW + time::Duration::seconds(40),
+            reason: "cannot reach the API: connection failed".into(),
+        }),
+        EngineEvent::PollError {
+            customer_id: None,
+            status: None,
+            error: "listing customers failed: cannot reach the API".into(),
+            retry_in_seconds: 40,
+            queued: 0,
+            in_flight: 0,
+        },
+        EngineEvent::Stale(stale),
+    ]));
+    assert_snapshot!(render(&app, 120, 24, ThemeName::Dark).backend());
+
+    app.update(Action::Engine(vec![EngineEvent::Api(ApiState::Connected)]));
+    let screen = format!("{:?}", render(&app, 120, 24, ThemeName::Dark).backend());
+    assert!(screen.contains("● connected"), "{screen}");
+    assert!(
+        !screen.contains(" old)"),
+        "no stale ages once it answers:\n{screen}"
+    );
+    assert!(screen.contains("the API answers again"), "{screen}");
 }
 
 #[test]

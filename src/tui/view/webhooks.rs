@@ -119,7 +119,7 @@ fn delivery_lines<'a>(view: &Webhooks, room: usize, app: &App, theme: &Theme) ->
     }
     if let Some(delivery) = view.selected_delivery() {
         lines.push(Line::default());
-        lines.extend(attempt_lines(delivery, theme));
+        lines.extend(attempt_lines(delivery, app, theme));
     }
     lines
 }
@@ -147,7 +147,7 @@ fn delivery_line<'a>(delivery: &Delivery, selected: bool, app: &App, theme: &The
         Span::styled(
             format!(
                 "{:<9} {:<33} {:<20} ",
-                clock(delivery.created_at),
+                clock(delivery.created_at - app.server_offset),
                 delivery.event_type,
                 customer
             ),
@@ -170,7 +170,7 @@ fn delivery_line<'a>(delivery: &Delivery, selected: bool, app: &App, theme: &The
 }
 
 /// A delivery's last five attempts, newest first.
-fn attempt_lines<'a>(delivery: &Delivery, theme: &Theme) -> Vec<Line<'a>> {
+fn attempt_lines<'a>(delivery: &Delivery, app: &App, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = vec![Line::styled(
         format!("Attempts of {} ({})", delivery.event_id, delivery.event_type),
         theme.title(),
@@ -178,7 +178,8 @@ fn attempt_lines<'a>(delivery: &Delivery, theme: &Theme) -> Vec<Line<'a>> {
     for attempt in delivery.attempts.iter().rev().take(5) {
         lines.push(Line::from(format!(
             "  {}  {}  {} ms",
-            clock(attempt.attempted_at),
+            // Times the API stamped are on its clock; shown on this machine's.
+            clock(attempt.attempted_at - app.server_offset),
             match (attempt.response_status, &attempt.error) {
                 (Some(status), _) => format!("HTTP {status}"),
                 (None, Some(error)) => error.clone(),
