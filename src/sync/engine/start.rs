@@ -190,7 +190,7 @@ impl Producers<'_> {
             .clone()
             .unwrap_or_else(|| format!("http://{}/webhooks", bound.addr));
         let secret = match &receiver_config.secret {
-            Some(secret) => secret.clone(),
+            Some(secret) => secret.expose_secret().to_string(),
             None => match register(&self.client.impatient(FIRST_TRY), &url, settings, writer).await {
                 Ok(secret) => secret,
                 Err(EngineError::Unauthorized) => return Err(EngineError::Unauthorized),
@@ -265,7 +265,7 @@ pub fn api_identity(api: &ClientConfig, embedded: bool) -> String {
     } else {
         api.base_url.as_str()
     };
-    let digest = Sha256::digest(format!("{url}\n{}", api.api_key).as_bytes());
+    let digest = Sha256::digest(format!("{url}\n{}", api.api_key.expose_secret()).as_bytes());
     hex::encode(&digest[..16])
 }
 
