@@ -18,6 +18,9 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before anything can panic: a panic in any task or thread ends the process with exit 1
+    // and one line, the terminal restored.
+    kycdash::crash::install();
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         // The dashboard logs to kycdash.log in the data directory, never to the screen.
