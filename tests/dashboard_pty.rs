@@ -427,3 +427,82 @@ fn read_only_writes_nothing() {
     assert!(status.success(), "exit status {status:?}");
     assert!(!dir.path().join("inbox").exists(), "no inbox was even made");
 }
+
+/// SPEC §10, secrets at rest: against an API, with every log at trace level, a customer's
+/// flow seen through signed webhooks puts neither the API key nor the webhook secret on the
+/// screen or in `kycdash.log` (tests/trace_logs.rs does the same for `watch` and the sandbox).
+#[test]
+fn trace_logs_and_the_screen_show_no_key_and_no_secret() {
+    const KEY: &str = "sk_test_dashboardtrace_7c41e9a2";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime
+        .block_on(kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
+            api_keys: vec![KEY.parse().unwrap()],
+            ..kycdash::sandbox::SandboxConfig::ephemeral()
+        }))
+        .unwrap();
+    let api = sandbox.base_url().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::start_with(
+        dir.path(),
+        &["--api-url", &api, "--api-key", KEY],
+        &[("RUST_LOG", "trace")],
+    );
+    session.screen.wait_to_see("/webhooks · no event yet");
+
+    let profile = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/full_profile.json"
+    ))
+    .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: serde_json::Value| {
+            http.post(format!("{api}{path}"))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+        };
+        let created: serde_json::Value = post("/v1/customers", serde_json::from_str(&profile).unwrap())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap();
+        let started = post("/v1/compliance/kyc", serde_json::json!({"customerId": id}))
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 201);
+        let path = format!("/v1/sandbox/customers/{id}/simulate");
+        let simulated = post(&path, serde_json::json!({"action": "SDK_COMPLETE"}))
+            .await
+            .unwrap();
+        assert_eq!(simulated.status(), 200);
+    });
+    session.screen.wait_to_see("collecting_requirements");
+    session.screen.wait_to_see("last event");
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
+    runtime.block_on(sandbox.shutdown());
+
+    let secret: String = rusqlite::Connection::open(dir.path().join("cache.db"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'webhook.secret'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the registered endpoint's secret is in the cache");
+    let material = secret.strip_prefix("whsec_").expect("a whsec_ secret");
+    let log = std::fs::read_to_string(dir.path().join("kycdash.log")).unwrap();
+    assert!(log.contains(" TRACE "), "trace level was on:\n{log}");
+    for (name, text) in [("log", log), ("screen", session.screen.text())] {
+        assert!(!text.contains(KEY), "the API key is in the {name}:\n{text}");
+        assert!(
+            !text.contains(material),
+            "the webhook secret is in the {name}:\n{text}"
+        );
+    }
+}
