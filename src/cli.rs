@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::sandbox::ApiKey;
+use crate::secret::Secret;
 use crate::tui::qr::Background;
 
 /// A live terminal dashboard and an embedded, stateful sandbox for a KYC compliance API.
@@ -70,7 +71,7 @@ pub struct ConnectArgs {
 
     /// The API key (never printed in full).
     #[arg(long, env = "KYCDASH_API_KEY", value_name = "KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
 
     /// A profile of config.toml.
     #[arg(long, value_name = "NAME")]
@@ -109,7 +110,7 @@ pub struct SyncArgs {
         env = "KYCDASH_WEBHOOK_SECRET",
         hide_env_values = true
     )]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
 
     /// Requests per second to the API; 0 for no cap (default: 20, none for the sandbox).
     #[arg(long, value_name = "N")]
@@ -184,4 +185,43 @@ fn parse_public_url(text: &str) -> Result<String, String> {
         return Err(format!("\"{text}\" must not have a query or a fragment"));
     }
     Ok(text.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    const KEY: &str = "sk_live_supersecretvalue";
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// clap derives `Debug` on what it parsed; a key or a secret shows its hint only.
+    #[test]
+    fn no_key_or_secret_shows_in_debug_output() {
+        let connect = ["--api-url", "http://127.0.0.1:9", "--api-key", KEY];
+        let commands: [Vec<&str>; 4] = [
+            [&connect[..], &["--webhook-secret", SECRET]].concat(),
+            [&["watch"], &connect[..], &["--webhook-secret", SECRET]].concat(),
+            [&["status", "crm-1"], &connect[..]].concat(),
+            vec![
+                "sandbox",
+                "--api-key",
+                KEY,
+                "--api-key",
+                "sk_test_othersecret:EXTERNAL_KYC",
+            ],
+        ];
+        for args in commands {
+            let cli = Cli::try_parse_from([&["kycdash"], &args[..]].concat()).unwrap();
+            let shown = format!("{cli:?}");
+            for secret in [KEY, SECRET, "sk_test_othersecret"] {
+                assert!(!shown.contains(secret), "{args:?}: {shown}");
+            }
+            assert!(shown.contains("sk_live_su…"), "{args:?}: {shown}");
+            if args.contains(&"--webhook-secret") {
+                assert!(shown.contains("whsec_MfKQ…"), "{args:?}: {shown}");
+            }
+        }
+    }
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -30,12 +32,12 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub api_url: Option<String>,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub data_dir: Option<PathBuf>,
     pub inbox: Option<PathBuf>,
     pub webhook_listen: Option<SocketAddr>,
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     pub max_rps: Option<u32>,
     pub concurrency: Option<usize>,
     /// Disable every action that writes (for watching a live account).
@@ -190,6 +192,28 @@ mod tests {
         assert_eq!(config.theme.as_deref(), Some("dark"));
         assert!(config.profiles["staging"].read_only);
         crate::tui::keymap::Keymap::new(&config.keys).unwrap();
+    }
+
+    #[test]
+    fn no_key_or_secret_shows_in_debug_output() {
+        let (_dir, path) = write(
+            "[profiles.live]\napi_url = \"http://127.0.0.1:9\"\napi_key = \"sk_live_supersecretvalue\"\n\
+             webhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+        );
+        let config = load(&path).unwrap();
+        let profile = &config.profiles["live"];
+        assert_eq!(
+            profile.api_key.as_ref().map(|k| k.expose_secret()),
+            Some("sk_live_supersecretvalue")
+        );
+        for shown in [format!("{config:?}"), format!("{profile:?}")] {
+            assert!(!shown.contains("supersecretvalue"), "{shown}");
+            assert!(!shown.contains("9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{shown}");
+            assert!(
+                shown.contains("sk_live_su…") && shown.contains("whsec_MfKQ…"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::api::ClientConfig;
 use crate::cli::{ConnectArgs, SyncArgs};
 use crate::config::{self, Profile};
 use crate::sandbox::{self, DbLocation, RunningSandbox, SandboxConfig};
+use crate::secret::Secret;
 use crate::sync::engine::{self, DataDirLock, EngineConfig, EngineError, EngineTiming, ReceiverConfig};
 
 /// How a mode ends badly: the exit code (2 usage or configuration, 1 fatal) and one line.
@@ -127,7 +128,7 @@ async fn resolve_api(
     profile: Option<&Profile>,
     data_dir: &Path,
     lock: bool,
-) -> Result<(String, String, Option<RunningSandbox>), Failure> {
+) -> Result<(String, Secret, Option<RunningSandbox>), Failure> {
     let api_url = args
         .api_url
         .clone()
@@ -149,7 +150,7 @@ async fn resolve_api(
             "an API key without an API URL: pass --api-url or set KYCDASH_API_URL",
         )),
         (None, None) => {
-            let key = sandbox::DEFAULT_API_KEY.to_string();
+            let key = Secret::from(sandbox::DEFAULT_API_KEY);
             let beside_engine = std::fs::read_to_string(data_dir.join(SANDBOX_URL_FILE))
                 .ok()
                 .filter(|_| !lock && engine::lock_data_dir(data_dir).is_err());
@@ -182,7 +183,8 @@ fn checked_url(what: &str, url: &str) -> Result<String, Failure> {
 }
 
 /// An API key a request header can carry; exit 2 otherwise, showing only its start.
-fn checked_key(key: &str) -> Result<(), Failure> {
+fn checked_key(key: &Secret) -> Result<(), Failure> {
+    let key = key.expose_secret();
     let carried = !key.is_empty() && reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).is_ok();
     if carried {
         return Ok(());

@@ -52,6 +52,7 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
         }
     };
     let (handle, mut events, task) = engine.into_parts();
+    crate::crash::test_trigger();
     let mut fatal = None;
     let signal = shutdown_signal();
     tokio::pin!(signal);

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod crash;
 pub mod domain;
 pub mod headless;
 pub mod local_time;

@@ -18,6 +18,9 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before anything can panic: a panic in any task or thread ends the process with exit 1
+    // and one line, the terminal restored.
+    kycdash::crash::install();
     // Before any thread starts: the local offset cannot be read safely afterwards.
     kycdash::local_time::init();
     let cli = Cli::parse();

@@ -69,6 +69,11 @@ struct Session {
 
 impl Session {
     fn start(dir: &std::path::Path, args: &[&str]) -> Session {
+        Session::start_with(dir, args, &[])
+    }
+
+    /// `start` with more environment variables.
+    fn start_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Session {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows: 40,
@@ -86,6 +91,10 @@ impl Session {
         command.env_remove("KYCDASH_API_URL");
         command.env_remove("KYCDASH_API_KEY");
         command.env_remove("NO_COLOR");
+        command.env_remove("RUST_BACKTRACE");
+        for (name, value) in env {
+            command.env(name, value);
+        }
         let child = pty.slave.spawn_command(command).unwrap();
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().unwrap();
@@ -207,6 +216,65 @@ fn sigterm_and_sighup_leave_the_terminal_as_it_was() {
         assert!(
             session.screen.text()[at..].contains("\x1b[?25h"),
             "SIG{signal}: the cursor is not shown again"
+        );
+    }
+}
+
+/// SPEC §10: a panic anywhere, in a tokio task or in a thread (`KYCDASH_TEST_PANIC`, the debug
+/// build's trigger), ends the dashboard with exit 1: the terminal restored (alternate screen
+/// left, mouse capture and bracketed paste off, the cursor shown, raw mode off), then one line.
+#[test]
+fn a_panic_anywhere_restores_the_terminal_and_exits_1_with_one_line() {
+    for place in ["task", "thread"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::start_with(dir.path(), &["--no-demo"], &[("KYCDASH_TEST_PANIC", place)]);
+        let entered = session.screen.wait_for("\x1b[?1049h", 0);
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = session.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{place}: the dashboard still runs after the panic; the screen shows:\n{}",
+                session.screen.visible()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.exit_code(), 1, "{place}: {status:?}");
+        let line = format!("kycdash: internal error: KYCDASH_TEST_PANIC: a {place} panicked at src/");
+        let end = session.screen.wait_for(&line, entered);
+        let text = session.screen.text();
+        let restored = text[entered..]
+            .find("\x1b[?1049l")
+            .map(|at| entered + at)
+            .unwrap_or_else(|| panic!("{place}: the alternate screen is not left"));
+        let tail = &text[restored..end];
+        assert!(
+            tail.contains("\x1b[?25h"),
+            "{place}: the cursor is not shown again before the line"
+        );
+        let before = &text[entered..restored];
+        assert!(before.contains("\x1b[?1000l"), "{place}: mouse capture left on");
+        assert!(before.contains("\x1b[?2004l"), "{place}: bracketed paste left on");
+        // Raw mode off: the terminal turns the line's \n into \r\n again.
+        let line_end = &text[end..];
+        let newline = line_end.find('\n').expect("the line ends");
+        assert!(
+            line_end[..newline].ends_with('\r'),
+            "{place}: raw mode left on (no \\r before \\n): {line_end:?}"
+        );
+        assert_eq!(
+            text.matches("kycdash: internal error").count(),
+            1,
+            "{place}: one line"
+        );
+        assert!(!text.contains("' panicked at"), "{place}: Rust's own report");
+        // The whole report is in the log.
+        let log = std::fs::read_to_string(dir.path().join("kycdash.log")).unwrap();
+        assert!(
+            log.contains(&format!("KYCDASH_TEST_PANIC: a {place} panicked")),
+            "{place}: {log}"
         );
     }
 }
@@ -444,4 +512,83 @@ fn started_with_the_api_down_it_shows_the_cache_then_reconnects_by_itself() {
     let status = session.wait_for_exit();
     assert!(status.success(), "exit status {status:?}");
     runtime.block_on(sandbox.shutdown());
+}
+
+/// SPEC §10, secrets at rest: against an API, with every log at trace level, a customer's
+/// flow seen through signed webhooks puts neither the API key nor the webhook secret on the
+/// screen or in `kycdash.log` (tests/trace_logs.rs does the same for `watch` and the sandbox).
+#[test]
+fn trace_logs_and_the_screen_show_no_key_and_no_secret() {
+    const KEY: &str = "sk_test_dashboardtrace_7c41e9a2";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime
+        .block_on(kycdash::sandbox::start(kycdash::sandbox::SandboxConfig {
+            api_keys: vec![KEY.parse().unwrap()],
+            ..kycdash::sandbox::SandboxConfig::ephemeral()
+        }))
+        .unwrap();
+    let api = sandbox.base_url().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::start_with(
+        dir.path(),
+        &["--api-url", &api, "--api-key", KEY],
+        &[("RUST_LOG", "trace")],
+    );
+    session.screen.wait_to_see("/webhooks · no event yet");
+
+    let profile = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/full_profile.json"
+    ))
+    .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: serde_json::Value| {
+            http.post(format!("{api}{path}"))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+        };
+        let created: serde_json::Value = post("/v1/customers", serde_json::from_str(&profile).unwrap())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap();
+        let started = post("/v1/compliance/kyc", serde_json::json!({"customerId": id}))
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 201);
+        let path = format!("/v1/sandbox/customers/{id}/simulate");
+        let simulated = post(&path, serde_json::json!({"action": "SDK_COMPLETE"}))
+            .await
+            .unwrap();
+        assert_eq!(simulated.status(), 200);
+    });
+    session.screen.wait_to_see("collecting_requirements");
+    session.screen.wait_to_see("last event");
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
+    runtime.block_on(sandbox.shutdown());
+
+    let secret: String = rusqlite::Connection::open(dir.path().join("cache.db"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'webhook.secret'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the registered endpoint's secret is in the cache");
+    let material = secret.strip_prefix("whsec_").expect("a whsec_ secret");
+    let log = std::fs::read_to_string(dir.path().join("kycdash.log")).unwrap();
+    assert!(log.contains(" TRACE "), "trace level was on:\n{log}");
+    for (name, text) in [("log", log), ("screen", session.screen.text())] {
+        assert!(!text.contains(KEY), "the API key is in the {name}:\n{text}");
+        assert!(
+            !text.contains(material),
+            "the webhook secret is in the {name}:\n{text}"
+        );
+    }
 }

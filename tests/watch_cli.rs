@@ -191,6 +191,53 @@ async fn watch_prints_started_first_stops_on_sigterm_and_owns_its_data_directory
     stops_cleanly(&mut watch, &mut lines).await;
 }
 
+/// SPEC §10: a panic anywhere, in a tokio task (which tokio alone would swallow) or in a
+/// thread (which would end alone), ends `watch` with exit 1 and one line on stderr, last.
+/// `KYCDASH_TEST_PANIC` is the debug build's trigger.
+#[tokio::test]
+async fn a_panic_in_a_task_or_a_thread_ends_watch_with_exit_1_and_one_line() {
+    for place in ["task", "thread"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = kycdash(dir.path())
+            .args(["watch", "--data-dir"])
+            .arg(dir.path())
+            .env("KYCDASH_TEST_PANIC", place)
+            // No backtrace asked for: the line is the whole report.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+        assert_eq!(next_json(&mut lines).await["kind"], "started");
+        let mut stderr = watch.stderr.take().unwrap();
+        let exit = tokio::time::timeout(PATIENCE, watch.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{place}: watch still runs after the panic"))
+            .unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .unwrap();
+        assert_eq!(exit.code(), Some(1), "{place}: {text}");
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kycdash: internal error"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{place}: {text}");
+        assert_eq!(
+            text.lines().last(),
+            Some(errors[0]),
+            "{place}: the line is the last"
+        );
+        assert!(
+            errors[0].contains(&format!("a {place} panicked at src/")),
+            "{place}: the message and where: {text}"
+        );
+        // Rust's own report ("thread '…' panicked at …") is replaced, not added to.
+        assert!(!text.contains("' panicked at"), "{place}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn a_refused_key_ends_watch_with_exit_1_and_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,16 +24,17 @@ use super::types::{
     Page, SimulateAction, SimulateRequest, StartKycRequest, WebhookEndpoint, WebhookEndpointList,
 };
 use crate::domain::{ComplianceStatus, Customer, CustomerProfile, DocumentType, Strategy};
+use crate::secret::Secret;
 
 /// The largest page the API serves.
 pub const PAGE_LIMIT: u32 = 100;
 
 /// How a client reaches the API.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// The API base URL, without the `/v1`.
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: Secret,
     /// One attempt's timeout.
     pub timeout: Duration,
     /// Requests per second across the client; `None` for no cap.
@@ -44,20 +45,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
 }
 
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &crate::secret::hint(&self.api_key))
-            .field("timeout", &self.timeout)
-            .field("max_rps", &self.max_rps)
-            .field("concurrency", &self.concurrency)
-            .finish()
-    }
-}
-
 impl ClientConfig {
-    pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
+    pub fn new(base_url: impl Into<String>, api_key: impl Into<Secret>) -> Self {
         Self {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             api_key: api_key.into(),
@@ -164,9 +153,10 @@ impl ApiClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ApiError::Transport(e.to_string()))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key)).map_err(|_| {
-            ApiError::Transport("the API key contains characters a header cannot carry".into())
-        })?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret())).map_err(|_| {
+                ApiError::Transport("the API key contains characters a header cannot carry".into())
+            })?;
         auth.set_sensitive(true);
         // A bucket of one: requests are spaced 1/N s apart, so no second holds more than N (a
         // full bucket of N would let 2N go in the first second, and a per-second API refuses).
@@ -580,7 +570,12 @@ mod tests {
     #[test]
     fn the_key_never_shows_in_debug_output() {
         let config = ClientConfig::new("http://127.0.0.1:1", "sk_live_supersecretvalue");
-        assert!(!format!("{config:?}").contains("supersecretvalue"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("supersecretvalue"), "{shown}");
+        assert!(
+            shown.contains("sk_live_su…"),
+            "the hint tells keys apart: {shown}"
+        );
         let client = ApiClient::new(&config).unwrap();
         assert!(!format!("{client:?}").contains("supersecretvalue"));
     }

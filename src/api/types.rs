@@ -131,7 +131,8 @@ pub struct CreateWebhookRequest {
     pub event_types: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `Debug` shows the secret's hint, never the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEndpoint {
     pub id: Uuid,
@@ -148,6 +149,20 @@ pub struct WebhookEndpoint {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("description", &self.description)
+            .field("event_types", &self.event_types)
+            .field("secret", &self.secret.as_deref().map(crate::secret::hint))
+            .field("secret_hint", &self.secret_hint)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -261,4 +276,25 @@ pub struct Problem {
 
 fn about_blank() -> String {
     "about:blank".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_shows_its_secret_hint_only_in_debug_output() {
+        let endpoint = WebhookEndpoint {
+            id: Uuid::nil(),
+            url: "http://127.0.0.1:9/webhooks".into(),
+            description: None,
+            event_types: None,
+            secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            secret_hint: "whsec_MfKQ…".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(!shown.contains("9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{shown}");
+        assert!(shown.contains("Some(\"whsec_MfKQ…\")"), "{shown}");
+    }
 }

@@ -11,6 +11,7 @@ use crate::domain::{
     ComplianceStatus, ContentFormat, Customer, DocumentType, DocumentsOnFile, Readiness, Strategy, Workflow,
     evaluate, readiness,
 };
+use crate::secret::Secret;
 
 /// A tenant: one API key's world. The id is derived from the key, which is never stored.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -217,7 +218,7 @@ pub struct EndpointRecord {
     pub url: String,
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
-    pub secret: String,
+    pub secret: Secret,
     pub created_at: OffsetDateTime,
 }
 
@@ -235,8 +236,8 @@ impl EndpointRecord {
             url: self.url.clone(),
             description: self.description.clone(),
             event_types: self.event_types.clone(),
-            secret: reveal.then(|| self.secret.clone()),
-            secret_hint: crate::secret::hint(&self.secret),
+            secret: reveal.then(|| self.secret.expose_secret().to_string()),
+            secret_hint: self.secret.hint(),
             created_at: self.created_at,
         }
     }

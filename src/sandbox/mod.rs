@@ -37,10 +37,19 @@ use crate::domain::Strategy;
 pub const DEFAULT_API_KEY: &str = "sk_test_kycdash";
 
 /// An API key and the strategy its tenant uses by default: `KEY[:CF_KYC|:EXTERNAL_KYC]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub key: String,
     pub strategy: Strategy,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("key", &crate::secret::hint(&self.key))
+            .field("strategy", &self.strategy)
+            .finish()
+    }
 }
 
 impl FromStr for ApiKey {
@@ -293,6 +302,19 @@ mod tests {
         assert!("sk_c:SOMETHING".parse::<ApiKey>().is_err());
         assert!(":CF_KYC".parse::<ApiKey>().is_err());
         assert!("sk d".parse::<ApiKey>().is_err());
+    }
+
+    #[test]
+    fn keys_show_their_hint_only_in_debug_output() {
+        let key: ApiKey = "sk_test_supersecretvalue:EXTERNAL_KYC".parse().unwrap();
+        let config = SandboxConfig {
+            api_keys: vec![key.clone()],
+            ..SandboxConfig::ephemeral()
+        };
+        for shown in [format!("{key:?}"), format!("{config:?}")] {
+            assert!(!shown.contains("supersecretvalue"), "{shown}");
+            assert!(shown.contains("sk_test_su…"), "{shown}");
+        }
     }
 
     #[test]

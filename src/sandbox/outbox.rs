@@ -15,6 +15,7 @@ use super::clock::{rfc3339, unix_ms};
 use super::error::SandboxError;
 use super::memory::TenantId;
 use super::store::{Store, StoreError, StoreState};
+use crate::secret::Secret;
 
 /// A pending delivery `d` is at the head of its queue: no earlier delivery of the same
 /// endpoint and customer is still pending or in flight (deliveries go out in order per
@@ -68,7 +69,7 @@ struct Job {
     delivery_id: String,
     tenant: TenantId,
     url: String,
-    secret: String,
+    secret: Secret,
     event_id: String,
     body: String,
 }
@@ -124,7 +125,7 @@ fn claim_due(db: &mut StoreState, limit: usize, stale_after: Duration) -> Result
                     delivery_id: r.get(0)?,
                     tenant: tenant.clone(),
                     url: r.get(1)?,
-                    secret: r.get(2)?,
+                    secret: Secret::from(r.get::<_, String>(2)?),
                     event_id: r.get(3)?,
                     body: r.get(4)?,
                 })
@@ -229,7 +230,7 @@ fn next_due_in_ms(db: &mut StoreState) -> Result<Option<i64>, SandboxError> {
 async fn attempt(client: &reqwest::Client, job: &Job, timeout: Duration) -> Attempt {
     let started = Instant::now();
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signature = standardwebhooks::Webhook::new(&job.secret)
+    let signature = standardwebhooks::Webhook::new(job.secret.expose_secret())
         .and_then(|signer| signer.sign(&job.event_id, timestamp, job.body.as_bytes()));
     let signature = match signature {
         Ok(signature) => signature,

@@ -100,7 +100,7 @@ pub fn create_endpoint(
         url: request.url,
         description: request.description,
         event_types: request.event_types,
-        secret: new_secret(),
+        secret: new_secret().into(),
         created_at: work.now,
     };
     let response = endpoint.to_api(true);

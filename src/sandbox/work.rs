@@ -352,7 +352,7 @@ impl<'c> UnitOfWork<'c> {
                 &endpoint.url,
                 &endpoint.description,
                 endpoint.event_types.as_ref().map(to_json).transpose()?,
-                &endpoint.secret,
+                endpoint.secret.expose_secret(),
                 rfc3339(endpoint.created_at)?,
             ),
         )?;

@@ -126,7 +126,9 @@ fn log_to_file(data_dir: &std::path::Path) -> Option<()> {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .try_init()
-        .ok()
+        .ok()?;
+    crate::crash::log_is_a_file();
+    Some(())
 }
 
 async fn ui(
@@ -145,6 +147,7 @@ async fn ui(
     tokio::pin!(signal);
     let mut guard =
         TerminalGuard::enter(mouse).map_err(|e| Failure::fatal(format!("cannot use the terminal: {e}")))?;
+    crate::crash::test_trigger();
     let mut app = App::new(header, OffsetDateTime::now_utc());
     app.mouse = mouse;
     let (actions_tx, mut actions) = mpsc::unbounded_channel::<Action>();

@@ -1,8 +1,9 @@
 //! The terminal guard: raw mode, the alternate screen, mouse capture and bracketed paste on
-//! entry; all of it undone on drop and in a panic hook, so the user's terminal is restored on
-//! quit, on error and on panic.
+//! entry; all of it undone on drop, and by the panic hook (`crate::crash`) through `restore`,
+//! so the user's terminal is restored on quit, on error and on panic.
 
 use std::io::{self, Stdout, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
@@ -14,14 +15,20 @@ use ratatui::backend::CrosstermBackend;
 
 pub type Backend = CrosstermBackend<Stdout>;
 
+/// The dashboard has the terminal: `restore` has something to undo.
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
 pub struct TerminalGuard {
     pub terminal: Terminal<Backend>,
 }
 
 impl TerminalGuard {
     pub fn enter(mouse: bool) -> io::Result<TerminalGuard> {
-        install_panic_hook();
-        enable_raw_mode()?;
+        ENTERED.store(true, Ordering::SeqCst);
+        if let Err(err) = enable_raw_mode() {
+            ENTERED.store(false, Ordering::SeqCst);
+            return Err(err);
+        }
         let mut stdout = io::stdout();
         let entered = execute!(stdout, EnterAlternateScreen, EnableBracketedPaste).and_then(|_| {
             if mouse {
@@ -55,12 +62,15 @@ impl TerminalGuard {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore();
-        let _ = self.terminal.show_cursor();
     }
 }
 
-/// Undoes everything `enter` did; safe to call twice.
+/// Undoes everything `enter` did, from any thread; does nothing when the terminal is not
+/// entered, or already restored.
 pub fn restore() {
+    if !ENTERED.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let mut stdout = io::stdout();
     let _ = execute!(
         stdout,
@@ -71,18 +81,4 @@ pub fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout, crossterm::cursor::Show);
     let _ = stdout.flush();
-}
-
-fn install_panic_hook() {
-    // Only a panic of the thread that draws ends the dashboard; a background task's panic
-    // ends that task alone (tokio catches it), and the screen must stay as it is.
-    let drawing_thread = std::thread::current().id();
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().id() == drawing_thread {
-            // Restore first, so the panic message lands on a usable terminal.
-            restore();
-        }
-        previous(info);
-    }));
 }

@@ -16,7 +16,6 @@
 //! Jobs must not end the transaction themselves (no BEGIN, COMMIT or ROLLBACK; savepoints are
 //! fine, as rusqlite's `Connection::savepoint` and `UnitOfWork` use).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::Receiver;
 
 use rusqlite::Connection;
@@ -62,7 +61,8 @@ where
 {
     fn run(self: Box<Self>, db: &mut StoreState) -> Ran {
         let Answering { job, reply } = *self;
-        let result = catch_unwind(AssertUnwindSafe(|| job(db))).map_err(|_| StoreError::JobPanicked);
+        // The job's panic is answered here, not the end of the process (crate::crash).
+        let result = crate::crash::contained(|| job(db)).map_err(|_| StoreError::JobPanicked);
         Ran {
             panicked: result.is_err(),
             answer: Box::new(move |failed| {

@@ -190,7 +190,7 @@ fn load_endpoints(conn: &Connection, memory: &mut ReadModel) -> Result<(), Store
             url,
             description,
             event_types,
-            secret,
+            secret: secret.into(),
             created_at: timestamp(&created_at)?,
         };
         if let Some(state) = memory.tenants.get_mut(&TenantId(tenant)) {

@@ -7,6 +7,7 @@
 //! has queued up in one transaction, so a burst of webhooks or a sweep costs a handful of
 //! commits, not one per row.
 
+mod debug;
 mod read;
 mod writer;
 
@@ -200,7 +201,7 @@ pub struct CachedCustomer {
 }
 
 /// Everything the engine loads at start.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Snapshot {
     pub customers: Vec<CachedCustomer>,
     pub event_ids: HashSet<String>,
@@ -210,7 +211,6 @@ pub struct Snapshot {
 }
 
 /// One row to write.
-#[derive(Debug)]
 pub enum Write {
     Customer {
         summary: Arc<CustomerSummary>,

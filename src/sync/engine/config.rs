@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::api::{ApiError, ClientConfig};
+use crate::secret::Secret;
 use crate::sync::cache;
 use crate::sync::inbox::InboxTiming;
 
@@ -57,13 +58,13 @@ impl EngineConfig {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     pub listen: SocketAddr,
     /// The URL the API should deliver to; the listener's own when `None`.
     pub public_url: Option<String>,
     /// A secret of an endpoint registered elsewhere; the engine registers its own when `None`.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 impl ReceiverConfig {
@@ -74,16 +75,6 @@ impl ReceiverConfig {
             public_url: None,
             secret: None,
         }
-    }
-}
-
-impl std::fmt::Debug for ReceiverConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReceiverConfig")
-            .field("listen", &self.listen)
-            .field("public_url", &self.public_url)
-            .field("secret", &self.secret.as_deref().map(crate::secret::hint))
-            .finish()
     }
 }
 
@@ -158,4 +149,28 @@ pub enum EngineError {
     Config(String),
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_or_secret_shows_in_debug_output() {
+        let mut config = EngineConfig::new(
+            ClientConfig::new("http://127.0.0.1:1", "sk_live_supersecretvalue"),
+            PathBuf::from("/tmp/kycdash"),
+        );
+        config.receiver = Some(ReceiverConfig {
+            secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            ..ReceiverConfig::loopback()
+        });
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("supersecretvalue"), "{shown}");
+        assert!(!shown.contains("9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{shown}");
+        assert!(
+            shown.contains("sk_live_su…") && shown.contains("whsec_MfKQ…"),
+            "{shown}"
+        );
+    }
 }

@@ -206,7 +206,7 @@ impl Producers<'_> {
             })
         };
         let secret = match &receiver_config.secret {
-            Some(secret) => secret.clone(),
+            Some(secret) => secret.expose_secret().to_string(),
             None if !config.register_before_start => return Ok(Receiving::Soon(pending(bound, url))),
             None => match register(&self.client.impatient(FIRST_TRY), &url, settings, writer).await {
                 Ok(secret) => secret,
@@ -272,7 +272,7 @@ pub fn api_identity(api: &ClientConfig, embedded: bool) -> String {
     } else {
         api.base_url.as_str()
     };
-    let digest = Sha256::digest(format!("{url}\n{}", api.api_key).as_bytes());
+    let digest = Sha256::digest(format!("{url}\n{}", api.api_key.expose_secret()).as_bytes());
     hex::encode(&digest[..16])
 }
 
