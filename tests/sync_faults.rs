@@ -676,3 +676,55 @@ async fn an_unreachable_api_names_stale_rows_and_a_refused_key_is_shown_not_fata
     task.await.unwrap();
     sandbox.shutdown().await;
 }
+
+/// SPEC §10: `p` pauses sweeps too, not only the polls they queue: while paused, the listing
+/// asks for no page; resumed, it goes on where it was.
+#[tokio::test]
+async fn pausing_stops_a_running_sweep_s_listing_until_resumed() {
+    use kycdash::sync::engine::{self, EngineConfig};
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counter = pages.clone();
+    let url = flaky_api(Router::new().route(
+        "/v1/customers",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let next = if n < 10_000 { format!(r#""p{}""#, n + 1) } else { "null".into() };
+                let body = format!(r#"{{"data": [], "nextCursor": {next}}}"#);
+                ([("content-type", "application/json")], body).into_response()
+            }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        receiver: None,
+        ..EngineConfig::new(ClientConfig::new(&url, "sk_test_stub"), dir.path().to_path_buf())
+    };
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, _events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    let listed = |at_least: usize| {
+        let pages = pages.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while pages.load(Ordering::SeqCst) < at_least {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .expect("the listing goes on");
+        }
+    };
+    listed(3).await;
+    handle.pause(true);
+    // The page asked for as the pause came is answered; then nothing more is asked.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let paused_at = pages.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pages.load(Ordering::SeqCst), paused_at, "no page while paused");
+    handle.pause(false);
+    listed(paused_at + 3).await;
+    handle.stop();
+    task.await.unwrap();
+}

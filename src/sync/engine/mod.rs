@@ -92,6 +92,8 @@ struct Model {
     /// The API's state as last found.
     api: api_state::ApiLink,
     stop_on_refused_key: bool,
+    /// Whether polling is paused, for the listing task of a sweep.
+    pause: tokio::sync::watch::Sender<bool>,
 }
 
 impl Model {
@@ -133,6 +135,7 @@ impl Model {
             cancel,
             api: api_state::ApiLink::new(),
             stop_on_refused_key: config.stop_on_refused_key,
+            pause: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -297,7 +300,10 @@ impl Model {
                 self.sweeps.next_at = Instant::now();
                 self.sweeps.requested = true;
             }
-            Command::Pause(paused) => self.paused = paused,
+            Command::Pause(paused) => {
+                self.paused = paused;
+                self.pause.send_replace(paused);
+            }
             Command::Stop => self.stopping = true,
         }
     }

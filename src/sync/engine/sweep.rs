@@ -1,8 +1,10 @@
 //! The sweep: listing every customer page by page (discovery), and polling those whose status
 //! the engine lacks or whose profile changed, a bounded number at a time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::pulls::Pull;
@@ -10,6 +12,9 @@ use super::{EngineEvent, Model};
 use crate::domain::Customer;
 use crate::sync::cache::CustomerSummary;
 use crate::sync::observation::Observation;
+
+/// Listing pages read ahead of the engine at most.
+const READ_AHEAD: usize = 2;
 
 /// The sweeps' state: the one running, the next, and its polls.
 #[derive(Debug)]
@@ -44,6 +49,9 @@ impl Sweeps {
 #[derive(Debug)]
 pub(super) struct SweepProgress {
     pub started: Instant,
+    /// Pages the listing may read ahead of the engine: one is given back as each is taken in,
+    /// so a slow engine slows the listing instead of queueing the whole of it.
+    pub read_ahead: Arc<Semaphore>,
     /// Whether the listing's last page arrived.
     pub listed: bool,
     /// Sweep polls queued or out.
@@ -56,8 +64,10 @@ impl Model {
     pub(super) fn start_sweep(&mut self) {
         self.sweeps.requested = false;
         self.sweeps.number = self.sweeps.number.wrapping_add(1);
+        let read_ahead = Arc::new(Semaphore::new(READ_AHEAD));
         self.sweeps.current = Some(SweepProgress {
             started: Instant::now(),
+            read_ahead: read_ahead.clone(),
             listed: false,
             pending: 0,
             customers: 0,
@@ -66,6 +76,7 @@ impl Model {
         let client = self.client.clone();
         let observations = self.observations.clone();
         let sandbox = self.sandbox;
+        let mut paused = self.pause.subscribe();
         tokio::spawn(async move {
             if sandbox && let Ok(clock) = client.clock().await {
                 let _ = observations.send(Observation::Clock(clock.offset_seconds as i64));
@@ -73,7 +84,18 @@ impl Model {
             // Page by page: 100,000 whole customers held at once would be most of the
             // engine's memory, for a moment.
             let mut pages = client.customer_pages(None);
-            while let Some(page) = pages.next().await {
+            loop {
+                match read_ahead.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return,
+                }
+                // `p` pauses the listing too: no page is asked for until it is resumed.
+                if paused.wait_for(|paused| !*paused).await.is_err() {
+                    return;
+                }
+                let Some(page) = pages.next().await else {
+                    break;
+                };
                 let observation = match page {
                     Ok(customers) => Observation::Discovered {
                         customers,
@@ -116,6 +138,9 @@ impl Model {
 
     pub(super) fn discovered(&mut self, customers: Vec<Customer>, last: bool) {
         self.api_answered();
+        if let Some(sweep) = &self.sweeps.current {
+            sweep.read_ahead.add_permits(1);
+        }
         self.sweeps.failures = 0;
         let total = customers.len();
         let mut to_poll = Vec::new();
