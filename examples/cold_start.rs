@@ -43,6 +43,7 @@ async fn main() {
             publish_customers: true,
             stop_on_refused_key: true,
             register_before_start: true,
+            retain: std::time::Duration::from_secs(90 * 86_400),
             timing: EngineTiming::default(),
         };
         let (handle, mut events, task) = engine::start(config, lock)

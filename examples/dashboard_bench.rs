@@ -56,6 +56,7 @@ fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> Engin
         publish_customers,
         stop_on_refused_key: true,
         register_before_start: true,
+        retain: std::time::Duration::from_secs(90 * 86_400),
         timing: EngineTiming::default(),
     }
 }

@@ -47,6 +47,7 @@ fn config(url: &str, dir: &std::path::Path, receiver: Option<ReceiverConfig>, on
         publish_customers: false,
         stop_on_refused_key: true,
         register_before_start: true,
+        retain: std::time::Duration::from_secs(90 * 86_400),
         timing: EngineTiming::default(),
     }
 }

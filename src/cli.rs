@@ -119,6 +119,15 @@ pub struct SyncArgs {
     /// Status requests in flight at once (default 8).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: Option<u32>,
+
+    /// Webhook events and timeline lines older than this many days are pruned from the cache.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
+    )]
+    pub retain_days: u32,
 }
 
 #[derive(Debug, Args)]

@@ -275,6 +275,7 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> Re
         publish_customers: false,
         stop_on_refused_key: true,
         register_before_start: true,
+        retain: std::time::Duration::from_secs(u64::from(sync.retain_days) * 86_400),
         timing: EngineTiming::default(),
     })
 }

@@ -58,7 +58,7 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
     tokio::pin!(signal);
     let mut stopping = false;
     let mut api = ApiState::Connecting;
-    let stdout = std::io::stdout();
+    let mut out = StdoutLines::spawn();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -84,11 +84,24 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                     continue;
                 }
                 let line = ndjson_line(&event, OffsetDateTime::now_utc());
-                let mut out = stdout.lock();
-                // A closed stdout (a pipe whose reader left) ends the watch like a signal.
-                if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() && !stopping {
-                    handle.stop();
-                    stopping = true;
+                // A slow reader makes this wait (and the engine slow down); a signal still
+                // stops it, and then a reader that reads no more is not waited for long.
+                let written = tokio::select! {
+                    written = out.write(line.clone()) => written,
+                    _ = &mut signal, if !stopping => {
+                        handle.stop();
+                        stopping = true;
+                        tokio::time::timeout(STOP_PATIENCE, out.write(line)).await.unwrap_or(false)
+                    }
+                };
+                // A closed stdout (a pipe whose reader left) ends the watch like a signal;
+                // the events are still drained, so the engine can stop.
+                if !written {
+                    out.abandon();
+                    if !stopping {
+                        handle.stop();
+                        stopping = true;
+                    }
                 }
                 if matches!(event, EngineEvent::Stopped) {
                     break;
@@ -101,10 +114,70 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
         }
     }
     let _ = task.await;
+    out.finish().await;
     connection.shutdown().await;
     match fatal {
         Some(error) => Err(Failure::fatal(error)),
         None => Ok(()),
+    }
+}
+
+/// How long a stopping `watch` waits for a reader that does not read.
+const STOP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// NDJSON lines written by a thread of their own, through a bounded queue: a slow reader
+/// blocks that thread and makes `watch` wait (so the engine slows down, SPEC §10), never an
+/// async worker, and nothing queues without bound.
+struct StdoutLines {
+    lines: Option<tokio::sync::mpsc::Sender<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StdoutLines {
+    fn spawn() -> StdoutLines {
+        let (lines, mut queue) = tokio::sync::mpsc::channel::<String>(1024);
+        let thread = std::thread::Builder::new()
+            .name("kycdash-stdout".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                while let Some(line) = queue.blocking_recv() {
+                    // Flushed whenever the queue is empty: a line is out as soon as nothing
+                    // follows it, and a burst costs one write.
+                    let written = writeln!(out, "{line}")
+                        .and_then(|()| if queue.is_empty() { out.flush() } else { Ok(()) });
+                    if written.is_err() {
+                        return;
+                    }
+                }
+                let _ = out.flush();
+            })
+            .ok();
+        StdoutLines {
+            lines: thread.is_some().then_some(lines),
+            thread,
+        }
+    }
+
+    /// Queues a line, waiting while the queue is full; `false` once stdout is closed.
+    async fn write(&self, line: String) -> bool {
+        match &self.lines {
+            Some(lines) => lines.send(line).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Stdout is gone: lines are dropped from now on.
+    fn abandon(&mut self) {
+        self.lines = None;
+    }
+
+    /// Waits for the lines queued to be written (not for ever: a reader may never read).
+    async fn finish(mut self) {
+        self.lines = None;
+        if let Some(thread) = self.thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            let _ = tokio::time::timeout(STOP_PATIENCE, joined).await;
+        }
     }
 }
 

@@ -120,7 +120,7 @@ struct Burst {
     sandbox: RunningSandbox,
     client: ApiClient,
     seen: Arc<Seen>,
-    events: mpsc::UnboundedReceiver<EngineEvent>,
+    events: mpsc::Receiver<EngineEvent>,
     handle: engine::EngineHandle,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -160,7 +160,7 @@ async fn burst_with(max_rps: u32, concurrency: usize) -> Burst {
 }
 
 async fn wait_for(
-    events: &mut mpsc::UnboundedReceiver<EngineEvent>,
+    events: &mut mpsc::Receiver<EngineEvent>,
     matches: impl Fn(&EngineEvent) -> bool,
 ) -> EngineEvent {
     loop {

@@ -14,7 +14,6 @@ use kycdash::sync::engine::{
 };
 use kycdash::sync::inbox::InboxTiming;
 use serde_json::json;
-use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
 const PDF: &[u8] = b"%PDF-1.4\n% test document\n";
@@ -23,7 +22,7 @@ struct Setup {
     sandbox: RunningSandbox,
     client: ApiClient,
     handle: EngineHandle,
-    events: UnboundedReceiver<EngineEvent>,
+    events: tokio::sync::mpsc::Receiver<EngineEvent>,
     task: tokio::task::JoinHandle<()>,
     seen: Vec<EngineEvent>,
     /// Indices of `seen` a wait has already matched.
@@ -48,6 +47,7 @@ fn engine_config(base_url: &str, data_dir: &Path, receiver: bool, once: bool) ->
         publish_customers: false,
         stop_on_refused_key: true,
         register_before_start: true,
+        retain: std::time::Duration::from_secs(90 * 86_400),
         timing: EngineTiming {
             inbox: InboxTiming {
                 stable_for: Duration::from_millis(300),

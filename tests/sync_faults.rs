@@ -28,7 +28,12 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<Observation>, Cancellati
     let url = format!("http://{}/webhooks", bound.addr);
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    receiver::serve(bound, receiver::verifier(SECRET).unwrap(), tx, cancel.clone());
+    receiver::serve(
+        bound,
+        receiver::verifier(SECRET).unwrap(),
+        receiver::Inlet::to(tx),
+        cancel.clone(),
+    );
     (url, rx, cancel)
 }
 
@@ -305,6 +310,7 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
         publish_customers: false,
         stop_on_refused_key: true,
         register_before_start: true,
+        retain: std::time::Duration::from_secs(90 * 86_400),
         timing: Default::default(),
     };
     let lock = kycdash::sync::engine::lock_data_dir(dir.path()).unwrap();
@@ -562,7 +568,7 @@ async fn a_failed_registration_polls_alone_then_registers_on_a_retry() {
 
 /// Waits for the first event `pick` accepts, within 15 s.
 async fn wait_for<T>(
-    events: &mut mpsc::UnboundedReceiver<kycdash::sync::EngineEvent>,
+    events: &mut mpsc::Receiver<kycdash::sync::EngineEvent>,
     what: &str,
     mut pick: impl FnMut(&kycdash::sync::EngineEvent) -> Option<T>,
 ) -> T {
@@ -690,7 +696,11 @@ async fn pausing_stops_a_running_sweep_s_listing_until_resumed() {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                let next = if n < 10_000 { format!(r#""p{}""#, n + 1) } else { "null".into() };
+                let next = if n < 10_000 {
+                    format!(r#""p{}""#, n + 1)
+                } else {
+                    "null".into()
+                };
                 let body = format!(r#"{{"data": [], "nextCursor": {next}}}"#);
                 ([("content-type", "application/json")], body).into_response()
             }
@@ -727,4 +737,138 @@ async fn pausing_stops_a_running_sweep_s_listing_until_resumed() {
     listed(paused_at + 3).await;
     handle.stop();
     task.await.unwrap();
+}
+
+/// SPEC §10, bounded over time: the engine keeps only the newest webhook ids in memory (none
+/// are loaded at start), and a repeat of an older event is told by the cache: after a restart,
+/// a redelivery is answered as a duplicate and not applied again.
+#[tokio::test]
+async fn a_repeat_older_than_the_engines_memory_is_told_by_the_cache() {
+    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, ReceiverConfig};
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for run in 0..2 {
+        let config = EngineConfig {
+            receiver: Some(ReceiverConfig {
+                secret: Some(SECRET.into()),
+                ..ReceiverConfig::loopback()
+            }),
+            ..EngineConfig::new(
+                ClientConfig::new(sandbox.base_url(), kycdash::sandbox::DEFAULT_API_KEY),
+                dir.path().to_path_buf(),
+            )
+        };
+        let lock = engine::lock_data_dir(dir.path()).unwrap();
+        let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+        let url = wait_for(&mut events, "started", |e| match e {
+            EngineEvent::Started { webhook_url, .. } => webhook_url.clone(),
+            _ => None,
+        })
+        .await;
+        let body = event_body("evt_old");
+        let status = post(&url, &signed("evt_old", now(), &body, SECRET), body.clone()).await;
+        assert_eq!(status, 200, "run {run}");
+        let duplicate = wait_for(&mut events, "the webhook", |e| match e {
+            EngineEvent::Webhook {
+                event_id, duplicate, ..
+            } if event_id == "evt_old" => Some(*duplicate),
+            _ => None,
+        })
+        .await;
+        seen.push(duplicate);
+        handle.stop();
+        while events.recv().await.is_some() {}
+        task.await.unwrap();
+    }
+    assert_eq!(
+        seen,
+        [false, true],
+        "new in the first run, a repeat in the second"
+    );
+}
+
+/// SPEC §10, bounded over time: a watcher that stops reading (a `watch` whose stdout nobody
+/// reads) does not grow a queue without bound, and never keeps a webhook's sender waiting:
+/// past the limit, new webhooks are answered 503 at once (the sender retries), and once the
+/// watcher reads again, they are taken.
+#[tokio::test]
+async fn a_watcher_that_stops_reading_bounds_the_engine_and_webhooks_are_answered_at_once() {
+    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming, ReceiverConfig};
+    let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        receiver: Some(ReceiverConfig {
+            secret: Some(SECRET.into()),
+            ..ReceiverConfig::loopback()
+        }),
+        timing: EngineTiming {
+            watcher_behind: 8,
+            ..EngineTiming::default()
+        },
+        ..EngineConfig::new(
+            ClientConfig::new(sandbox.base_url(), kycdash::sandbox::DEFAULT_API_KEY),
+            dir.path().to_path_buf(),
+        )
+    };
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    let url = wait_for(&mut events, "started", |e| match e {
+        EngineEvent::Started { webhook_url, .. } => webhook_url.clone(),
+        _ => None,
+    })
+    .await;
+    // From here on nobody reads the events: 1,100 webhooks (the channel holds 1,024).
+    let send = |n: usize| {
+        let url = url.clone();
+        async move {
+            let id = format!("evt_flood_{n}");
+            let body = event_body(&id);
+            let headers = signed(&id, now(), &body, SECRET);
+            let mut request = reqwest::Client::new().post(&url).body(body);
+            for (name, value) in &headers {
+                request = request.header(*name, value);
+            }
+            let answer = tokio::time::timeout(Duration::from_secs(5), request.send())
+                .await
+                .expect("answered at once, whatever the watcher does")
+                .unwrap();
+            answer.status().as_u16()
+        }
+    };
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    for n in 0..1_100 {
+        *answers.entry(send(n).await).or_default() += 1;
+    }
+    let turned_away = answers.get(&503).copied().unwrap_or(0);
+    assert!(turned_away > 0, "some were turned away: {answers:?}");
+    // Taken: what the channel holds and the backlog's limit, not all of them.
+    let taken = answers.get(&200).copied().unwrap_or(0);
+    assert!(taken <= 1_024 + 4 * 8 + 8, "{answers:?}");
+
+    // The watcher reads again: the backlog drains and webhooks are taken again.
+    let drained = tokio::spawn(async move {
+        let mut n = 0;
+        while events.recv().await.is_some() {
+            n += 1;
+        }
+        n
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut n = 1_100;
+    loop {
+        n += 1;
+        if send(n).await == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "taken again once read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.stop();
+    task.await.unwrap();
+    assert!(drained.await.unwrap() >= taken);
 }

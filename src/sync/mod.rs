@@ -3,12 +3,14 @@
 //! the domain's state machine, status polling, a webhook receiver and a watched inbox folder.
 //! The dashboard and the headless watcher see the API only through it.
 
+pub mod backlog;
 pub mod cache;
 pub mod directory;
 pub mod engine;
 pub mod inbox;
 pub mod observation;
 pub mod receiver;
+pub mod recent_ids;
 pub mod tracker;
 
 pub use engine::{

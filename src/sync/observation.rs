@@ -60,6 +60,8 @@ pub enum Observation {
         event: WebhookEvent,
         raw: String,
         ack: oneshot::Sender<Ack>,
+        /// The cache holds the event already (a repeat older than the engine's memory).
+        stored: bool,
     },
     Rejected {
         reason: RejectReason,

@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::backlog::Backlog;
+use super::cache::StoredEvents;
 use super::observation::{Ack, Observation, RejectReason};
 use crate::domain::WebhookEvent;
 
@@ -34,7 +36,29 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 #[derive(Clone)]
 struct Receiver {
     webhook: std::sync::Arc<Webhook>,
-    engine: mpsc::UnboundedSender<Observation>,
+    inlet: Inlet,
+}
+
+/// Where verified webhooks go, and what the receiver consults before they do.
+#[derive(Clone)]
+pub struct Inlet {
+    pub engine: mpsc::UnboundedSender<Observation>,
+    /// While the engine's watcher is far behind, new webhooks are turned away (503 at once;
+    /// the sender retries), rather than queued without bound or kept waiting.
+    pub backlog: Backlog,
+    /// The cache, which tells a repeat of an event older than the engine's memory of ids.
+    pub stored: Option<StoredEvents>,
+}
+
+impl Inlet {
+    /// Straight to `engine`, with nothing to consult.
+    pub fn to(engine: mpsc::UnboundedSender<Observation>) -> Inlet {
+        Inlet {
+            engine,
+            backlog: Backlog::default(),
+            stored: None,
+        }
+    }
 }
 
 /// A bound receiver, not yet serving.
@@ -58,12 +82,12 @@ pub fn verifier(secret: &str) -> Result<Webhook, String> {
 pub fn serve(
     bound: Bound,
     webhook: Webhook,
-    engine: mpsc::UnboundedSender<Observation>,
+    inlet: Inlet,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let state = Receiver {
         webhook: std::sync::Arc::new(webhook),
-        engine,
+        inlet,
     };
     let router = Router::new().route("/webhooks", post(receive)).with_state(state);
     tokio::spawn(async move {
@@ -78,7 +102,7 @@ pub fn serve(
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
     let reject = |status: StatusCode, reason: RejectReason, detail: String| {
-        let _ = receiver.engine.send(Observation::Rejected {
+        let _ = receiver.inlet.engine.send(Observation::Rejected {
             reason,
             detail: detail.clone(),
         });
@@ -136,11 +160,29 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
             );
         }
     };
+    if receiver.inlet.backlog.turn_away() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "30")],
+            "busy: what was received is still being read; try again later",
+        )
+            .into_response();
+    }
+    let stored = match &receiver.inlet.stored {
+        Some(stored) => stored.contains(&event.id).await,
+        None => false,
+    };
     let (ack, answer) = oneshot::channel();
     let raw = String::from_utf8_lossy(&body).into_owned();
     if receiver
+        .inlet
         .engine
-        .send(Observation::Webhook { event, raw, ack })
+        .send(Observation::Webhook {
+            event,
+            raw,
+            ack,
+            stored,
+        })
         .is_err()
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();

@@ -137,7 +137,7 @@ async fn ui(
     theme: Theme,
     mouse: bool,
     handle: &EngineHandle,
-    mut events: mpsc::UnboundedReceiver<engine::EngineEvent>,
+    mut events: mpsc::Receiver<engine::EngineEvent>,
     demo: &AtomicBool,
 ) -> Result<(), Failure> {
     // SIGTERM, SIGHUP (and SIGINT, which raw mode turns into a key otherwise) end the

@@ -23,7 +23,6 @@ impl fmt::Debug for Snapshot {
             .collect();
         f.debug_struct("Snapshot")
             .field("customers", &self.customers)
-            .field("event_ids", &self.event_ids)
             .field("uploads", &self.uploads)
             .field("settings", &settings)
             .finish()
@@ -109,6 +108,7 @@ impl fmt::Debug for Write {
                 .finish(),
             Write::Flush(answer) => f.debug_tuple("Flush").field(answer).finish(),
             Write::Clear => f.write_str("Clear"),
+            Write::Prune { before } => f.debug_struct("Prune").field("before", before).finish(),
         }
     }
 }

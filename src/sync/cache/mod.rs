@@ -9,6 +9,7 @@
 
 mod debug;
 mod read;
+mod stored;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub use self::read::{Known, customer, find, load, status, timeline};
+pub use self::stored::StoredEvents;
 pub use self::writer::{Writer, spawn_writer};
 
 use serde::{Deserialize, Serialize};
@@ -167,7 +169,13 @@ DROP TABLE workflows;
 ALTER TABLE statuses DROP COLUMN summary;
 "#;
 
-const MIGRATIONS: [&str; 2] = [V1, V2];
+/// Pruning by age (`--retain-days`) finds old rows by index, not by reading every row.
+const V3: &str = r#"
+CREATE INDEX webhook_events_by_time ON webhook_events(received_at_ms);
+CREATE INDEX timeline_by_time ON timeline(at_ms);
+"#;
+
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -204,7 +212,6 @@ pub struct CachedCustomer {
 #[derive(Default)]
 pub struct Snapshot {
     pub customers: Vec<CachedCustomer>,
-    pub event_ids: HashSet<String>,
     /// (sha256, customer id, document type)
     pub uploads: HashSet<(String, Uuid, String)>,
     pub settings: HashMap<String, String>,
@@ -257,6 +264,10 @@ pub enum Write {
     Flush(oneshot::Sender<bool>),
     /// Forget every row of the API the cache was filled from (another API or key now).
     Clear,
+    /// Forget webhook events and timeline lines older than `before` (`--retain-days`).
+    Prune {
+        before: OffsetDateTime,
+    },
 }
 
 impl Write {

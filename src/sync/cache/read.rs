@@ -40,10 +40,6 @@ pub fn load(conn: &Connection) -> Result<Snapshot, CacheError> {
     });
     snapshot.customers = first?;
     snapshot.customers.extend(second?);
-    let mut stmt = conn.prepare("SELECT id FROM webhook_events")?;
-    for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        snapshot.event_ids.insert(id?);
-    }
     let mut stmt = conn.prepare("SELECT sha256, customer_id, document_type FROM uploads")?;
     let rows = stmt.query_map([], |r| {
         Ok((

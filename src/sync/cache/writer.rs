@@ -157,6 +157,20 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
                  DELETE FROM webhook_events; DELETE FROM uploads; DELETE FROM timeline; DELETE FROM settings;",
             )?;
         }
+        Write::Prune { before } => {
+            let before = to_ms(before);
+            let events = tx
+                .prepare_cached("DELETE FROM webhook_events WHERE received_at_ms < ?1")?
+                .execute([before])?;
+            let lines = tx
+                .prepare_cached("DELETE FROM timeline WHERE at_ms < ?1")?
+                .execute([before])?;
+            if events + lines > 0 {
+                tracing::info!(
+                    "pruned {events} webhook events and {lines} timeline lines past --retain-days"
+                );
+            }
+        }
         Write::Flush(ack) => acks.push(ack),
     }
     Ok(())

@@ -145,9 +145,15 @@ impl Model {
 
     /// A verified webhook: applied once per event id, acknowledged only once committed, and
     /// followed by a pull of its customer's status.
-    pub(super) fn webhook(&mut self, event: WebhookEvent, raw: String, ack: oneshot::Sender<Ack>) {
+    pub(super) fn webhook(
+        &mut self,
+        event: WebhookEvent,
+        raw: String,
+        ack: oneshot::Sender<Ack>,
+        stored: bool,
+    ) {
         let customer_id = event.customer_id();
-        let duplicate = !self.seen_events.insert(event.id.clone());
+        let duplicate = !self.recent_ids.insert(&event.id) || stored;
         self.emit(EngineEvent::Webhook {
             event_id: event.id.clone(),
             event_type: event.event_type_name().to_string(),
@@ -223,7 +229,7 @@ impl Model {
             }
         } else {
             // Dropped answers are heard as "not recorded; try again".
-            self.seen_events.remove(&event_id);
+            self.recent_ids.remove(&event_id);
         }
     }
 

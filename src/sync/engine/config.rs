@@ -34,6 +34,9 @@ pub struct EngineConfig {
     /// `started` line names the receiver), or leaves it all to the running engine (the
     /// dashboard draws first, whatever the API's state).
     pub register_before_start: bool,
+    /// Webhook events and timeline lines older than this are pruned from the cache (at start
+    /// and every few hours): `--retain-days`.
+    pub retain: Duration,
     pub timing: EngineTiming,
 }
 
@@ -53,6 +56,7 @@ impl EngineConfig {
             publish_customers: false,
             stop_on_refused_key: true,
             register_before_start: true,
+            retain: Duration::from_secs(90 * 86_400),
             timing: EngineTiming::default(),
         }
     }
@@ -102,6 +106,9 @@ pub struct EngineTiming {
     /// How often the rows whose status aged past their polling interval are named again
     /// while the API is unreachable.
     pub stale_every: Duration,
+    /// Events the watcher may be behind before the engine starts nothing of its own (four
+    /// times as many, and new webhooks are turned away): see `Backlog`.
+    pub watcher_behind: usize,
     /// Alert when a link expires within this.
     pub expiring_within: Duration,
     /// Alert when a decision takes longer than this.
@@ -120,6 +127,7 @@ impl Default for EngineTiming {
             stretch_while_webhooks: 4,
             register_retry: Duration::from_secs(60),
             stale_every: Duration::from_secs(60),
+            watcher_behind: crate::sync::backlog::SLOW_DOWN,
             expiring_within: Duration::from_secs(300),
             stuck_after: Duration::from_secs(24 * 3600),
             inbox: InboxTiming::default(),

@@ -191,7 +191,7 @@ impl EngineHandle {
 /// A running engine.
 pub struct Engine {
     pub handle: EngineHandle,
-    pub events: mpsc::UnboundedReceiver<EngineEvent>,
+    pub events: mpsc::Receiver<EngineEvent>,
     pub(super) task: JoinHandle<()>,
 }
 
@@ -202,7 +202,7 @@ impl Engine {
     }
 
     /// Splits into the handle, the events and the task.
-    pub fn into_parts(self) -> (EngineHandle, mpsc::UnboundedReceiver<EngineEvent>, JoinHandle<()>) {
+    pub fn into_parts(self) -> (EngineHandle, mpsc::Receiver<EngineEvent>, JoinHandle<()>) {
         (self.handle, self.events, self.task)
     }
 }

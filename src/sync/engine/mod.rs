@@ -44,6 +44,9 @@ use crate::sync::observation::Observation;
 use crate::sync::tracker::Tracker;
 use uuid::Uuid;
 
+/// How often webhook events and timeline lines past `--retain-days` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// A customer as the engine knows them.
 struct Entry {
     customer: Arc<CustomerSummary>,
@@ -66,7 +69,8 @@ struct Model {
     /// The customers by id and externalId, for the inbox.
     directory: Directory,
     tracker: Tracker,
-    seen_events: HashSet<String>,
+    /// The newest webhook ids seen (older repeats are told by the cache).
+    recent_ids: crate::sync::recent_ids::RecentIds,
     /// Webhooks whose row is being committed, and the repeats waiting for that commit.
     committing: HashMap<String, Vec<tokio::sync::oneshot::Sender<crate::sync::observation::Ack>>>,
     schedule: Schedule,
@@ -92,6 +96,11 @@ struct Model {
     /// The API's state as last found.
     api: api_state::ApiLink,
     stop_on_refused_key: bool,
+    /// How long webhook events and timeline lines are kept, and when they are next pruned.
+    retain: Duration,
+    prune_due: Instant,
+    /// Where a receiver started later sends what it receives.
+    inlet: crate::sync::receiver::Inlet,
     /// Whether polling is paused, for the listing task of a sweep.
     pause: tokio::sync::watch::Sender<bool>,
 }
@@ -101,23 +110,24 @@ impl Model {
         config: &EngineConfig,
         client: ApiClient,
         writer: Writer,
-        events: mpsc::UnboundedSender<EngineEvent>,
-        observations: mpsc::UnboundedSender<Observation>,
+        events: mpsc::Sender<EngineEvent>,
+        inlet: crate::sync::receiver::Inlet,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
         let now = Instant::now();
         Self {
             client,
-            events: Publisher::new(events, writer.clone()),
+            events: Publisher::new(events, writer.clone(), inlet.backlog.clone()),
+            observations: inlet.engine.clone(),
+            inlet,
             writer,
-            observations,
             pulls: Pulls::new(config.concurrency),
             timing: config.timing,
             once: config.once,
             customers: HashMap::new(),
             directory: Directory::default(),
             tracker: Tracker::default(),
-            seen_events: HashSet::new(),
+            recent_ids: Default::default(),
             committing: HashMap::new(),
             schedule: Schedule::new(config.timing.background_polls_per_second, now),
             sweeps: Sweeps::new(now),
@@ -136,11 +146,12 @@ impl Model {
             api: api_state::ApiLink::new(),
             stop_on_refused_key: config.stop_on_refused_key,
             pause: tokio::sync::watch::Sender::new(false),
+            retain: config.retain,
+            prune_due: now,
         }
     }
 
     fn restore(&mut self, snapshot: cache::Snapshot) {
-        self.seen_events = snapshot.event_ids;
         for cached in snapshot.customers {
             let id = cached.customer.id;
             if let Some((view, since)) = &cached.workflow {
@@ -192,9 +203,11 @@ impl Model {
         let mut batch = Vec::with_capacity(256);
         // Every handle dropped: no more commands, but the engine goes on until it is stopped.
         let mut commands_open = true;
+        let backlog = self.events.backlog.clone();
         while !self.stopping {
             self.events.release();
             let wake = self.next_wake();
+            let slowed = self.hold_listing();
             tokio::select! {
                 biased;
                 command = commands.recv(), if commands_open => match command {
@@ -210,6 +223,8 @@ impl Model {
                     }
                 }
                 _ = tokio::time::sleep_until(wake.into()) => self.tick(),
+                // The watcher caught up: the pulls held back start again.
+                _ = backlog.drained(), if slowed => {}
             }
             self.start_pulls();
             self.publish_poller();
@@ -289,6 +304,7 @@ impl Model {
         if let Some(due) = self.api.stale_due() {
             wake = wake.min(due);
         }
+        wake = wake.min(self.prune_due);
         // Countdowns (link expiry, time waiting for a decision) are checked once a minute.
         wake.min(self.countdowns_due)
     }
@@ -300,12 +316,19 @@ impl Model {
                 self.sweeps.next_at = Instant::now();
                 self.sweeps.requested = true;
             }
-            Command::Pause(paused) => {
-                self.paused = paused;
-                self.pause.send_replace(paused);
-            }
+            Command::Pause(paused) => self.paused = paused,
             Command::Stop => self.stopping = true,
         }
+    }
+
+    /// Whether the engine holds back work of its own: paused by a person, or its watcher
+    /// behind (see `Backlog`). The listing task of a sweep hears it too.
+    fn hold_listing(&mut self) -> bool {
+        let slowed = self.events.backlog.slow_down();
+        let hold = self.paused || slowed;
+        self.pause
+            .send_if_modified(|held| std::mem::replace(held, hold) != hold);
+        slowed
     }
 
     fn tick(&mut self) {
@@ -321,6 +344,11 @@ impl Model {
         self.retry_registration(now);
         if self.api.stale_due().is_some_and(|due| due <= now) {
             self.name_stale_rows(now);
+        }
+        if self.prune_due <= now {
+            self.prune_due = now + PRUNE_EVERY;
+            let before = time::OffsetDateTime::now_utc() - self.retain;
+            self.writer_write(Write::Prune { before });
         }
         if self.countdowns_due <= now {
             self.check_countdowns();
@@ -343,7 +371,12 @@ impl Model {
                 error,
                 sweep,
             } => self.poll_failed(customer_id, error, sweep),
-            Observation::Webhook { event, raw, ack } => self.webhook(event, raw, ack),
+            Observation::Webhook {
+                event,
+                raw,
+                ack,
+                stored,
+            } => self.webhook(event, raw, ack, stored),
             Observation::Rejected { reason, detail } => {
                 self.emit(EngineEvent::WebhookRejected { reason, detail });
             }

@@ -32,7 +32,9 @@ impl Model {
     /// Starts queued pulls while fewer than the concurrency are out; while polling is paused,
     /// only what a person asked for.
     pub(super) fn start_pulls(&mut self) {
-        while let Some((id, pull)) = self.pulls.start_next(self.paused) {
+        // A watcher behind holds back the background as a pause does.
+        let held = self.paused || self.events.backlog.slow_down();
+        while let Some((id, pull)) = self.pulls.start_next(held) {
             self.spawn_pull(id, pull);
         }
     }

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{CustomerState, EngineEvent, Model};
+use crate::sync::backlog::Backlog;
 use crate::sync::cache::{Write, Writer};
 
 type Batch = (oneshot::Receiver<bool>, Vec<EngineEvent>);
@@ -20,20 +21,26 @@ pub(super) struct Publisher {
     writer: Writer,
     batches: Option<mpsc::UnboundedSender<Batch>>,
     forwarder: Option<JoinHandle<()>>,
-    events: mpsc::UnboundedSender<EngineEvent>,
+    events: mpsc::Sender<EngineEvent>,
+    /// Events released and not yet taken by the watcher (the events channel is bounded).
+    pub backlog: Backlog,
 }
 
 impl Publisher {
-    pub fn new(events: mpsc::UnboundedSender<EngineEvent>, writer: Writer) -> Publisher {
+    pub fn new(events: mpsc::Sender<EngineEvent>, writer: Writer, backlog: Backlog) -> Publisher {
         let (batches, mut queued) = mpsc::unbounded_channel::<Batch>();
         let out = events.clone();
+        let taken = backlog.clone();
         let forwarder = tokio::spawn(async move {
             while let Some((committed, batch)) = queued.recv().await {
                 // A failed commit is reported by the writer; the events still tell what the
                 // engine saw.
                 let _ = committed.await;
                 for event in batch {
-                    let _ = out.send(event);
+                    // Waits while the watcher is behind: the backlog grows, and the engine
+                    // slows down (see `Backlog`).
+                    let _ = out.send(event).await;
+                    taken.taken();
                 }
             }
         });
@@ -43,6 +50,7 @@ impl Publisher {
             batches: Some(batches),
             forwarder: Some(forwarder),
             events,
+            backlog,
         }
     }
 
@@ -53,7 +61,19 @@ impl Publisher {
     /// Sends at once, ahead of everything emitted: for rows read from the cache itself, which
     /// need no commit to wait for.
     pub fn send_now(&self, event: EngineEvent) {
-        let _ = self.events.send(event);
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            // Behind a full channel: in order behind what waits, with no commit to wait for.
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                let (committed, on_commit) = oneshot::channel();
+                let _ = committed.send(true);
+                self.backlog.add(1);
+                if let Some(batches) = &self.batches {
+                    let _ = batches.send((on_commit, vec![event]));
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     /// Hands what was emitted so far to the forwarder, behind a flush of the writer.
@@ -67,6 +87,7 @@ impl Publisher {
         }
         let batch = std::mem::take(&mut self.pending);
         if let Some(batches) = &self.batches {
+            self.backlog.add(batch.len());
             let _ = batches.send((on_commit, batch));
         }
     }
@@ -78,7 +99,7 @@ impl Publisher {
         if let Some(forwarder) = self.forwarder.take() {
             let _ = forwarder.await;
         }
-        let _ = self.events.send(last);
+        let _ = self.events.send(last).await;
     }
 }
 

@@ -111,12 +111,8 @@ impl Model {
             return;
         };
         tracing::info!("webhook endpoint registered at {}", pending.url);
-        let task: JoinHandle<()> = receiver::serve(
-            pending.bound,
-            verifier,
-            self.observations.clone(),
-            self.cancel.clone(),
-        );
+        let task: JoinHandle<()> =
+            receiver::serve(pending.bound, verifier, self.inlet.clone(), self.cancel.clone());
         self.late_receiver = Some(task);
         self.emit(EngineEvent::Receiver {
             webhook_url: Some(pending.url),

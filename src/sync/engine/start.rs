@@ -15,12 +15,17 @@ use super::handle::{Engine, EngineHandle};
 use super::registration::Pending;
 use super::{EngineConfig, EngineError, EngineEvent, Model};
 use crate::api::{ApiClient, ApiError, ClientConfig};
+use crate::sync::backlog::Backlog;
+use crate::sync::cache::StoredEvents;
 use crate::sync::cache::{self, Write, Writer};
 use crate::sync::inbox::{Inbox, Uploaded};
 use crate::sync::observation::Observation;
 use crate::sync::receiver;
+use crate::sync::receiver::Inlet;
 
 const LOCK_FILE: &str = "kycdash.lock";
+/// Events the watcher may be behind before the forwarder waits for it.
+const EVENTS_BUFFER: usize = 1024;
 const ENDPOINT_ID: &str = "webhook.endpoint_id";
 const ENDPOINT_URL: &str = "webhook.url";
 const ENDPOINT_SECRET: &str = "webhook.secret";
@@ -44,7 +49,13 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         writer_thread,
     } = open_cache(&config)?;
     let (observations_tx, observations) = mpsc::unbounded_channel();
-    let (events_tx, events) = mpsc::unbounded_channel();
+    // Bounded: a watcher that stops reading slows the engine down (see `Backlog`).
+    let (events_tx, events) = mpsc::channel(EVENTS_BUFFER);
+    let inlet = Inlet {
+        engine: observations_tx.clone(),
+        backlog: Backlog::new(config.timing.watcher_behind),
+        stored: stored_events(&config),
+    };
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let uploaded: Uploaded = Arc::new(Mutex::new(std::mem::take(&mut snapshot.uploads)));
@@ -57,7 +68,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         client.clone(),
         writer,
         events_tx.clone(),
-        observations_tx.clone(),
+        inlet.clone(),
         cancel.clone(),
     );
     model.restore(snapshot);
@@ -65,6 +76,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
 
     let producers = Producers {
         client: &client,
+        inlet: &inlet,
         observations: &observations_tx,
         cancel: &cancel,
     };
@@ -82,7 +94,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         }
     };
     let inbox_task = producers.inbox(&config, &uploaded, &model)?;
-    let _ = events_tx.send(EngineEvent::Started {
+    let _ = events_tx.try_send(EngineEvent::Started {
         api_url: client.base_url().to_string(),
         sandbox: config.sandbox,
         webhook_url,
@@ -168,6 +180,7 @@ enum Receiving {
 /// What the producers (receiver, inbox) need to start.
 struct Producers<'a> {
     client: &'a ApiClient,
+    inlet: &'a Inlet,
     observations: &'a mpsc::UnboundedSender<Observation>,
     cancel: &'a CancellationToken,
 }
@@ -215,7 +228,7 @@ impl Producers<'_> {
             },
         };
         let verifier = receiver::verifier(&secret).map_err(EngineError::Config)?;
-        let task = receiver::serve(bound, verifier, self.observations.clone(), self.cancel.clone());
+        let task = receiver::serve(bound, verifier, self.inlet.clone(), self.cancel.clone());
         Ok(Receiving::Now(url, task))
     }
 
@@ -245,6 +258,19 @@ impl Producers<'_> {
             timing: config.timing.inbox,
         };
         Ok(Some(tokio::spawn(inbox.run(self.cancel.clone()))))
+    }
+}
+
+/// The receiver's own read-only look into the cache, for repeats of events older than the
+/// engine's memory; without it (said in the log), only that memory tells repeats.
+fn stored_events(config: &EngineConfig) -> Option<StoredEvents> {
+    config.receiver.as_ref()?;
+    match StoredEvents::open(&config.data_dir.join("cache.db")) {
+        Ok(stored) => Some(stored),
+        Err(err) => {
+            tracing::warn!("the receiver cannot read the cache ({err}); only recent repeats are told");
+            None
+        }
     }
 }
 
