@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::api::ApiError;
 use crate::domain::{ComplianceStatus, Customer, DocumentType, WebhookEvent};
+use crate::sync::cache::Lost;
 
 /// Why a delivery was refused, as `webhook_rejected` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -84,4 +85,7 @@ pub enum Observation {
         recorded: bool,
         ack: oneshot::Sender<Ack>,
     },
+    /// Rows the cache writer could not store: the engine thought them stored, and must
+    /// forget that so they are written again, and say so.
+    Lost(Vec<Lost>),
 }

@@ -7,6 +7,7 @@
 //! has queued up in one transaction, so a burst of webhooks or a sweep costs a handful of
 //! commits, not one per row.
 
+mod lost;
 mod read;
 mod writer;
 
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub use self::lost::{Lost, Row};
 pub use self::read::{Known, customer, find, load, status, timeline};
 pub use self::writer::{Writer, spawn_writer};
 

@@ -40,6 +40,7 @@ impl Model {
             return;
         }
         let reconciled = self.tracker.on_snapshot(id, &status, now, superseded);
+        self.rewrite_lost_workflow(id, &reconciled);
         publish |= self.keep_status(id, &status, now);
         // The row first, so whoever reads the events below already knows the customer.
         if publish || reconciled.changed() {

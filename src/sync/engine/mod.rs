@@ -13,6 +13,7 @@ mod apply;
 mod config;
 mod events;
 mod handle;
+mod lost;
 mod poll;
 mod publish;
 mod pulls;
@@ -64,6 +65,8 @@ struct Model {
     directory: Directory,
     tracker: Tracker,
     seen_events: HashSet<String>,
+    /// Customers whose workflow row the cache lost: written again with their next status.
+    workflows_lost: HashSet<Uuid>,
     /// Webhooks whose row is being committed, and the repeats waiting for that commit.
     committing: HashMap<String, Vec<tokio::sync::oneshot::Sender<crate::sync::observation::Ack>>>,
     schedule: Schedule,
@@ -110,6 +113,7 @@ impl Model {
             directory: Directory::default(),
             tracker: Tracker::default(),
             seen_events: HashSet::new(),
+            workflows_lost: HashSet::new(),
             committing: HashMap::new(),
             schedule: Schedule::new(config.timing.background_polls_per_second, now),
             sweeps: Sweeps::new(now),
@@ -340,6 +344,7 @@ impl Model {
                 recorded,
                 ack,
             } => self.committed(event_id, recorded, ack),
+            Observation::Lost(lost) => self.lost(lost),
             Observation::Clock(offset_seconds) => {
                 let offset = time::Duration::seconds(offset_seconds);
                 if offset != self.server_offset {

@@ -37,13 +37,13 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         ..config.api.clone()
     };
     let client = ApiClient::new(&api)?;
+    let (observations_tx, observations) = mpsc::unbounded_channel();
     let Cache {
         reader,
         mut snapshot,
         writer,
         writer_thread,
-    } = open_cache(&config)?;
-    let (observations_tx, observations) = mpsc::unbounded_channel();
+    } = open_cache(&config, observations_tx.clone())?;
     let (events_tx, events) = mpsc::unbounded_channel();
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
@@ -115,13 +115,19 @@ struct Cache {
 }
 
 /// Opens and loads the cache; a cache filled from another API or key would mix two
-/// accounts, so it is started afresh.
-fn open_cache(config: &EngineConfig) -> Result<Cache, EngineError> {
+/// accounts, so it is started afresh. Rows the writer cannot store are told to the engine,
+/// which writes them again.
+fn open_cache(
+    config: &EngineConfig,
+    observations: mpsc::UnboundedSender<Observation>,
+) -> Result<Cache, EngineError> {
     let path = config.data_dir.join("cache.db");
     let conn = cache::open(&path)?;
     let reader = Arc::new(Mutex::new(cache::open(&path)?));
     let mut snapshot = cache::load(&conn)?;
-    let (writer, writer_thread) = cache::spawn_writer(conn);
+    let (writer, writer_thread) = cache::spawn_writer(conn, move |lost| {
+        let _ = observations.send(Observation::Lost(lost));
+    });
     let identity = api_identity(&config.api, config.sandbox);
     if snapshot
         .settings

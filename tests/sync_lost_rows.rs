@@ -1,0 +1,155 @@
+//! SPEC §10, "exactly once in, nothing lost", against the real engine: a row its cache refuses
+//! is named and written again. The refusals are SQLite triggers on the engine's own cache; the API is the
+//! in-process sandbox on loopback.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kycdash::api::{ApiClient, ClientConfig};
+use kycdash::domain::CustomerProfile;
+use kycdash::sandbox::{self, RunningSandbox, SandboxConfig};
+use kycdash::sync::cache;
+use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineHandle, EngineTiming};
+use kycdash::sync::inbox::InboxTiming;
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
+
+/// A running engine on its own data directory, and every event it said so far.
+struct Running {
+    handle: EngineHandle,
+    events: UnboundedReceiver<EngineEvent>,
+    task: tokio::task::JoinHandle<()>,
+    seen: Vec<EngineEvent>,
+    claimed: std::collections::HashSet<usize>,
+}
+
+impl Running {
+    /// Polling alone (no receiver), with an inbox under `dir` that settles quickly.
+    async fn start(sandbox: &RunningSandbox, dir: &Path) -> Running {
+        let config = EngineConfig {
+            inbox: Some(dir.join("inbox")),
+            receiver: None,
+            timing: EngineTiming {
+                inbox: InboxTiming {
+                    stable_for: Duration::from_millis(200),
+                    rescan_every: Duration::from_millis(200),
+                },
+                ..EngineTiming::default()
+            },
+            ..EngineConfig::new(
+                ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY),
+                dir.to_path_buf(),
+            )
+        };
+        let lock = engine::lock_data_dir(dir).unwrap();
+        let (handle, events, task) = engine::start(config, lock).await.unwrap().into_parts();
+        Running {
+            handle,
+            events,
+            task,
+            seen: Vec::new(),
+            claimed: Default::default(),
+        }
+    }
+
+    /// Waits (at most 10 s) for an event no earlier wait matched.
+    async fn wait_for(&mut self, what: &str, matches: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+        let earlier = (0..self.seen.len()).find(|i| !self.claimed.contains(i) && matches(&self.seen[*i]));
+        if let Some(i) = earlier {
+            self.claimed.insert(i);
+            return self.seen[i].clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {:#?}", self.seen))
+                .unwrap_or_else(|| panic!("the engine stopped before {what}; saw {:#?}", self.seen));
+            self.seen.push(event.clone());
+            if matches(&event) {
+                self.claimed.insert(self.seen.len() - 1);
+                return event;
+            }
+        }
+    }
+
+    async fn sweep(&mut self) {
+        self.wait_for("a sweep", |e| matches!(e, EngineEvent::Sweep { .. }))
+            .await;
+    }
+
+    /// Waits for the `poll_error` that names a refused row of `id`; returns its text.
+    async fn refusal(&mut self, id: Uuid, row: &str) -> String {
+        let said = self
+            .wait_for(&format!("the refusal of {id}'s {row}"), |e| {
+                matches!(e, EngineEvent::PollError { customer_id: Some(c), error, .. }
+                    if *c == id && error.contains(row) && error.contains("refused by the test"))
+            })
+            .await;
+        match said {
+            EngineEvent::PollError { error, .. } => error,
+            _ => unreachable!(),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.handle.stop();
+        self.wait_for("stopped", |e| matches!(e, EngineEvent::Stopped))
+            .await;
+        self.task.await.unwrap();
+    }
+}
+
+/// The engine's cache, opened (created) before the engine, with a trigger that refuses what
+/// `when` says on `table`.
+fn refuse(dir: &Path, table: &str, when: &str) -> rusqlite::Connection {
+    let conn = cache::open(&dir.join("cache.db")).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER refuse BEFORE INSERT ON {table} WHEN {when}
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    ))
+    .unwrap();
+    conn
+}
+
+fn rows(conn: &rusqlite::Connection, sql: &str, id: Uuid) -> i64 {
+    conn.query_row(sql, [id.to_string()], |row| row.get(0)).unwrap()
+}
+
+/// A customer's row the cache refuses costs that row alone: the other customers are stored,
+/// the refused one is named to the user, and once the cache takes it again the next sweep
+/// writes it (the engine forgot that it had stored it).
+#[tokio::test]
+async fn a_customer_row_the_cache_refuses_is_named_and_written_by_the_next_sweep() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let customer = client.create_customer(&CustomerProfile::default()).await.unwrap();
+        ids.push(customer.id);
+    }
+    let refused = ids[1];
+    let dir = tempfile::tempdir().unwrap();
+    let cache = refuse(dir.path(), "customers", &format!("NEW.id = '{refused}'"));
+    let mut engine = Running::start(&sandbox, dir.path()).await;
+
+    let said = engine.refusal(refused, "customers").await;
+    assert!(said.contains("written again"), "{said}");
+    engine.sweep().await;
+    let stored = "SELECT count(*) FROM customers WHERE id = ?1";
+    for id in &ids {
+        let want = if *id == refused { 0 } else { 1 };
+        assert_eq!(rows(&cache, stored, *id), want, "{id}");
+    }
+
+    cache.execute_batch("DROP TRIGGER refuse").unwrap();
+    engine.handle.refresh(None);
+    engine.sweep().await;
+    assert_eq!(
+        rows(&cache, stored, refused),
+        1,
+        "written again by the next sweep"
+    );
+    engine.stop().await;
+    sandbox.shutdown().await;
+}
