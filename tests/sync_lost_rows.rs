@@ -1,8 +1,9 @@
 //! SPEC §10, "exactly once in, nothing lost", against the real engine: a row its cache refuses
-//! is named and written again. The refusals are SQLite triggers on the engine's own cache; the API is the
+//! is named and written again, and an inbox file moves to `.processed/` only once its upload
+//! is recorded. The refusals are SQLite triggers on the engine's own cache; the API is the
 //! in-process sandbox on loopback.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kycdash::api::{ApiClient, ClientConfig};
@@ -13,6 +14,8 @@ use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineHandle, Engin
 use kycdash::sync::inbox::InboxTiming;
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
+
+const PDF: &[u8] = b"%PDF-1.4\n% test document\n";
 
 /// A running engine on its own data directory, and every event it said so far.
 struct Running {
@@ -152,4 +155,61 @@ async fn a_customer_row_the_cache_refuses_is_named_and_written_by_the_next_sweep
     );
     engine.stop().await;
     sandbox.shutdown().await;
+}
+
+/// An inbox file whose upload the cache cannot record stays in the inbox (and is said); once
+/// the cache takes it, the upload is made again (a replay, by its idempotency key), recorded,
+/// and the file lands in `.processed/` once, before `upload` says so.
+#[tokio::test]
+async fn an_inbox_file_moves_only_once_its_upload_is_recorded() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let id = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = refuse(dir.path(), "uploads", "1");
+    let mut engine = Running::start(&sandbox, dir.path()).await;
+    engine.sweep().await;
+
+    let inbox = dir.path().join("inbox");
+    let processed = inbox.join(".processed");
+    let name = format!("{id}__W9.pdf");
+    std::fs::write(inbox.join(&name), PDF).unwrap();
+    let said = engine.refusal(id, "uploads").await;
+    assert!(said.contains("stays in place"), "{said}");
+    assert!(
+        inbox.join(&name).exists(),
+        "moved though its upload was not recorded"
+    );
+    assert!(!processed.join(&name).exists());
+
+    cache.execute_batch("DROP TRIGGER refuse").unwrap();
+    engine
+        .wait_for(
+            "the upload",
+            |e| matches!(e, EngineEvent::Upload { result: "uploaded", customer_id: Some(c), .. } if *c == id),
+        )
+        .await;
+    assert!(!inbox.join(&name).exists());
+    assert_eq!(files_in(&processed), vec![processed.join(&name)], "moved once");
+    let recorded = "SELECT count(*) FROM uploads WHERE customer_id = ?1";
+    assert_eq!(rows(&cache, recorded, id), 1);
+    assert_eq!(client.documents(id).await.unwrap().data.len(), 1, "uploaded once");
+    let uploads = engine
+        .seen
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::Upload { .. }));
+    assert_eq!(uploads.count(), 1, "said once: {:#?}", engine.seen);
+    engine.stop().await;
+    sandbox.shutdown().await;
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect()
 }

@@ -2,11 +2,12 @@
 //!
 //! A file named `<customer>/<TYPE>.<ext>` or `<customer>__<TYPE>[__note].<ext>` (customer = id
 //! or externalId, TYPE any case) is uploaded once its size and modification time have held
-//! still for a moment, then moved under `.processed/`, or under `.failed/` with
-//! `<name>.error.txt` beside it saying what was wrong. Transient failures stay in place and
-//! are retried. Hidden and temporary files are ignored; nothing is deleted or overwritten. A
-//! file already uploaded (same SHA-256, customer and type) is not uploaded again. Files there
-//! at start are processed; a periodic rescan catches whatever the watcher missed.
+//! still for a moment, then moved under `.processed/` once the engine has recorded the upload,
+//! or under `.failed/` with `<name>.error.txt` beside it saying what was wrong. Transient
+//! failures (and an upload the cache could not record) stay in place and are retried. Hidden
+//! and temporary files are ignored; nothing is deleted or overwritten. A file already uploaded
+//! (same SHA-256, customer and type) is not uploaded again. Files there at start are
+//! processed; a periodic rescan catches whatever the watcher missed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,12 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify_debouncer_full::notify::RecursiveMode;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::directory::Directory;
-use super::observation::{Observation, UploadResult};
+use super::observation::{Observation, UploadMade, UploadResult};
 use crate::api::{ApiClient, ApiError};
 use crate::domain::DocumentType;
 
@@ -189,12 +190,10 @@ impl Inbox {
         };
         let mut watched: HashMap<PathBuf, Watched> = HashMap::new();
         loop {
-            // Stopping mid-upload leaves the file in place for the next start; its
-            // idempotency key makes that retry a replay, not a second upload.
-            let next = tokio::select! {
-                _ = cancel.cancelled() => return,
-                next = self.scan(&mut watched, &cancel) => next,
-            };
+            let next = self.scan(&mut watched, &cancel).await;
+            if cancel.is_cancelled() {
+                return;
+            }
             let wake = next.map_or(Instant::now() + idle, |at| at.min(Instant::now() + idle));
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -232,7 +231,8 @@ impl Inbox {
                 look_again(later);
                 continue;
             }
-            match self.process(path).await {
+            match self.process(path, cancel).await {
+                Processed::Stopped => return None,
                 Processed::Done => {
                     watched.remove(path);
                 }
@@ -252,7 +252,10 @@ impl Inbox {
         next
     }
 
-    async fn process(&self, path: &Path) -> Processed {
+    /// Uploads one file and moves it on. Stopping before the upload is made leaves the file
+    /// in place for the next start (its idempotency key makes that retry a replay, not a
+    /// second upload); once made, it is seen through: recorded, then moved.
+    async fn process(&self, path: &Path, cancel: &CancellationToken) -> Processed {
         let relative = path.strip_prefix(&self.dir).unwrap_or(path).to_path_buf();
         let shown = path.display().to_string();
         let addressed = match parse_name(&relative) {
@@ -264,7 +267,13 @@ impl Inbox {
             Ok(content) => content,
             Err(why) => return self.fail(path, &relative, None, Some(addressed.document_type), why),
         };
-        let customer_id = match self.resolve(&addressed.customer).await {
+        let Some(resolved) = cancel
+            .run_until_cancelled(self.resolve(&addressed.customer))
+            .await
+        else {
+            return Processed::Stopped;
+        };
+        let customer_id = match resolved {
             Ok(Some(id)) => id,
             Ok(None) => {
                 let why = format!(
@@ -289,16 +298,18 @@ impl Inbox {
             }
         };
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
-        let (sha, result) = match upload_once(
+        let upload = upload_once(
             &self.client,
             &self.uploaded,
             customer_id,
             addressed.document_type,
             file_name,
             &content,
-        )
-        .await
-        {
+        );
+        let Some(uploaded) = cancel.run_until_cancelled(upload).await else {
+            return Processed::Stopped;
+        };
+        let (sha, result) = match uploaded {
             Ok(done) => done,
             Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
             Err(err) if err.is_unauthorized() => {
@@ -315,21 +326,46 @@ impl Inbox {
                 );
             }
         };
-        let moved = move_under(&self.dir, PROCESSED, &relative);
-        let _ = self.engine.send(Observation::Upload {
-            path: shown,
-            customer_id: Some(customer_id),
-            document_type: Some(addressed.document_type),
-            sha256: Some(sha),
-            result,
-        });
-        if let Err(err) = moved {
+        let document_type = addressed.document_type;
+        if result == UploadResult::Uploaded && !self.record(&shown, customer_id, document_type, &sha).await {
+            return Processed::RetryLater(
+                "uploaded, but the cache could not record the upload (see above); the file stays until it can"
+                    .into(),
+            );
+        }
+        if let Err(err) = move_under(&self.dir, PROCESSED, &relative) {
             tracing::error!(
                 "{}: uploaded, but cannot move it to {PROCESSED}: {err}",
                 path.display()
             );
         }
+        let _ = self.engine.send(Observation::Upload {
+            path: shown,
+            customer_id: Some(customer_id),
+            document_type: Some(document_type),
+            sha256: Some(sha),
+            result,
+        });
         Processed::Done
+    }
+
+    /// Has the engine record an upload made; returns whether the cache stored it: only then
+    /// may the file leave the inbox (SPEC §10). If not, the upload is forgotten, so the retry
+    /// makes it again (a replay, by its idempotency key) and records it then.
+    async fn record(&self, path: &str, customer_id: Uuid, document_type: DocumentType, sha256: &str) -> bool {
+        let (recorded, answer) = oneshot::channel();
+        let _ = self.engine.send(Observation::UploadMade(UploadMade {
+            path: path.to_string(),
+            customer_id,
+            document_type,
+            sha256: sha256.to_string(),
+            recorded,
+        }));
+        let stored = answer.await == Ok(true);
+        if !stored && let Ok(mut uploaded) = self.uploaded.lock() {
+            uploaded.remove(&uploaded_key(sha256, customer_id, document_type));
+        }
+        stored
     }
 
     /// The file's customer: from the engine's index, else from the API (a customer created
@@ -389,7 +425,7 @@ pub async fn upload_once(
     content: &[u8],
 ) -> Result<(String, UploadResult), ApiError> {
     let sha = hex::encode(Sha256::digest(content));
-    let key = (sha.clone(), customer_id, document_type.as_str().to_string());
+    let key = uploaded_key(&sha, customer_id, document_type);
     if uploaded.lock().map(|set| set.contains(&key)).unwrap_or(false) {
         return Ok((sha, UploadResult::Duplicate));
     }
@@ -409,6 +445,15 @@ pub async fn upload_once(
     Ok((sha, UploadResult::Uploaded))
 }
 
+/// An upload's entry in [`Uploaded`].
+fn uploaded_key(sha256: &str, customer_id: Uuid, document_type: DocumentType) -> (String, Uuid, String) {
+    (
+        sha256.to_string(),
+        customer_id,
+        document_type.as_str().to_string(),
+    )
+}
+
 /// The Idempotency-Key of an upload: the content, the customer and the type, so that the same
 /// upload made again (after a crash, by another run) replays the first answer.
 pub fn upload_key(sha256: &str, customer_id: Uuid, document_type: DocumentType) -> String {
@@ -418,6 +463,8 @@ pub fn upload_key(sha256: &str, customer_id: Uuid, document_type: DocumentType) 
 enum Processed {
     Done,
     RetryLater(String),
+    /// Stopping: left as it is, for the next start.
+    Stopped,
 }
 
 fn explain(err: &ApiError) -> String {

@@ -35,6 +35,17 @@ pub enum UploadResult {
     Failed(String),
 }
 
+/// An upload the inbox made, to record before the file leaves the inbox.
+#[derive(Debug)]
+pub struct UploadMade {
+    pub path: String,
+    pub customer_id: Uuid,
+    pub document_type: DocumentType,
+    pub sha256: String,
+    /// Answered `true` once the upload is committed to the cache, `false` if it could not be.
+    pub recorded: oneshot::Sender<bool>,
+}
+
 /// so a large variant costs less than boxing every status would.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
@@ -73,6 +84,9 @@ pub enum Observation {
         sha256: Option<String>,
         result: UploadResult,
     },
+    /// An inbox file uploaded: its upload is recorded before the file moves (SPEC §10), and
+    /// `Upload` follows once it has.
+    UploadMade(UploadMade),
     Fatal(ApiError),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),

@@ -1,15 +1,18 @@
 //! Rows the cache could not store (SPEC §10, nothing lost). The engine keeps hashes of what
 //! it wrote so it writes only what changed; a row the writer reports lost must be forgotten,
 //! or it would never be written again. It is written again at the next listing or poll (not
-//! at once: a row the database refuses would be refused again and again), and said.
+//! at once: a row the database refuses would be refused again and again), and said. Producers
+//! that must not move on before their row is stored (the inbox) hear after the commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{EngineEvent, Model};
 use crate::sync::cache::{CustomerSummary, Lost, Row, StatusSummary, Write};
+use crate::sync::observation::UploadMade;
 use crate::sync::tracker::Reconciled;
 
 /// The hash of a body the engine no longer claims to have stored: no body has it, so the next
@@ -110,6 +113,30 @@ impl Model {
                 since: reconciled.since,
             });
         }
+    }
+
+    /// Records an upload the inbox made, and tells it once the row is committed: only then
+    /// may the file leave the inbox. (`upload`, which follows, writes the same row again;
+    /// the cache ignores it.)
+    pub(super) fn record_upload(&mut self, made: UploadMade) {
+        self.writer_write(Write::Upload {
+            sha256: made.sha256,
+            customer_id: made.customer_id,
+            document_type: made.document_type.as_str().to_string(),
+            path: made.path,
+            document_id: None,
+            at: time::OffsetDateTime::now_utc(),
+        });
+        self.tell_when_stored(made.recorded);
+    }
+
+    /// Answers `stored` once everything queued so far is committed (`true`) or not.
+    fn tell_when_stored(&self, stored: oneshot::Sender<bool>) {
+        let (committed, on_commit) = oneshot::channel();
+        self.writer_write(Write::Flush(committed));
+        tokio::spawn(async move {
+            let _ = stored.send(on_commit.await == Ok(true));
+        });
     }
 }
 

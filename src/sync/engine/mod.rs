@@ -223,6 +223,7 @@ impl Model {
             matches!(
                 o,
                 Observation::Upload { .. }
+                    | Observation::UploadMade(_)
                     | Observation::Webhook { .. }
                     | Observation::Rejected { .. }
                     | Observation::Committed { .. }
@@ -337,6 +338,7 @@ impl Model {
                 sha256,
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
+            Observation::UploadMade(made) => self.record_upload(made),
             Observation::Fatal(error) => self.fatal_api(&error),
             Observation::Registered(result) => self.registered(result),
             Observation::Committed {
