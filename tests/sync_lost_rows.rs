@@ -10,7 +10,7 @@ use kycdash::api::{ApiClient, ClientConfig};
 use kycdash::domain::CustomerProfile;
 use kycdash::sandbox::{self, RunningSandbox, SandboxConfig};
 use kycdash::sync::cache;
-use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineHandle, EngineTiming};
+use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineHandle, EngineTiming, ReceiverConfig};
 use kycdash::sync::inbox::InboxTiming;
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
@@ -29,9 +29,13 @@ struct Running {
 impl Running {
     /// Polling alone (no receiver), with an inbox under `dir` that settles quickly.
     async fn start(sandbox: &RunningSandbox, dir: &Path) -> Running {
+        Running::start_with(sandbox, dir, None).await
+    }
+
+    async fn start_with(sandbox: &RunningSandbox, dir: &Path, receiver: Option<ReceiverConfig>) -> Running {
         let config = EngineConfig {
             inbox: Some(dir.join("inbox")),
-            receiver: None,
+            receiver,
             timing: EngineTiming {
                 inbox: InboxTiming {
                     stable_for: Duration::from_millis(200),
@@ -155,6 +159,112 @@ async fn a_customer_row_the_cache_refuses_is_named_and_written_by_the_next_sweep
     );
     engine.stop().await;
     sandbox.shutdown().await;
+}
+
+/// A status row the cache refuses is named, and the engine forgets it stored it: the next
+/// poll of that customer writes it (here a refresh, rather than waiting for the poll the
+/// engine schedules for the next sweep).
+#[tokio::test]
+async fn a_status_row_the_cache_refuses_is_named_and_written_by_the_next_poll() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let id = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = refuse(dir.path(), "statuses", &format!("NEW.customer_id = '{id}'"));
+    let mut engine = Running::start(&sandbox, dir.path()).await;
+    engine.refusal(id, "statuses").await;
+    engine.sweep().await;
+    let stored = "SELECT count(*) FROM statuses WHERE customer_id = ?1";
+    assert_eq!(rows(&cache, stored, id), 0);
+
+    cache.execute_batch("DROP TRIGGER refuse").unwrap();
+    engine.handle.refresh(Some(id));
+    // Nothing the engine says follows an unchanged status: the row itself is looked for.
+    wait_until("the status written again", || rows(&cache, stored, id) == 1).await;
+    engine.stop().await;
+    sandbox.shutdown().await;
+}
+
+/// A webhook whose row the cache refuses is answered 503, not 200 (SPEC §10: never
+/// acknowledged unless committed), and named; the sender's retry, once the cache takes it,
+/// is recorded and answered 200.
+#[tokio::test]
+async fn a_webhook_the_cache_refuses_is_not_acknowledged_and_its_retry_is() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let client = ApiClient::new(&ClientConfig::new(sandbox.base_url(), sandbox::DEFAULT_API_KEY)).unwrap();
+    let id = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = refuse(dir.path(), "webhook_events", "NEW.id = 'evt_refused'");
+    let receiver = ReceiverConfig {
+        secret: Some(SECRET.into()),
+        ..ReceiverConfig::loopback()
+    };
+    let mut engine = Running::start_with(&sandbox, dir.path(), Some(receiver)).await;
+    let url = match engine
+        .wait_for("started", |e| matches!(e, EngineEvent::Started { .. }))
+        .await
+    {
+        EngineEvent::Started { webhook_url, .. } => webhook_url.unwrap(),
+        _ => unreachable!(),
+    };
+    engine.sweep().await;
+    let body = format!(
+        r#"{{"id":"evt_refused","eventType":"CUSTOMER_UPDATED","createdAt":"2026-11-30T10:00:00Z","data":{{"customerId":"{id}"}}}}"#
+    );
+    let deliver = || async {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = standardwebhooks::Webhook::new(SECRET)
+            .unwrap()
+            .sign("evt_refused", now, body.as_bytes())
+            .unwrap();
+        reqwest::Client::new()
+            .post(&url)
+            .header("webhook-id", "evt_refused")
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(deliver().await, 503, "acknowledged though not committed");
+    let said = engine
+        .wait_for(
+            "the refused event named",
+            |e| matches!(e, EngineEvent::PollError { error, .. } if error.contains("evt_refused")),
+        )
+        .await;
+    assert!(format!("{said:?}").contains("deliver it again"), "{said:?}");
+
+    cache.execute_batch("DROP TRIGGER refuse").unwrap();
+    assert_eq!(deliver().await, 200);
+    let stored = "SELECT count(*) FROM webhook_events WHERE id = ?1";
+    let count: i64 = cache
+        .query_row(stored, ["evt_refused"], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    engine.stop().await;
+    sandbox.shutdown().await;
+}
+
+/// Waits (at most 10 s) for what no event says, by looking.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// An inbox file whose upload the cache cannot record stays in the inbox (and is said); once
