@@ -233,7 +233,7 @@ async fn main() {
     // 4. A cache of 100,000 customers.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.db");
-    let (writer, thread) = cache::spawn_writer(cache::open(&path).unwrap());
+    let (writer, thread) = cache::spawn_writer(cache::open(&path).unwrap(), |_| {});
     let now = OffsetDateTime::now_utc();
     let status = client_free_status();
     for i in 0..100_000u128 {

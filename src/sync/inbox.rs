@@ -2,11 +2,12 @@
 //!
 //! A file named `<customer>/<TYPE>.<ext>` or `<customer>__<TYPE>[__note].<ext>` (customer = id
 //! or externalId, TYPE any case) is uploaded once its size and modification time have held
-//! still for a moment, then moved under `.processed/`, or under `.failed/` with
-//! `<name>.error.txt` beside it saying what was wrong. Transient failures stay in place and
-//! are retried. Hidden and temporary files are ignored; nothing is deleted or overwritten. A
-//! file already uploaded (same SHA-256, customer and type) is not uploaded again. Files there
-//! at start are processed; a periodic rescan catches whatever the watcher missed.
+//! still for a moment, then moved under `.processed/` once the engine has recorded the upload,
+//! or under `.failed/` with `<name>.error.txt` beside it saying what was wrong. Transient
+//! failures (and an upload the cache could not record) stay in place and are retried. Hidden
+//! and temporary files are ignored; nothing is deleted or overwritten. A file already uploaded
+//! (same SHA-256, customer and type) is not uploaded again. Files there at start are
+//! processed; a periodic rescan catches whatever the watcher missed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,12 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify_debouncer_full::notify::RecursiveMode;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::directory::Directory;
-use super::observation::{Observation, UploadResult};
+use super::observation::{Observation, UploadMade, UploadResult};
 use crate::api::{ApiClient, ApiError};
 use crate::domain::DocumentType;
 
@@ -160,9 +161,14 @@ impl Watched {
 
 impl Inbox {
     pub async fn run(self, cancel: CancellationToken) {
-        if let Err(err) = std::fs::create_dir_all(&self.dir) {
-            tracing::error!("cannot create the inbox {}: {err}", self.dir.display());
-            return;
+        let dir = self.dir.clone();
+        match off_worker(move || std::fs::create_dir_all(dir)).await {
+            Some(Ok(())) => {}
+            Some(Err(err)) => {
+                tracing::error!("cannot create the inbox {}: {err}", self.dir.display());
+                return;
+            }
+            None => return,
         }
         let (tx, mut wakeups) = mpsc::unbounded_channel::<()>();
         let debouncer = notify_debouncer_full::new_debouncer(Duration::from_millis(200), None, move |_| {
@@ -189,12 +195,10 @@ impl Inbox {
         };
         let mut watched: HashMap<PathBuf, Watched> = HashMap::new();
         loop {
-            // Stopping mid-upload leaves the file in place for the next start; its
-            // idempotency key makes that retry a replay, not a second upload.
-            let next = tokio::select! {
-                _ = cancel.cancelled() => return,
-                next = self.scan(&mut watched, &cancel) => next,
-            };
+            let next = self.scan(&mut watched, &cancel).await;
+            if cancel.is_cancelled() {
+                return;
+            }
             let wake = next.map_or(Instant::now() + idle, |at| at.min(Instant::now() + idle));
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -211,20 +215,20 @@ impl Inbox {
         watched: &mut HashMap<PathBuf, Watched>,
         cancel: &CancellationToken,
     ) -> Option<Instant> {
-        let files = list_files(&self.dir);
-        let present: HashSet<&PathBuf> = files.iter().collect();
+        let dir = self.dir.clone();
+        let files = off_worker(move || list_files(&dir)).await?;
+        let present: HashSet<&PathBuf> = files.iter().map(|(path, _)| path).collect();
         watched.retain(|path, _| present.contains(path));
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         let mut look_again = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
-        for path in &files {
+        for (path, meta) in &files {
             if cancel.is_cancelled() {
                 return None;
             }
-            let Ok(meta) = std::fs::metadata(path) else {
+            let Some((size, modified)) = *meta else {
                 continue;
             };
-            let (size, modified) = (meta.len(), meta.modified().ok());
             let entry = watched
                 .entry(path.clone())
                 .or_insert_with(|| Watched::new(size, modified, now));
@@ -232,7 +236,8 @@ impl Inbox {
                 look_again(later);
                 continue;
             }
-            match self.process(path).await {
+            match self.process(path, cancel).await {
+                Processed::Stopped => return None,
                 Processed::Done => {
                     watched.remove(path);
                 }
@@ -252,84 +257,188 @@ impl Inbox {
         next
     }
 
-    async fn process(&self, path: &Path) -> Processed {
-        let relative = path.strip_prefix(&self.dir).unwrap_or(path).to_path_buf();
-        let shown = path.display().to_string();
-        let addressed = match parse_name(&relative) {
+    /// Uploads one file and moves it on. Stopping before the upload is made leaves the file
+    /// in place for the next start (its idempotency key makes that retry a replay, not a
+    /// second upload); once made, it is seen through: recorded, then moved.
+    async fn process(&self, path: &Path, cancel: &CancellationToken) -> Processed {
+        let file = Dropped {
+            path: path.to_path_buf(),
+            relative: path.strip_prefix(&self.dir).unwrap_or(path).to_path_buf(),
+        };
+        match self.upload_file(&file, cancel).await {
+            Ok(processed) | Err(processed) => processed,
+        }
+    }
+
+    /// [`Inbox::process`]'s steps; `Err` is a step's early outcome.
+    async fn upload_file(&self, file: &Dropped, cancel: &CancellationToken) -> Result<Processed, Processed> {
+        let addressed = match parse_name(&file.relative) {
             Ok(Some(addressed)) => addressed,
-            Ok(None) => return Processed::Done,
-            Err(why) => return self.fail(path, &relative, None, None, why),
+            Ok(None) => return Ok(Processed::Done),
+            Err(why) => return Err(self.fail(file, None, None, why).await),
         };
-        let content = match read_document(path, addressed.document_type) {
-            Ok(content) => content,
-            Err(why) => return self.fail(path, &relative, None, Some(addressed.document_type), why),
-        };
-        let customer_id = match self.resolve(&addressed.customer).await {
-            Ok(Some(id)) => id,
+        let document_type = addressed.document_type;
+        let (sha, content) = self.read(file, document_type).await?;
+        let customer_id = self.customer_of(file, &addressed, cancel).await?;
+        let result = self
+            .upload(file, (customer_id, document_type), &content, &sha, cancel)
+            .await?;
+        if result == UploadResult::Uploaded {
+            self.record(file, customer_id, document_type, &sha).await?;
+        }
+        let processed = self.set_processed(file).await;
+        let _ = self.engine.send(Observation::Upload {
+            path: file.path.display().to_string(),
+            customer_id: Some(customer_id),
+            document_type: Some(document_type),
+            sha256: Some(sha),
+            result,
+        });
+        Ok(processed)
+    }
+
+    /// The file's SHA-256 and content, read and hashed off the async workers.
+    async fn read(
+        &self,
+        file: &Dropped,
+        document_type: DocumentType,
+    ) -> Result<(String, Vec<u8>), Processed> {
+        let path = file.path.clone();
+        let read = off_worker(move || {
+            let content = read_document(&path, document_type)?;
+            Ok((sha256_hex(&content), content))
+        });
+        match read.await.ok_or(Processed::Stopped)? {
+            Ok(read) => Ok(read),
+            Err(why) => Err(self.fail(file, None, Some(document_type), why).await),
+        }
+    }
+
+    /// Whom the file is for, by the id or externalId in its name.
+    async fn customer_of(
+        &self,
+        file: &Dropped,
+        addressed: &Addressed,
+        cancel: &CancellationToken,
+    ) -> Result<Uuid, Processed> {
+        let resolved = cancel
+            .run_until_cancelled(self.resolve(&addressed.customer))
+            .await;
+        let document_type = addressed.document_type;
+        match resolved.ok_or(Processed::Stopped)? {
+            Ok(Some(id)) => Ok(id),
             Ok(None) => {
                 let why = format!(
                     "no customer has the id or externalId \"{}\"; check the name, or create the customer first",
                     addressed.customer
                 );
-                return self.fail(path, &relative, None, Some(addressed.document_type), why);
+                Err(self.fail(file, None, Some(document_type), why).await)
             }
-            Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
-            Err(err) if err.is_unauthorized() => {
-                let _ = self.engine.send(Observation::Fatal(err.clone()));
-                return Processed::RetryLater(err.to_string());
-            }
-            Err(err) => {
-                return self.fail(
-                    path,
-                    &relative,
-                    None,
-                    Some(addressed.document_type),
-                    err.to_string(),
-                );
-            }
-        };
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("document");
-        let (sha, result) = match upload_once(
+            Err(err) => Err(self
+                .api_failed(file, None, document_type, err, ApiError::to_string)
+                .await),
+        }
+    }
+
+    /// Uploads the file's content (once: see [`upload_once`]).
+    async fn upload(
+        &self,
+        file: &Dropped,
+        (customer_id, document_type): (Uuid, DocumentType),
+        content: &[u8],
+        sha: &str,
+        cancel: &CancellationToken,
+    ) -> Result<UploadResult, Processed> {
+        let file_name = file
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("document");
+        let upload = upload_hashed(
             &self.client,
             &self.uploaded,
-            customer_id,
-            addressed.document_type,
+            (customer_id, document_type),
             file_name,
-            &content,
-        )
-        .await
+            content,
+            sha,
+        );
+        match cancel
+            .run_until_cancelled(upload)
+            .await
+            .ok_or(Processed::Stopped)?
         {
-            Ok(done) => done,
-            Err(err) if err.is_transient() => return Processed::RetryLater(err.to_string()),
-            Err(err) if err.is_unauthorized() => {
-                let _ = self.engine.send(Observation::Fatal(err.clone()));
-                return Processed::RetryLater(err.to_string());
-            }
-            Err(err) => {
-                return self.fail(
-                    path,
-                    &relative,
-                    Some(customer_id),
-                    Some(addressed.document_type),
-                    explain(&err),
-                );
-            }
-        };
-        let moved = move_under(&self.dir, PROCESSED, &relative);
-        let _ = self.engine.send(Observation::Upload {
-            path: shown,
-            customer_id: Some(customer_id),
-            document_type: Some(addressed.document_type),
-            sha256: Some(sha),
-            result,
-        });
-        if let Err(err) = moved {
-            tracing::error!(
-                "{}: uploaded, but cannot move it to {PROCESSED}: {err}",
-                path.display()
-            );
+            Ok(result) => Ok(result),
+            Err(err) => Err(self
+                .api_failed(file, Some(customer_id), document_type, err, explain)
+                .await),
         }
-        Processed::Done
+    }
+
+    /// A request about `file` failed: retried later if the failure may pass (a refused key
+    /// also stops the engine), else the file is set aside with the reason `why` gives.
+    async fn api_failed(
+        &self,
+        file: &Dropped,
+        customer_id: Option<Uuid>,
+        document_type: DocumentType,
+        err: ApiError,
+        why: fn(&ApiError) -> String,
+    ) -> Processed {
+        if err.is_unauthorized() {
+            let _ = self.engine.send(Observation::Fatal(err.clone()));
+            return Processed::RetryLater(err.to_string());
+        }
+        if err.is_transient() {
+            return Processed::RetryLater(err.to_string());
+        }
+        self.fail(file, customer_id, Some(document_type), why(&err)).await
+    }
+
+    /// Moves an uploaded (and recorded) file under `.processed/`.
+    async fn set_processed(&self, file: &Dropped) -> Processed {
+        let (dir, relative) = (self.dir.clone(), file.relative.clone());
+        match off_worker(move || move_under(&dir, PROCESSED, &relative)).await {
+            Some(Ok(_)) => Processed::Done,
+            Some(Err(err)) => {
+                tracing::error!(
+                    "{}: uploaded, but cannot move it to {PROCESSED}: {err}",
+                    file.path.display()
+                );
+                Processed::Done
+            }
+            None => Processed::Stopped,
+        }
+    }
+
+    /// Has the engine record an upload made, and waits until the cache stored it: only then
+    /// may the file leave the inbox (SPEC §10). If it could not, the file stays, and the
+    /// upload is forgotten, so the retry makes it again (a replay, by its idempotency key) and
+    /// records it then.
+    async fn record(
+        &self,
+        file: &Dropped,
+        customer_id: Uuid,
+        document_type: DocumentType,
+        sha256: &str,
+    ) -> Result<(), Processed> {
+        let (recorded, answer) = oneshot::channel();
+        let _ = self.engine.send(Observation::UploadMade(UploadMade {
+            path: file.path.display().to_string(),
+            customer_id,
+            document_type,
+            sha256: sha256.to_string(),
+            recorded,
+        }));
+        if answer.await == Ok(true) {
+            return Ok(());
+        }
+        if let Ok(mut uploaded) = self.uploaded.lock() {
+            uploaded.remove(&uploaded_key(sha256, customer_id, document_type));
+        }
+        Err(Processed::RetryLater(
+            "uploaded, but the cache could not record the upload (see above); the file stays until it can"
+                .into(),
+        ))
     }
 
     /// The file's customer: from the engine's index, else from the API (a customer created
@@ -341,39 +450,70 @@ impl Inbox {
         Ok(self.client.find_customer(customer).await?.map(|c| c.id))
     }
 
-    fn fail(
+    /// Sets `file` aside under `.failed/` with a note saying `why`, and tells the engine.
+    async fn fail(
         &self,
-        path: &Path,
-        relative: &Path,
+        file: &Dropped,
         customer_id: Option<Uuid>,
         document_type: Option<DocumentType>,
         why: String,
     ) -> Processed {
-        match move_under(&self.dir, FAILED, relative) {
-            Ok(moved) => {
-                let mut note = moved.into_os_string();
-                note.push(".error.txt");
-                // A note of that name may be there already (a file of the same name failed
-                // before): never overwrite it.
-                let note = free_name(Path::new(&note));
-                let text = format!(
-                    "{}\n\nThe file was not uploaded. Fix what is said above and drop the file into the inbox again.\n",
-                    why
-                );
-                if let Err(err) = std::fs::write(&note, text) {
-                    tracing::error!("cannot write {}: {err}", note.display());
-                }
-            }
-            Err(err) => tracing::error!("{}: {why}; and cannot move it to {FAILED}: {err}", path.display()),
+        let (dir, relative, note) = (self.dir.clone(), file.relative.clone(), why.clone());
+        if off_worker(move || set_aside(&dir, &relative, &note))
+            .await
+            .is_none()
+        {
+            return Processed::Stopped;
         }
         let _ = self.engine.send(Observation::Upload {
-            path: path.display().to_string(),
+            path: file.path.display().to_string(),
             customer_id,
             document_type,
             sha256: None,
             result: UploadResult::Failed(why),
         });
         Processed::Done
+    }
+}
+
+/// A file being processed: where it is, and where inside the inbox.
+struct Dropped {
+    path: PathBuf,
+    relative: PathBuf,
+}
+
+/// Moves `relative` under `.failed/` with `<name>.error.txt` beside it saying `why`.
+fn set_aside(dir: &Path, relative: &Path, why: &str) {
+    match move_under(dir, FAILED, relative) {
+        Ok(moved) => {
+            let mut note = moved.into_os_string();
+            note.push(".error.txt");
+            // A note of that name may be there already (a file of the same name failed
+            // before): never overwrite it.
+            let note = free_name(Path::new(&note));
+            let text = format!(
+                "{why}\n\nThe file was not uploaded. Fix what is said above and drop the file into the inbox again.\n"
+            );
+            if let Err(err) = std::fs::write(&note, text) {
+                tracing::error!("cannot write {}: {err}", note.display());
+            }
+        }
+        Err(err) => tracing::error!(
+            "{}: {why}; and cannot move it to {FAILED}: {err}",
+            dir.join(relative).display()
+        ),
+    }
+}
+
+/// Runs file work (listing, reading and hashing up to 10 MiB, renaming) on the blocking pool,
+/// never on an async worker. `None`: the runtime is shutting down. A panic stays a panic.
+async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Some(done),
+        Err(err) => match err.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => None,
+        },
     }
 }
 
@@ -388,12 +528,33 @@ pub async fn upload_once(
     file_name: &str,
     content: &[u8],
 ) -> Result<(String, UploadResult), ApiError> {
-    let sha = hex::encode(Sha256::digest(content));
-    let key = (sha.clone(), customer_id, document_type.as_str().to_string());
+    let sha = sha256_hex(content);
+    let result = upload_hashed(
+        client,
+        uploaded,
+        (customer_id, document_type),
+        file_name,
+        content,
+        &sha,
+    )
+    .await?;
+    Ok((sha, result))
+}
+
+/// [`upload_once`] of content whose SHA-256 is known (the inbox hashes off the async workers).
+async fn upload_hashed(
+    client: &ApiClient,
+    uploaded: &Uploaded,
+    (customer_id, document_type): (Uuid, DocumentType),
+    file_name: &str,
+    content: &[u8],
+    sha: &str,
+) -> Result<UploadResult, ApiError> {
+    let key = uploaded_key(sha, customer_id, document_type);
     if uploaded.lock().map(|set| set.contains(&key)).unwrap_or(false) {
-        return Ok((sha, UploadResult::Duplicate));
+        return Ok(UploadResult::Duplicate);
     }
-    let idempotency_key = upload_key(&sha, customer_id, document_type);
+    let idempotency_key = upload_key(sha, customer_id, document_type);
     client
         .upload_document(
             customer_id,
@@ -406,7 +567,20 @@ pub async fn upload_once(
     if let Ok(mut set) = uploaded.lock() {
         set.insert(key);
     }
-    Ok((sha, UploadResult::Uploaded))
+    Ok(UploadResult::Uploaded)
+}
+
+fn sha256_hex(content: &[u8]) -> String {
+    hex::encode(Sha256::digest(content))
+}
+
+/// An upload's entry in [`Uploaded`].
+fn uploaded_key(sha256: &str, customer_id: Uuid, document_type: DocumentType) -> (String, Uuid, String) {
+    (
+        sha256.to_string(),
+        customer_id,
+        document_type.as_str().to_string(),
+    )
 }
 
 /// The Idempotency-Key of an upload: the content, the customer and the type, so that the same
@@ -418,6 +592,8 @@ pub fn upload_key(sha256: &str, customer_id: Uuid, document_type: DocumentType) 
 enum Processed {
     Done,
     RetryLater(String),
+    /// Stopping: left as it is, for the next start.
+    Stopped,
 }
 
 fn explain(err: &ApiError) -> String {
@@ -438,8 +614,25 @@ pub fn read_document(path: &Path, document_type: DocumentType) -> Result<Vec<u8>
     Ok(content)
 }
 
-/// Every candidate file: at the top level, and one level down (`<customer>/<TYPE>.<ext>`).
-fn list_files(dir: &Path) -> Vec<PathBuf> {
+/// A file's size and modification time: what tells whether it has settled.
+type Stamp = (u64, Option<SystemTime>);
+
+/// Every candidate file (at the top level, and one level down: `<customer>/<TYPE>.<ext>`)
+/// with its size and modification time (`None` if they cannot be read).
+fn list_files(dir: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
+    let mut files = candidate_files(dir);
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let meta = meta.map(|meta| (meta.len(), meta.modified().ok()));
+            (path, meta)
+        })
+        .collect()
+}
+
+fn candidate_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return files;
@@ -463,7 +656,6 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
             );
         }
     }
-    files.sort();
     files
 }
 

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::api::ApiError;
 use crate::domain::{ComplianceStatus, Customer, DocumentType, WebhookEvent};
+use crate::sync::cache::Lost;
 
 /// Why a delivery was refused, as `webhook_rejected` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +33,17 @@ pub enum UploadResult {
     Uploaded,
     Duplicate,
     Failed(String),
+}
+
+/// An upload the inbox made, to record before the file leaves the inbox.
+#[derive(Debug)]
+pub struct UploadMade {
+    pub path: String,
+    pub customer_id: Uuid,
+    pub document_type: DocumentType,
+    pub sha256: String,
+    /// Answered `true` once the upload is committed to the cache, `false` if it could not be.
+    pub recorded: oneshot::Sender<bool>,
 }
 
 /// so a large variant costs less than boxing every status would.
@@ -74,6 +86,9 @@ pub enum Observation {
         sha256: Option<String>,
         result: UploadResult,
     },
+    /// An inbox file uploaded: its upload is recorded before the file moves (SPEC §10), and
+    /// `Upload` follows once it has.
+    UploadMade(UploadMade),
     Fatal(ApiError),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),
@@ -86,4 +101,7 @@ pub enum Observation {
         recorded: bool,
         ack: oneshot::Sender<Ack>,
     },
+    /// Rows the cache writer could not store: the engine thought them stored, and must
+    /// forget that so they are written again, and say so.
+    Lost(Vec<Lost>),
 }

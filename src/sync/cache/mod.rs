@@ -8,6 +8,7 @@
 //! commits, not one per row.
 
 mod debug;
+mod lost;
 mod read;
 mod stored;
 mod writer;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub use self::lost::{Lost, Row};
 pub use self::read::{Known, customer, find, load, status, timeline};
 pub use self::stored::StoredEvents;
 pub use self::writer::{Writer, spawn_writer};

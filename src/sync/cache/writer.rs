@@ -1,5 +1,6 @@
 //! The cache's one writer: a thread that owns the connection and commits whatever has queued
-//! up in one transaction, so a burst of webhooks or a sweep costs a handful of commits.
+//! up in one transaction, so a burst of webhooks or a sweep costs a handful of commits. A
+//! batch the database refuses is stored row by row, so one bad row loses itself alone.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -7,6 +8,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+use super::lost::{self, Lost, Row, cache_is_failing};
 use super::{CacheError, Write, to_ms, write_summary};
 
 /// The handle the engine queues writes on.
@@ -26,83 +28,166 @@ impl Writer {
         self.write(Write::Flush(tx))?;
         match rx.await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(CacheError::WriteFailed("the batch was rolled back".into())),
+            Ok(false) => Err(CacheError::WriteFailed(
+                "a row queued before this flush could not be stored".into(),
+            )),
             Err(_) => Err(CacheError::Closed),
         }
     }
 }
 
 /// Starts the writer thread on `conn`. It stops once every [`Writer`] is dropped, after
-/// committing what was queued.
-pub fn spawn_writer(mut conn: Connection) -> (Writer, JoinHandle<()>) {
+/// committing what was queued. Rows it cannot store are logged, named, and handed to
+/// `report`, so whoever thought them stored can write them again.
+pub fn spawn_writer(
+    conn: Connection,
+    report: impl FnMut(Vec<Lost>) + Send + 'static,
+) -> (Writer, JoinHandle<()>) {
     let (queue, rx) = mpsc::channel::<Write>();
     let thread = std::thread::Builder::new()
         .name("kycdash-cache".into())
-        .spawn(move || {
-            // A batch that failed since the last waiter was told: a flush promises that
-            // everything queued before it is kept, so the next one must say no, even if its
-            // own batch commits (the failed batch may have held the very rows it waits for).
-            let mut lost = false;
-            while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                // Whatever else has queued up meanwhile goes into the same transaction.
-                while batch.len() < 50_000 {
-                    match rx.try_recv() {
-                        Ok(write) => batch.push(write),
-                        Err(_) => break,
-                    }
-                }
-                let mut acks = Vec::new();
-                let committed = match commit(&mut conn, batch, &mut acks) {
-                    Ok(()) => true,
-                    Err(err) => {
-                        tracing::error!("writing to the cache failed; the batch was rolled back: {err}");
-                        lost = true;
-                        false
-                    }
-                };
-                // Every waiter hears whether the writes it waited for are kept.
-                if !acks.is_empty() {
-                    let kept = committed && !lost;
-                    for ack in acks {
-                        let _ = ack.send(kept);
-                    }
-                    lost = false;
-                }
-            }
-        })
+        .spawn(move || run(conn, rx, report))
         .expect("spawning a thread only fails when the system is out of resources");
     (Writer { queue }, thread)
 }
 
-fn commit(
-    conn: &mut Connection,
-    batch: Vec<Write>,
-    acks: &mut Vec<oneshot::Sender<bool>>,
-) -> Result<(), CacheError> {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Write>, mut report: impl FnMut(Vec<Lost>)) {
+    // A row lost since the last waiter was told: a flush promises that everything queued
+    // before it is kept, so the next one must say no, even if its own batch commits.
+    let mut unheard = false;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        // Whatever else has queued up meanwhile goes into the same transaction.
+        while batch.len() < 50_000 {
+            match rx.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let outcome = store(&mut conn, &batch);
+        unheard = answer_waiters(batch, &outcome.lost_at, unheard);
+        if !outcome.lost.is_empty() {
+            for lost in &outcome.lost {
+                log(lost);
+            }
+            report(outcome.lost);
+        }
+    }
+}
+
+/// What became of a batch: where in it rows were lost, and which, grouped by reason.
+#[derive(Default)]
+struct Outcome {
+    lost_at: Vec<usize>,
+    lost: Vec<Lost>,
+}
+
+/// Stores a batch in one transaction; should that fail, row by row, each in its own, so a row
+/// the database refuses costs itself alone. When the cache cannot store anything (disk full,
+/// read-only, locked), the rest of the batch is lost at once, reported once, never retried
+/// here: the engine writes the rows again at its next listing or poll.
+fn store(conn: &mut Connection, batch: &[Write]) -> Outcome {
+    let err = match commit(conn, batch) {
+        Ok(()) => return Outcome::default(),
+        Err(err) => err,
+    };
+    if cache_is_failing(&err) {
+        return all_lost(batch, 0, &err);
+    }
+    let mut outcome = Outcome::default();
+    for (at, write) in batch.iter().enumerate() {
+        let Some(row) = Row::of(write) else { continue };
+        match commit(conn, std::slice::from_ref(write)) {
+            Ok(()) => {}
+            Err(err) if cache_is_failing(&err) => {
+                let rest = all_lost(&batch[at..], at, &err);
+                outcome.lost_at.extend(rest.lost_at);
+                outcome.lost.extend(rest.lost);
+                break;
+            }
+            Err(err) => {
+                outcome.lost_at.push(at);
+                outcome.lost.push(Lost {
+                    rows: vec![row],
+                    reason: lost::reason(&err),
+                });
+            }
+        }
+    }
+    outcome
+}
+
+/// Every row of `writes` (which start at `offset` in their batch), lost for one reason.
+fn all_lost(writes: &[Write], offset: usize, err: &CacheError) -> Outcome {
+    let (lost_at, rows) = writes
+        .iter()
+        .enumerate()
+        .filter_map(|(at, write)| Some((offset + at, Row::of(write)?)))
+        .unzip();
+    Outcome {
+        lost_at,
+        lost: vec![Lost {
+            rows,
+            reason: lost::reason(err),
+        }],
+    }
+}
+
+fn log(lost: &Lost) {
+    match lost.rows.as_slice() {
+        [row] => tracing::error!("the cache refused {row}: {}", lost.reason),
+        rows => tracing::error!(
+            "the cache cannot store anything ({}); {} rows of this batch are lost, the first {}",
+            lost.reason,
+            rows.len(),
+            rows.first().map(ToString::to_string).unwrap_or_default()
+        ),
+    }
+}
+
+/// Answers the batch's flushes: a waiter hears `false` if a row queued before it was lost
+/// (in this batch, or since the last waiter heard). Returns whether a loss is left unheard.
+fn answer_waiters(batch: Vec<Write>, lost_at: &[usize], unheard: bool) -> bool {
+    let first_lost = lost_at.first().copied();
+    let mut last_waiter = None;
+    for (at, write) in batch.into_iter().enumerate() {
+        if let Write::Flush(ack) = write {
+            let lost_before = unheard || first_lost.is_some_and(|lost| lost < at);
+            let _ = ack.send(!lost_before);
+            last_waiter = Some(at);
+        }
+    }
+    match last_waiter {
+        Some(waiter) => lost_at.iter().any(|lost| *lost > waiter),
+        None => unheard || first_lost.is_some(),
+    }
+}
+
+/// The writes in one transaction (flushes are answered by the caller).
+fn commit(conn: &mut Connection, writes: &[Write]) -> Result<(), CacheError> {
     let tx = conn.transaction()?;
-    for write in batch {
-        apply(&tx, write, acks)?;
+    for write in writes {
+        apply(&tx, write)?;
     }
     tx.commit()?;
     Ok(())
 }
 
-/// One write, inside the batch's transaction; a flush's waiter is kept for after the commit.
-fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -> Result<(), CacheError> {
+/// One write, inside its transaction.
+fn apply(tx: &Connection, write: &Write) -> Result<(), CacheError> {
     match write {
-        Write::Customer { summary, body } => write_customer(tx, &summary, &body)?,
+        Write::Customer { summary, body } => write_customer(tx, summary, body)?,
         Write::Status {
             customer_id,
             body,
             summary,
             fetched_at,
-        } => write_status(tx, customer_id, &body, &summary, to_ms(fetched_at))?,
+        } => write_status(tx, *customer_id, body, summary, to_ms(*fetched_at))?,
         Write::Workflow {
             customer_id,
             view,
             since,
-        } => write_workflow(tx, customer_id, &view, to_ms(since))?,
+        } => write_workflow(tx, *customer_id, view, to_ms(*since))?,
         Write::Event {
             id,
             event_type,
@@ -115,7 +200,7 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
                 "INSERT OR IGNORE INTO webhook_events (id, event_type, customer_id, body, received_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![id, event_type, customer_id, body, to_ms(received_at)])?;
+            .execute(params![id, event_type, customer_id, body, to_ms(*received_at)])?;
         }
         Write::Upload {
             sha256,
@@ -136,7 +221,7 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
                 document_type,
                 path,
                 document_id,
-                to_ms(at)
+                to_ms(*at)
             ])?;
         }
         Write::Timeline {
@@ -148,9 +233,9 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
             tx.prepare_cached(
                 "INSERT INTO timeline (customer_id, at_ms, kind, text) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![customer_id.to_string(), to_ms(at), kind, text])?;
+            .execute(params![customer_id.to_string(), to_ms(*at), kind, text])?;
         }
-        Write::Setting { key, value } => write_setting(tx, &key, value.as_deref())?,
+        Write::Setting { key, value } => write_setting(tx, key, value.as_deref())?,
         Write::Clear => {
             tx.execute_batch(
                 "DELETE FROM customers; DELETE FROM statuses; DELETE FROM overview;
@@ -158,7 +243,7 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
             )?;
         }
         Write::Prune { before } => {
-            let before = to_ms(before);
+            let before = to_ms(*before);
             let events = tx
                 .prepare_cached("DELETE FROM webhook_events WHERE received_at_ms < ?1")?
                 .execute([before])?;
@@ -171,7 +256,7 @@ fn apply(tx: &Connection, write: Write, acks: &mut Vec<oneshot::Sender<bool>>) -
                 );
             }
         }
-        Write::Flush(ack) => acks.push(ack),
+        Write::Flush(_) => {}
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ impl Model {
         };
         entry.checked_at = Some(now);
         let reconciled = self.tracker.on_snapshot(id, &status, now, superseded);
+        self.rewrite_lost_workflow(id, &reconciled);
         publish |= self.keep_status(id, &status, now);
         // The row first, so whoever reads the events below already knows the customer.
         if publish || reconciled.changed() {

@@ -14,6 +14,7 @@ mod apply;
 mod config;
 mod events;
 mod handle;
+mod lost;
 mod poll;
 mod publish;
 mod pulls;
@@ -71,6 +72,8 @@ struct Model {
     tracker: Tracker,
     /// The newest webhook ids seen (older repeats are told by the cache).
     recent_ids: crate::sync::recent_ids::RecentIds,
+    /// Customers whose workflow row the cache lost: written again with their next status.
+    workflows_lost: HashSet<Uuid>,
     /// Webhooks whose row is being committed, and the repeats waiting for that commit.
     committing: HashMap<String, Vec<tokio::sync::oneshot::Sender<crate::sync::observation::Ack>>>,
     schedule: Schedule,
@@ -128,6 +131,7 @@ impl Model {
             directory: Directory::default(),
             tracker: Tracker::default(),
             recent_ids: Default::default(),
+            workflows_lost: HashSet::new(),
             committing: HashMap::new(),
             schedule: Schedule::new(config.timing.background_polls_per_second, now),
             sweeps: Sweeps::new(now),
@@ -246,6 +250,7 @@ impl Model {
             matches!(
                 o,
                 Observation::Upload { .. }
+                    | Observation::UploadMade(_)
                     | Observation::Webhook { .. }
                     | Observation::Rejected { .. }
                     | Observation::Committed { .. }
@@ -387,6 +392,7 @@ impl Model {
                 sha256,
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
+            Observation::UploadMade(made) => self.record_upload(made),
             Observation::Fatal(error) => self.fatal_api(&error),
             Observation::Registered(result) => self.registered(result),
             Observation::Committed {
@@ -394,6 +400,7 @@ impl Model {
                 recorded,
                 ack,
             } => self.committed(event_id, recorded, ack),
+            Observation::Lost(lost) => self.lost(lost),
             Observation::Clock(offset_seconds) => {
                 let offset = time::Duration::seconds(offset_seconds);
                 if offset != self.server_offset {

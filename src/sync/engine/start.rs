@@ -42,13 +42,13 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         ..config.api.clone()
     };
     let client = ApiClient::new(&api)?;
+    let (observations_tx, observations) = mpsc::unbounded_channel();
     let Cache {
         reader,
         mut snapshot,
         writer,
         writer_thread,
-    } = open_cache(&config)?;
-    let (observations_tx, observations) = mpsc::unbounded_channel();
+    } = open_cache(&config, observations_tx.clone()).await?;
     // Bounded: a watcher that stops reading slows the engine down (see `Backlog`).
     let (events_tx, events) = mpsc::channel(EVENTS_BUFFER);
     let inlet = Inlet {
@@ -130,15 +130,37 @@ struct Cache {
     writer_thread: std::thread::JoinHandle<()>,
 }
 
-/// Opens and loads the cache; a cache filled from another API or key would mix two
-/// accounts, so it is started afresh.
-fn open_cache(config: &EngineConfig) -> Result<Cache, EngineError> {
+/// Opens and loads the cache (up to 100,000 rows: on the blocking pool, never on an async
+/// worker); a cache filled from another API or key would mix two accounts, so it is started
+/// afresh. Rows the writer cannot store are told to the engine, which writes them again.
+async fn open_cache(
+    config: &EngineConfig,
+    observations: mpsc::UnboundedSender<Observation>,
+) -> Result<Cache, EngineError> {
     let path = config.data_dir.join("cache.db");
-    let conn = cache::open(&path)?;
-    let reader = Arc::new(Mutex::new(cache::open(&path)?));
-    let mut snapshot = cache::load(&conn)?;
-    let (writer, writer_thread) = cache::spawn_writer(conn);
     let identity = api_identity(&config.api, config.sandbox);
+    let opening = tokio::task::spawn_blocking(move || load_cache(&path, identity, observations));
+    match opening.await {
+        Ok(cache) => cache,
+        Err(err) => match err.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(cache::CacheError::Closed.into()),
+        },
+    }
+}
+
+/// [`open_cache`]'s blocking work.
+fn load_cache(
+    path: &std::path::Path,
+    identity: String,
+    observations: mpsc::UnboundedSender<Observation>,
+) -> Result<Cache, EngineError> {
+    let conn = cache::open(path)?;
+    let reader = Arc::new(Mutex::new(cache::open(path)?));
+    let mut snapshot = cache::load(&conn)?;
+    let (writer, writer_thread) = cache::spawn_writer(conn, move |lost| {
+        let _ = observations.send(Observation::Lost(lost));
+    });
     if snapshot
         .settings
         .get(API_IDENTITY)
