@@ -17,7 +17,7 @@ use crate::sync::tracker::Reconciled;
 
 /// The hash of a body the engine no longer claims to have stored: no body has it, so the next
 /// one seen differs and is written.
-const FORGOTTEN: u64 = 0;
+pub(super) const FORGOTTEN: u64 = 0;
 
 impl Model {
     /// Rows the writer could not store: forgotten, so they are written again, and said.

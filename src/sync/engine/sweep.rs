@@ -189,7 +189,11 @@ impl Model {
         let known = self.customers.get(&listed.id);
         match (known, self.tracker.stage(listed.id)) {
             (Some(entry), Some(stage)) => {
-                entry.status.is_none()
+                // A status the cache lost (its hash forgotten) is read again by this sweep.
+                entry
+                    .status
+                    .as_ref()
+                    .is_none_or(|s| s.hash == super::lost::FORGOTTEN)
                     || entry.customer.hash != listed.hash
                     || ((self.once || self.sweeps.catch_up) && !stage.is_terminal())
             }
