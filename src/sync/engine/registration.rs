@@ -51,7 +51,10 @@ impl Model {
         if self.api_failed(error, wait) {
             return;
         }
-        let reason = format!("webhook registration failed: {error}; polling alone meanwhile");
+        let reason = format!(
+            "webhook registration failed ({}): {error}; polling alone meanwhile",
+            short_reason(error)
+        );
         self.emit(EngineEvent::PollError {
             customer_id: None,
             status: None,
@@ -139,5 +142,15 @@ fn as_api_error(error: EngineError) -> ApiError {
             retry_after: None,
         },
         other => ApiError::Decode(other.to_string()),
+    }
+}
+
+/// Why a registration failed, in a few words for the dashboard's header.
+fn short_reason(error: &ApiError) -> String {
+    match error {
+        ApiError::Transport(_) => "API unreachable".into(),
+        ApiError::Status { status, .. } => format!("HTTP {status}"),
+        ApiError::Decode(why) if why.contains("no secret") => "no secret returned".into(),
+        ApiError::Decode(_) => "unusable answer".into(),
     }
 }

@@ -40,7 +40,12 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
             format!("receiver {} · {age}{rejected}", short_url(url))
         }
         (None, Some(note)) if note.starts_with("registering") => "receiver: registering…".into(),
-        (None, _) => "no receiver (polling only)".into(),
+        // "webhook registration failed (HTTP 503): …": the words in brackets.
+        (None, Some(note)) => match note.split_once(" (").and_then(|(_, rest)| rest.split_once("):")) {
+            Some((why, _)) => format!("no receiver ({why})"),
+            None => "no receiver (polling only)".into(),
+        },
+        (None, None) => "no receiver (polling only)".into(),
     };
     first.push(Span::styled(format!("  {receiver}"), theme.dim()));
 

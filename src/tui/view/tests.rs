@@ -222,6 +222,13 @@ fn the_api_unreachable_with_stale_rows() {
             in_flight: 0,
         },
         EngineEvent::Stale(stale),
+        EngineEvent::Receiver {
+            webhook_url: None,
+            reason: Some(
+                "webhook registration failed (API unreachable): cannot reach the API; polling alone meanwhile"
+                    .into(),
+            ),
+        },
     ]));
     assert_snapshot!(render(&app, 120, 24, ThemeName::Dark).backend());
 
