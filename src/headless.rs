@@ -31,6 +31,9 @@ pub fn ndjson_line(event: &EngineEvent, at: OffsetDateTime) -> String {
 
 /// `kycdash watch`.
 pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
+    // Installed before anything else: a signal during start-up stops `watch` cleanly too.
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     let mut connection = connect(&args.connect, true).await?;
     if let Some(sandbox) = &connection.sandbox {
         eprintln!(
@@ -54,9 +57,10 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let (handle, mut events, task) = engine.into_parts();
     crate::crash::test_trigger();
     let mut fatal = None;
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
     let mut stopping = false;
+    // Stopped by a signal or a closed stdout: a reader that does not read is not waited for.
+    let mut hurried = false;
+    let mut said_receiver: Option<String> = None;
     let mut api = ApiState::Connecting;
     let mut out = StdoutLines::spawn();
     loop {
@@ -66,11 +70,16 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                 if let EngineEvent::Fatal { error } = &event {
                     fatal = Some(error.clone());
                 }
+                // Said once: a registration retried every few minutes says so again only if
+                // the reason changes.
                 if let EngineEvent::Receiver { webhook_url, reason } = &event {
-                    match (webhook_url, reason) {
-                        (Some(url), _) => eprintln!("kycdash: webhooks are received at {url}"),
-                        (None, Some(reason)) => eprintln!("kycdash: {reason}"),
-                        (None, None) => {}
+                    let said = match (webhook_url, reason) {
+                        (Some(url), _) => Some(format!("webhooks are received at {url}")),
+                        (None, reason) => reason.clone(),
+                    };
+                    if let Some(said) = said.filter(|said| said_receiver.as_ref() != Some(said)) {
+                        eprintln!("kycdash: {said}");
+                        said_receiver = Some(said);
                     }
                 }
                 // `--once` ends at the first failure, with one line.
@@ -86,18 +95,23 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                 let line = ndjson_line(&event, OffsetDateTime::now_utc());
                 // A slow reader makes this wait (and the engine slow down); a signal still
                 // stops it, and then a reader that reads no more is not waited for long.
-                let written = tokio::select! {
-                    written = out.write(line.clone()) => written,
-                    _ = &mut signal, if !stopping => {
-                        handle.stop();
-                        stopping = true;
-                        tokio::time::timeout(STOP_PATIENCE, out.write(line)).await.unwrap_or(false)
+                let written = if hurried {
+                    tokio::time::timeout(STOP_PATIENCE, out.write(line)).await.unwrap_or(false)
+                } else {
+                    tokio::select! {
+                        written = out.write(line.clone()) => written,
+                        _ = &mut signal, if !stopping => {
+                            handle.stop();
+                            (stopping, hurried) = (true, true);
+                            tokio::time::timeout(STOP_PATIENCE, out.write(line)).await.unwrap_or(false)
+                        }
                     }
                 };
                 // A closed stdout (a pipe whose reader left) ends the watch like a signal;
                 // the events are still drained, so the engine can stop.
                 if !written {
                     out.abandon();
+                    hurried = true;
                     if !stopping {
                         handle.stop();
                         stopping = true;
@@ -109,12 +123,12 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
             }
             _ = &mut signal, if !stopping => {
                 handle.stop();
-                stopping = true;
+                (stopping, hurried) = (true, true);
             }
         }
     }
     let _ = task.await;
-    out.finish().await;
+    out.finish(hurried).await;
     connection.shutdown().await;
     match fatal {
         Some(error) => Err(Failure::fatal(error)),
@@ -171,12 +185,17 @@ impl StdoutLines {
         self.lines = None;
     }
 
-    /// Waits for the lines queued to be written (not for ever: a reader may never read).
-    async fn finish(mut self) {
+    /// Waits for the lines queued to be written: all of them for a reader that reads, however
+    /// slowly; when `hurried` (a signal, a closed stdout), not for ever.
+    async fn finish(mut self, hurried: bool) {
         self.lines = None;
         if let Some(thread) = self.thread.take() {
             let joined = tokio::task::spawn_blocking(move || thread.join());
-            let _ = tokio::time::timeout(STOP_PATIENCE, joined).await;
+            if hurried {
+                let _ = tokio::time::timeout(STOP_PATIENCE, joined).await;
+            } else {
+                let _ = joined.await;
+            }
         }
     }
 }

@@ -502,6 +502,8 @@ fn started_with_the_api_down_it_shows_the_cache_then_reconnects_by_itself() {
     });
     session.screen.wait_to_see("● connected");
     session.screen.wait_to_see("awaiting_sdk");
+    // The webhook registration is tried again at once, and the receiver runs.
+    session.screen.wait_to_see("/webhooks · no event yet");
     let screen = session.screen.visible();
     let header = screen.lines().next().unwrap_or_default();
     assert!(

@@ -650,8 +650,14 @@ async fn an_unreachable_api_names_stale_rows_and_a_refused_key_is_shown_not_fata
     let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
         .await
         .unwrap();
+    // A file in the inbox: its upload meets the refused key too, and that is not the end
+    // either.
+    let inbox = dir.path().join("refused-inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("ada-1__W9.pdf"), b"%PDF-1.7\n%%EOF\n").unwrap();
     let refused = EngineConfig {
         receiver: None,
+        inbox: Some(inbox),
         publish_customers: true,
         stop_on_refused_key: false,
         ..EngineConfig::new(
@@ -669,6 +675,14 @@ async fn an_unreachable_api_names_stale_rows_and_a_refused_key_is_shown_not_fata
     })
     .await;
     assert!(reason.contains("401"), "{reason}");
+    // The inbox's attempt (after the file held still) also meets the refused key.
+    let inbox_tried = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Some(event)) = tokio::time::timeout_at(inbox_tried, events.recv()).await {
+        assert!(
+            !matches!(event, EngineEvent::Fatal { .. }),
+            "a refused key ends a dashboard's engine: {event:?}"
+        );
+    }
     handle.stop();
     let mut rest = Vec::new();
     while let Some(event) = events.recv().await {

@@ -375,7 +375,7 @@ impl Inbox {
     }
 
     /// A request about `file` failed: retried later if the failure may pass (a refused key
-    /// also stops the engine), else the file is set aside with the reason `why` gives.
+    /// also stops `watch`), else the file is set aside with the reason `why` gives.
     async fn api_failed(
         &self,
         file: &Dropped,
@@ -385,7 +385,7 @@ impl Inbox {
         why: fn(&ApiError) -> String,
     ) -> Processed {
         if err.is_unauthorized() {
-            let _ = self.engine.send(Observation::Fatal(err.clone()));
+            let _ = self.engine.send(Observation::KeyRefused(err.clone()));
             return Processed::RetryLater(err.to_string());
         }
         if err.is_transient() {

@@ -89,11 +89,13 @@ pub enum Observation {
     /// An inbox file uploaded: its upload is recorded before the file moves (SPEC §10), and
     /// `Upload` follows once it has.
     UploadMade(UploadMade),
-    Fatal(ApiError),
+    /// The API refused the key to a producer (the inbox): the end for `watch`, a state the
+    /// dashboard shows.
+    KeyRefused(ApiError),
     /// The sandbox's clock is this many seconds ahead.
     Clock(i64),
     /// A retried registration of the webhook endpoint: its secret, or why it failed.
-    Registered(Result<String, ApiError>),
+    Registered(Result<crate::secret::Secret, ApiError>),
     /// The commit a webhook's row waited for is done (`recorded`) or failed (its id is then
     /// not known after all, and the sender must retry); `ack` is the first copy's answer.
     Committed {

@@ -101,6 +101,16 @@ pub fn serve(
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
+    // First of all, so that nothing (a flood of forged deliveries either) adds to a backlog
+    // that is already far behind.
+    if receiver.inlet.backlog.turn_away() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "30")],
+            "busy: what was received is still being read; try again later",
+        )
+            .into_response();
+    }
     let reject = |status: StatusCode, reason: RejectReason, detail: String| {
         let _ = receiver.inlet.engine.send(Observation::Rejected {
             reason,
@@ -160,14 +170,6 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
             );
         }
     };
-    if receiver.inlet.backlog.turn_away() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(axum::http::header::RETRY_AFTER, "30")],
-            "busy: what was received is still being read; try again later",
-        )
-            .into_response();
-    }
     let stored = match &receiver.inlet.stored {
         Some(stored) => stored.contains(&event.id).await,
         None => false,

@@ -109,6 +109,11 @@ impl fmt::Debug for Write {
             Write::Flush(answer) => f.debug_tuple("Flush").field(answer).finish(),
             Write::Clear => f.write_str("Clear"),
             Write::Prune { before } => f.debug_struct("Prune").field("before", before).finish(),
+            Write::Checked { customer_id, at } => f
+                .debug_struct("Checked")
+                .field("customer_id", customer_id)
+                .field("at", at)
+                .finish(),
         }
     }
 }

@@ -38,7 +38,9 @@ impl Row {
     pub fn of(write: &Write) -> Option<Row> {
         Some(match write {
             Write::Customer { summary, .. } => Row::Customer(summary.id),
-            Write::Status { customer_id, .. } => Row::Status(*customer_id),
+            Write::Status { customer_id, .. } | Write::Checked { customer_id, .. } => {
+                Row::Status(*customer_id)
+            }
             Write::Workflow { customer_id, .. } => Row::Workflow(*customer_id),
             Write::Event { id, customer_id, .. } => Row::Event {
                 id: id.clone(),

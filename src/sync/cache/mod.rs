@@ -270,6 +270,11 @@ pub enum Write {
     Prune {
         before: OffsetDateTime,
     },
+    /// A status read again and found unchanged at `at`: only its time is written.
+    Checked {
+        customer_id: Uuid,
+        at: OffsetDateTime,
+    },
 }
 
 impl Write {

@@ -256,6 +256,13 @@ fn apply(tx: &Connection, write: &Write) -> Result<(), CacheError> {
                 );
             }
         }
+        Write::Checked { customer_id, at } => {
+            let (id, at) = (customer_id.to_string(), to_ms(*at));
+            tx.prepare_cached("UPDATE statuses SET fetched_at_ms = ?2 WHERE customer_id = ?1")?
+                .execute(params![id, at])?;
+            tx.prepare_cached("UPDATE overview SET fetched_at_ms = ?2 WHERE customer_id = ?1")?
+                .execute(params![id, at])?;
+        }
         Write::Flush(_) => {}
     }
     Ok(())

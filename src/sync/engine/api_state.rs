@@ -40,14 +40,12 @@ impl Model {
         if self.api.state == ApiState::Connected {
             return;
         }
-        let was_down = matches!(
-            self.api.state,
-            ApiState::Unreachable { .. } | ApiState::KeyRefused { .. }
-        );
+        // After an outage (not a refused key: the requests were answered, only refused).
+        let outage = matches!(self.api.state, ApiState::Unreachable { .. });
         self.api.state = ApiState::Connected;
         self.api.stale_due = None;
         self.emit(EngineEvent::Api(ApiState::Connected));
-        if was_down {
+        if outage {
             tracing::debug!("the API answers again");
             // Whatever changed meanwhile and was announced to nobody is read by the next
             // sweep, and those whose polls failed are polled soon (within the budget).

@@ -83,6 +83,12 @@ impl Model {
             .as_ref()
             .is_some_and(|known| known.hash == summary.hash)
         {
+            // Unchanged, but read now: after a restart with the API down, its age (and
+            // `status`'s "as of") is that of this read, not of its last change.
+            self.writer_write(Write::Checked {
+                customer_id: id,
+                at: now,
+            });
             return false;
         }
         let summary = Arc::new(summary);

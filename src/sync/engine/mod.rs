@@ -393,7 +393,9 @@ impl Model {
                 result,
             } => self.upload(path, customer_id, document_type, sha256, result),
             Observation::UploadMade(made) => self.record_upload(made),
-            Observation::Fatal(error) => self.fatal_api(&error),
+            Observation::KeyRefused(error) => {
+                self.api_failed(&error, Duration::from_secs(60));
+            }
             Observation::Registered(result) => self.registered(result),
             Observation::Committed {
                 event_id,

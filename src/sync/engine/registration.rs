@@ -95,18 +95,19 @@ impl Model {
         let (url, settings) = (pending.url.clone(), pending.settings.clone());
         tokio::spawn(async move {
             let result = super::start::register(&client, &url, &settings, &writer).await;
-            let _ = observations.send(Observation::Registered(result.map_err(as_api_error)));
+            let result = result.map(crate::secret::Secret::from).map_err(as_api_error);
+            let _ = observations.send(Observation::Registered(result));
         });
     }
 
     /// A retried registration came back.
-    pub(super) fn registered(&mut self, result: Result<String, ApiError>) {
+    pub(super) fn registered(&mut self, result: Result<crate::secret::Secret, ApiError>) {
         let secret = match result {
             Ok(secret) => secret,
             Err(error) => return self.registration_failed(&error),
         };
         self.api_answered();
-        let verifier = match receiver::verifier(&secret) {
+        let verifier = match receiver::verifier(secret.expose_secret()) {
             Ok(verifier) => verifier,
             Err(why) => return self.registration_failed(&ApiError::Decode(why)),
         };

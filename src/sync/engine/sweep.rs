@@ -77,7 +77,8 @@ impl Model {
         let observations = self.observations.clone();
         let sandbox = self.sandbox;
         let mut paused = self.pause.subscribe();
-        tokio::spawn(async move {
+        let cancel = self.cancel.clone();
+        let listing = async move {
             if sandbox && let Ok(clock) = client.clock().await {
                 let _ = observations.send(Observation::Clock(clock.offset_seconds as i64));
             }
@@ -106,6 +107,13 @@ impl Model {
                 if observations.send(observation).is_err() {
                     return;
                 }
+            }
+        };
+        // Ends with the engine, wherever it waits (a page out, the read-ahead, a pause).
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = listing => {}
             }
         });
     }

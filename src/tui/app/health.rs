@@ -9,22 +9,32 @@ use time::OffsetDateTime;
 /// How far back error counts reach.
 pub const RECENT: time::Duration = time::Duration::minutes(5);
 
-/// When errors happened, the last [`RECENT`] of them.
+/// How many errors happened in each second of the last [`RECENT`]: at most 300 buckets,
+/// however many errors a flood brings.
 #[derive(Debug, Default, Clone)]
 pub struct RecentErrors {
-    at: VecDeque<OffsetDateTime>,
+    seconds: VecDeque<(i64, usize)>,
 }
 
 impl RecentErrors {
     pub fn note(&mut self, at: OffsetDateTime) {
         self.forget_before(at - RECENT);
-        self.at.push_back(at);
+        let second = at.unix_timestamp();
+        match self.seconds.back_mut() {
+            Some((last, count)) if *last == second => *count += 1,
+            _ => self.seconds.push_back((second, 1)),
+        }
     }
 
     /// How many happened in the [`RECENT`] minutes before `now`.
     pub fn count(&self, now: OffsetDateTime) -> usize {
-        let since = now - RECENT;
-        self.at.iter().rev().take_while(|at| **at > since).count()
+        let since = (now - RECENT).unix_timestamp();
+        self.seconds
+            .iter()
+            .rev()
+            .take_while(|(second, _)| *second > since)
+            .map(|(_, count)| count)
+            .sum()
     }
 
     /// Whether the count can still change by itself (an error is yet to age out): then the
@@ -35,8 +45,9 @@ impl RecentErrors {
 
     /// Drops what aged out (called on each note, so the queue holds five minutes at most).
     fn forget_before(&mut self, since: OffsetDateTime) {
-        while self.at.front().is_some_and(|at| *at <= since) {
-            self.at.pop_front();
+        let since = since.unix_timestamp();
+        while self.seconds.front().is_some_and(|(second, _)| *second <= since) {
+            self.seconds.pop_front();
         }
     }
 }
@@ -62,8 +73,11 @@ mod tests {
             0
         );
         assert!(!errors.ageing(start + time::Duration::minutes(9)));
-        // A note forgets what aged out: the queue never holds more than the window.
-        errors.note(start + time::Duration::minutes(20));
-        assert_eq!(errors.at.len(), 1);
+        // A note forgets what aged out, and a flood in one second is one bucket.
+        for _ in 0..10_000 {
+            errors.note(start + time::Duration::minutes(20));
+        }
+        assert_eq!(errors.seconds.len(), 1);
+        assert_eq!(errors.count(start + time::Duration::minutes(20)), 10_000);
     }
 }

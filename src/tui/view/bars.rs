@@ -27,7 +27,7 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
         first.push(Span::styled(" [READ-ONLY]", theme.alert()));
     }
     first.push(Span::raw(format!("  {} ", h.api_url)));
-    first.push(api_state(&h.api, app.now, theme));
+    first.push(api_state(&h.api, h.paused, app.now, theme));
     let receiver = match (&h.webhook_url, &h.receiver_note) {
         (Some(url), _) => {
             let age = h.last_webhook.map_or("no event yet".to_string(), |at| {
@@ -146,12 +146,15 @@ pub(super) fn draw_hints(frame: &mut Frame, area: Rect, app: &App, keymap: &Keym
 
 /// The API's state in words (SPEC §10): connected; unreachable since HH:MM with the next
 /// retry; key refused.
-fn api_state<'a>(state: &ApiState, now: time::OffsetDateTime, theme: &Theme) -> Span<'a> {
+fn api_state<'a>(state: &ApiState, paused: bool, now: time::OffsetDateTime, theme: &Theme) -> Span<'a> {
     match state {
         ApiState::Connecting => Span::styled("● connecting…", theme.dim()),
         ApiState::Connected => Span::styled("● connected", theme.ok()),
         ApiState::Unreachable { since, retry_at, .. } => {
-            let retry = if *retry_at > now {
+            // Paused, nothing is retried until `p` again (a person's own request still is).
+            let retry = if paused {
+                "paused".to_string()
+            } else if *retry_at > now {
                 format!("retry in {}", ago(*retry_at - now))
             } else {
                 "retrying".to_string()
