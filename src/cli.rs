@@ -59,6 +59,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Say what a customer needs next, in plain words (or as JSON with --json).
     Status(StatusArgs),
+    /// Write one record per customer from the cache, as CSV or NDJSON (works offline).
+    Export(ExportArgs),
 }
 
 /// Where the API is and where kycdash keeps its files. Flags win over the environment, which
@@ -152,6 +154,29 @@ pub struct StatusArgs {
     /// Print the status and the advice as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to write.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: crate::export::Format,
+
+    /// Write to FILE (this user's alone, replaced whole) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Add the personal data columns: name, email, birthDate, address, documentNumber,
+    /// ipAddress.
+    #[arg(long)]
+    pub include_pii: bool,
+
+    /// Sweep once first, as `watch --once` does; fails if the API cannot be reached.
+    #[arg(long)]
+    pub refresh: bool,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -28,8 +28,8 @@ fn main() -> ExitCode {
         // The dashboard logs to kycdash.log in the data directory, never to the screen.
         return finish(run(tui::run(cli.dashboard)));
     };
-    // `status` prints an answer: only problems belong beside it.
-    let default_level = if matches!(command, Command::Status(_)) {
+    // `status` and `export` print an answer: only problems belong beside it.
+    let default_level = if matches!(command, Command::Status(_) | Command::Export(_)) {
         "warn"
     } else {
         "info"
@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => run(serve_sandbox(args)),
         Command::Watch(args) => run(headless::watch(args)),
         Command::Status(args) => run(headless::status(args)),
+        Command::Export(args) => run(headless::export(args)),
     })
 }
 
