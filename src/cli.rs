@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::sandbox::ApiKey;
 use crate::secret::Secret;
@@ -61,6 +61,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Write one record per customer from the cache, as CSV or NDJSON (works offline).
     Export(ExportArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 /// Where the API is and where kycdash keeps its files. Flags win over the environment, which
@@ -180,6 +184,54 @@ pub struct ExportArgs {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `kycdash completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+/// Writes the completion script of `shell` for the whole command line (made whole first:
+/// clap_complete panics on a write error, and stdout may be a closed pipe).
+pub fn write_completions(shell: CompletionShell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+        CompletionShell::Powershell => Shell::PowerShell,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kycdash", &mut script);
+    out.write_all(&script)
+}
+
+/// Writes the man page (roff) of the whole command line, `.TH` first: the `roff` crate puts
+/// its apostrophe definition (`.ie`/`.el`, which `.TH`'s arguments do not use) above it, and
+/// what sniffs a file for a man page (`file`, `lexgrog`) looks for `.TH` or a comment there.
+pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    let title = page.lines().find(|line| line.starts_with(".TH "));
+    if let Some(title) = title {
+        writeln!(out, "{title}")?;
+    }
+    for line in page.lines().filter(|line| Some(*line) != title) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
