@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::sandbox::ApiKey;
 use crate::secret::Secret;
@@ -59,6 +59,12 @@ pub enum Command {
     Watch(WatchArgs),
     /// Say what a customer needs next, in plain words (or as JSON with --json).
     Status(StatusArgs),
+    /// Write one record per customer from the cache, as CSV or NDJSON (works offline).
+    Export(ExportArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 /// Where the API is and where kycdash keeps its files. Flags win over the environment, which
@@ -155,6 +161,77 @@ pub struct StatusArgs {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to write.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: crate::export::Format,
+
+    /// Write to FILE (this user's alone, replaced whole) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Add the personal data columns: name, email, birthDate, address, documentNumber,
+    /// ipAddress.
+    #[arg(long)]
+    pub include_pii: bool,
+
+    /// Sweep once first, as `watch --once` does; fails if the API cannot be reached.
+    #[arg(long)]
+    pub refresh: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `kycdash completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+/// Writes the completion script of `shell` for the whole command line (made whole first:
+/// clap_complete panics on a write error, and stdout may be a closed pipe).
+pub fn write_completions(shell: CompletionShell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+        CompletionShell::Powershell => Shell::PowerShell,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kycdash", &mut script);
+    out.write_all(&script)
+}
+
+/// Writes the man page (roff) of the whole command line, `.TH` first: the `roff` crate puts
+/// its apostrophe definition (`.ie`/`.el`, which `.TH`'s arguments do not use) above it, and
+/// what sniffs a file for a man page (`file`, `lexgrog`) looks for `.TH` or a comment there.
+pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    let title = page.lines().find(|line| line.starts_with(".TH "));
+    if let Some(title) = title {
+        writeln!(out, "{title}")?;
+    }
+    for line in page.lines().filter(|line| Some(*line) != title) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -87,15 +87,7 @@ fn data_dir(args: &ConnectArgs, profile: Option<&Profile>) -> Result<PathBuf, Fa
 /// Resolves the connection (flags > env > profile > embedded sandbox). With `lock`, takes the
 /// data directory's lock first, so a second engine on it stops before touching anything.
 pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failure> {
-    let config_path = args
-        .config
-        .clone()
-        .or_else(config::default_path)
-        .unwrap_or_else(|| PathBuf::from("config.toml"));
-    let config = config::load(&config_path).map_err(|e| Failure::usage(e.to_string()))?;
-    let profile = config
-        .profile(args.profile.as_deref(), &config_path)
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let (config, profile) = load_config(args)?;
     let profile_settings = profile.as_ref().map(|(_, p)| p);
     let data_dir = data_dir(args, profile_settings)?;
     crate::private::create_dir(&data_dir).map_err(|e| {
@@ -121,14 +113,45 @@ pub async fn connect(args: &ConnectArgs, lock: bool) -> Result<Connection, Failu
     })
 }
 
-/// The API's URL and key: flags or env, else the profile's, else the embedded sandbox (with
-/// `lock` unset, `status` beside a running engine uses the sandbox that engine serves).
-async fn resolve_api(
-    args: &ConnectArgs,
-    profile: Option<&Profile>,
-    data_dir: &Path,
-    lock: bool,
-) -> Result<(String, Secret, Option<RunningSandbox>), Failure> {
+/// The config file and the profile chosen in it.
+fn load_config(args: &ConnectArgs) -> Result<(config::ConfigFile, Option<(String, Profile)>), Failure> {
+    let config_path = args
+        .config
+        .clone()
+        .or_else(config::default_path)
+        .unwrap_or_else(|| PathBuf::from("config.toml"));
+    let config = config::load(&config_path).map_err(|e| Failure::usage(e.to_string()))?;
+    let profile = config
+        .profile(args.profile.as_deref(), &config_path)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok((config, profile))
+}
+
+/// What a mode that only reads the cache needs: where it is, and which account (the
+/// `api.identity` setting) it must hold. Resolved as `connect` resolves (flags > env > profile
+/// > the embedded sandbox), without connecting, starting a sandbox or creating anything.
+pub struct CacheOnly {
+    pub data_dir: PathBuf,
+    pub identity: String,
+}
+
+pub fn cache_only(args: &ConnectArgs) -> Result<CacheOnly, Failure> {
+    let (_, profile) = load_config(args)?;
+    let profile = profile.as_ref().map(|(_, p)| p);
+    let data_dir = data_dir(args, profile)?;
+    let identity = match given_api(args, profile)? {
+        Some((url, key)) => engine::api_identity(&ClientConfig::new(url, key), false),
+        None => engine::api_identity(
+            &ClientConfig::new("", Secret::from(sandbox::DEFAULT_API_KEY)),
+            true,
+        ),
+    };
+    Ok(CacheOnly { data_dir, identity })
+}
+
+/// The API's URL and key when flags, env or the profile give them (checked); `None` for the
+/// embedded sandbox.
+fn given_api(args: &ConnectArgs, profile: Option<&Profile>) -> Result<Option<(String, Secret)>, Failure> {
     let api_url = args
         .api_url
         .clone()
@@ -141,7 +164,7 @@ async fn resolve_api(
         (Some(url), Some(key)) => {
             let url = checked_url("--api-url", url.trim_end_matches('/'))?;
             checked_key(&key)?;
-            Ok((url, key, None))
+            Ok(Some((url, key)))
         }
         (Some(_), None) => Err(Failure::usage(
             "an API URL without an API key: pass --api-key or set KYCDASH_API_KEY",
@@ -149,7 +172,21 @@ async fn resolve_api(
         (None, Some(_)) => Err(Failure::usage(
             "an API key without an API URL: pass --api-url or set KYCDASH_API_URL",
         )),
-        (None, None) => {
+        (None, None) => Ok(None),
+    }
+}
+
+/// The API's URL and key: flags or env, else the profile's, else the embedded sandbox (with
+/// `lock` unset, `status` beside a running engine uses the sandbox that engine serves).
+async fn resolve_api(
+    args: &ConnectArgs,
+    profile: Option<&Profile>,
+    data_dir: &Path,
+    lock: bool,
+) -> Result<(String, Secret, Option<RunningSandbox>), Failure> {
+    match given_api(args, profile)? {
+        Some((url, key)) => Ok((url, key, None)),
+        None => {
             let key = Secret::from(sandbox::DEFAULT_API_KEY);
             let beside_engine = std::fs::read_to_string(data_dir.join(SANDBOX_URL_FILE))
                 .ok()

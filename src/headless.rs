@@ -1,5 +1,7 @@
-//! The modes without a screen: `kycdash watch` (the sync engine, printing NDJSON) and
-//! `kycdash status CUSTOMER`.
+//! The modes without a screen: `kycdash watch` (the sync engine, printing NDJSON),
+//! `kycdash status CUSTOMER` and `kycdash export`.
+
+mod export;
 
 use std::io::Write as _;
 
@@ -12,6 +14,8 @@ use crate::connection::{Failure, connect, engine_config, shutdown_signal};
 use crate::domain::{ComplianceStatus, Customer, advise};
 use crate::sandbox;
 use crate::sync::engine::{self, ApiState, EngineError, EngineEvent};
+
+pub use self::export::export;
 
 /// One NDJSON line: `at`, then the event's own fields (`kind` first).
 pub fn ndjson_line(event: &EngineEvent, at: OffsetDateTime) -> String {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod crash;
 pub mod domain;
+pub mod export;
 pub mod headless;
 pub mod local_time;
 pub mod lockfile;

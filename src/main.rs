@@ -28,8 +28,19 @@ fn main() -> ExitCode {
         // The dashboard logs to kycdash.log in the data directory, never to the screen.
         return finish(run(tui::run(cli.dashboard)));
     };
-    // `status` prints an answer: only problems belong beside it.
-    let default_level = if matches!(command, Command::Status(_)) {
+    match &command {
+        Command::Completions(args) => {
+            let written = kycdash::cli::write_completions(args.shell, &mut std::io::stdout());
+            return finish(printed(written, "the completion script"));
+        }
+        Command::Man => {
+            let written = kycdash::cli::write_man_page(&mut std::io::stdout());
+            return finish(printed(written, "the man page"));
+        }
+        _ => {}
+    }
+    // `status` and `export` print an answer: only problems belong beside it.
+    let default_level = if matches!(command, Command::Status(_) | Command::Export(_)) {
         "warn"
     } else {
         "info"
@@ -43,6 +54,8 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => run(serve_sandbox(args)),
         Command::Watch(args) => run(headless::watch(args)),
         Command::Status(args) => run(headless::status(args)),
+        Command::Export(args) => run(headless::export(args)),
+        Command::Completions(_) | Command::Man => Ok(()),
     })
 }
 
@@ -50,6 +63,17 @@ fn run(mode: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|err| Failure::fatal(format!("cannot start the async runtime: {err}")))?;
     runtime.block_on(mode)
+}
+
+/// What writing `what` to stdout came to; a reader that stopped reading (`| head`) took what
+/// it wanted.
+fn printed(written: std::io::Result<()>, what: &str) -> Result<(), Failure> {
+    match written {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::fatal(format!("cannot write {what}: {err}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One clear line on stderr and the exit code: 2 for usage and configuration, 1 for the rest.

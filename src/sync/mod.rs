@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod observation;
 pub mod receiver;
 pub mod recent_ids;
+pub mod timeline;
 pub mod tracker;
 
 pub use engine::{

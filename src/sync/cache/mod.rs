@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub use self::lost::{Lost, Row};
-pub use self::read::{Known, customer, find, load, status, timeline};
+pub use self::read::{CustomerRows, Known, UploadRow, customer, everyone, find, load, status, timeline};
 pub use self::stored::StoredEvents;
 pub use self::writer::{Writer, spawn_writer};
 

@@ -1,6 +1,7 @@
 //! Reading the cache: everything the engine keeps in memory at start, and whole bodies and
 //! timelines on demand (on their own connection, never waiting for the writer).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -8,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{CacheError, CachedCustomer, CustomerSummary, Snapshot, from_ms};
-use crate::domain::{ComplianceStatus, Customer};
+use crate::domain::{ComplianceStatus, Customer, WorkflowView};
 
 /// Reads everything the engine keeps in memory: one pass over the narrow `overview` table,
 /// each row parsed as it is read; a file database is read in two halves on two threads (each
@@ -216,5 +217,103 @@ pub fn timeline(
         let (at, kind, text) = row?;
         out.push((from_ms(at)?, kind, text));
     }
+    Ok(out)
+}
+
+/// One customer as the cache knows them, whole: what `kycdash export` makes a record of.
+#[derive(Debug, Clone)]
+pub struct CustomerRows {
+    pub customer: Customer,
+    /// The status last fetched and when.
+    pub status: Option<(ComplianceStatus, OffsetDateTime)>,
+    /// The workflow as the tracker last kept it, and since when it is in its stage.
+    pub workflow: Option<(WorkflowView, OffsetDateTime)>,
+    /// Documents this engine uploaded (from the inbox), oldest first.
+    pub uploads: Vec<UploadRow>,
+    /// When the oldest timeline line still kept was written (`--retain-days` prunes).
+    pub first_seen: Option<OffsetDateTime>,
+    /// The timeline's stage lines, oldest first: (when, text).
+    pub stage_lines: Vec<(OffsetDateTime, String)>,
+}
+
+/// A document the engine uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    pub document_type: String,
+    pub sha256: String,
+    pub at: OffsetDateTime,
+}
+
+/// Every customer the cache holds, with their status, workflow, uploads and the timeline lines
+/// an export reads, oldest customer first (by `createdAt`, then id). Read in a handful of
+/// passes, one per table, rather than a query per customer.
+pub fn everyone(conn: &Connection) -> Result<Vec<CustomerRows>, CacheError> {
+    let mut statuses = HashMap::new();
+    let mut stmt = conn.prepare("SELECT customer_id, body, fetched_at_ms FROM statuses")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let body: String = row.get(1)?;
+        let status: ComplianceStatus =
+            serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("status of {id}: {e}")))?;
+        statuses.insert(id, (status, from_ms(row.get(2)?)?));
+    }
+    let mut workflows = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT customer_id, workflow, since_ms FROM overview WHERE workflow IS NOT NULL AND since_ms IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let json: String = row.get(1)?;
+        let view: WorkflowView =
+            serde_json::from_str(&json).map_err(|e| CacheError::Corrupt(format!("workflow of {id}: {e}")))?;
+        workflows.insert(id, (view, from_ms(row.get(2)?)?));
+    }
+    let mut uploads: HashMap<String, Vec<UploadRow>> = HashMap::new();
+    let mut stmt =
+        conn.prepare("SELECT customer_id, document_type, sha256, at_ms FROM uploads ORDER BY at_ms, rowid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        uploads.entry(row.get(0)?).or_default().push(UploadRow {
+            document_type: row.get(1)?,
+            sha256: row.get(2)?,
+            at: from_ms(row.get(3)?)?,
+        });
+    }
+    let mut first_seen = HashMap::new();
+    let mut stmt = conn.prepare("SELECT customer_id, min(at_ms) FROM timeline GROUP BY customer_id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        first_seen.insert(row.get::<_, String>(0)?, from_ms(row.get(1)?)?);
+    }
+    let mut stage_lines: HashMap<String, Vec<(OffsetDateTime, String)>> = HashMap::new();
+    let mut stmt =
+        conn.prepare("SELECT customer_id, at_ms, text FROM timeline WHERE kind = ?1 ORDER BY id")?;
+    let mut rows = stmt.query([crate::sync::timeline::STAGE])?;
+    while let Some(row) = rows.next()? {
+        stage_lines
+            .entry(row.get(0)?)
+            .or_default()
+            .push((from_ms(row.get(1)?)?, row.get(2)?));
+    }
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare("SELECT id, body FROM customers")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let body: String = row.get(1)?;
+        let customer: Customer =
+            serde_json::from_str(&body).map_err(|e| CacheError::Corrupt(format!("customer {id}: {e}")))?;
+        out.push(CustomerRows {
+            customer,
+            status: statuses.remove(&id),
+            workflow: workflows.remove(&id),
+            uploads: uploads.remove(&id).unwrap_or_default(),
+            first_seen: first_seen.remove(&id),
+            stage_lines: stage_lines.remove(&id).unwrap_or_default(),
+        });
+    }
+    out.sort_by_key(|rows| (rows.customer.created_at, rows.customer.id));
     Ok(out)
 }

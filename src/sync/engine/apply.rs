@@ -118,11 +118,8 @@ impl Model {
         self.writer_write(Write::Timeline {
             customer_id: id,
             at: now,
-            kind: "stage",
-            text: match reconciled.from {
-                Some(from) => format!("{from} → {}", reconciled.to),
-                None => format!("first seen: {}", reconciled.to),
-            },
+            kind: crate::sync::timeline::STAGE,
+            text: crate::sync::timeline::stage_text(reconciled.from, reconciled.to),
         });
         self.alerted.retain(|(customer, _)| *customer != id);
         if let Some(sweep) = &mut self.sweeps.current {
