@@ -742,11 +742,17 @@ async fn pausing_stops_a_running_sweep_s_listing_until_resumed() {
     };
     listed(3).await;
     handle.pause(true);
-    // The page asked for as the pause came is answered; then nothing more is asked.
+    // The page asked for as the pause came is answered; then nothing more is asked (one more
+    // at most, on a machine so loaded that it was past the pause check already; unpaused,
+    // the listing asks for about 50 in this time).
     tokio::time::sleep(Duration::from_millis(150)).await;
     let paused_at = pages.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(pages.load(Ordering::SeqCst), paused_at, "no page while paused");
+    let later = pages.load(Ordering::SeqCst);
+    assert!(
+        later <= paused_at + 1,
+        "no page while paused: {paused_at} then {later}"
+    );
     handle.pause(false);
     listed(paused_at + 3).await;
     handle.stop();

@@ -201,7 +201,9 @@ impl Engine {
         let _ = self.task.await;
     }
 
-    /// Splits into the handle, the events and the task.
+    /// Splits into the handle, the events and the task. The events must be read, or dropped:
+    /// the channel is bounded, and an engine whose watcher neither reads nor lets go cannot
+    /// deliver its last events, so `task` would not end.
     pub fn into_parts(self) -> (EngineHandle, mpsc::Receiver<EngineEvent>, JoinHandle<()>) {
         (self.handle, self.events, self.task)
     }
