@@ -510,6 +510,20 @@ fn started_with_the_api_down_it_shows_the_cache_then_reconnects_by_itself() {
         !header.contains("unreachable"),
         "the header no longer says unreachable:\n{screen}"
     );
+    // SPEC §11: `x` exports the rows shown to <data-dir>/exports and says where.
+    session.type_keys("x");
+    session.screen.wait_to_see("exported 2 customers to");
+    let exports: Vec<_> = std::fs::read_dir(data.join("exports"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    let csv = std::fs::read_to_string(&exports[0]).unwrap();
+    assert!(csv.starts_with("customerId,externalId,stage,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and the two rows:\n{csv}");
+    for customer in &customers {
+        assert!(csv.contains(&customer.to_string()), "{csv}");
+    }
     session.type_keys("q");
     let status = session.wait_for_exit();
     assert!(status.success(), "exit status {status:?}");

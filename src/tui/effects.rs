@@ -64,6 +64,13 @@ impl Outside<'_> {
                     let _ = actions.send(Action::Listed(dir, entries));
                 });
             }
+            Effect::Export(ids) => {
+                let (handle, actions) = (handle.clone(), self.actions.clone());
+                tokio::spawn(async move {
+                    let exported = handle.export_csv(ids).await;
+                    let _ = actions.send(Action::Exported(exported));
+                });
+            }
             Effect::Mouse(on) => {
                 let _ = guard.set_mouse(on);
             }

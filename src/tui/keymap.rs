@@ -31,6 +31,7 @@ pub enum Command {
     RefreshAll,
     Pause,
     Copy,
+    Export,
     StartKyc,
     Rerun,
     Simulate,
@@ -207,6 +208,13 @@ pub const COMMANDS: &[CommandInfo] = &[
         &["y"],
         "copy the id (or the SDK link) to the clipboard",
         Some("copy"),
+    ),
+    info(
+        Command::Export,
+        "export",
+        &["x"],
+        "export the rows shown to a CSV file in <data-dir>/exports",
+        Some("export"),
     ),
     info(Command::New, "new", &["n"], "new customer (a form)", Some("new")),
     info(

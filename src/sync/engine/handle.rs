@@ -33,6 +33,8 @@ pub struct EngineHandle {
     pub(super) uploaded: Uploaded,
     pub(super) sandbox: bool,
     pub(super) reader: Arc<Mutex<rusqlite::Connection>>,
+    /// Where exports go: `<data-dir>/exports`.
+    pub(super) exports: std::path::PathBuf,
     /// What the handle's own actions observed (an upload), told to the engine like the inbox.
     pub(super) observations: mpsc::UnboundedSender<Observation>,
 }
@@ -172,6 +174,36 @@ impl EngineHandle {
         .map_err(|_| cache::CacheError::Closed)?
     }
 
+    /// Writes these customers, in this order, as CSV (SPEC §11: no personal data) to
+    /// `<data-dir>/exports/kycdash-<timestamp>.csv`; where, and how many.
+    pub async fn export_csv(&self, ids: Vec<Uuid>) -> Result<(std::path::PathBuf, usize), String> {
+        let (reader, dir) = (self.reader.clone(), self.exports.clone());
+        tokio::task::spawn_blocking(move || {
+            let rows = {
+                let conn = reader
+                    .lock()
+                    .map_err(|_| "the cache's reader is gone".to_string())?;
+                cache::everyone(&conn).map_err(|err| err.to_string())?
+            };
+            let mut by_id: std::collections::HashMap<Uuid, _> =
+                rows.into_iter().map(|row| (row.customer.id, row)).collect();
+            let records: Vec<_> = ids
+                .iter()
+                .filter_map(|id| by_id.remove(id))
+                .map(|row| crate::export::record(&row, false))
+                .collect();
+            let mut csv = Vec::new();
+            crate::export::write_csv(&records, false, &mut csv).map_err(|err| err.to_string())?;
+            crate::private::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+            let path = dir.join(export_name(OffsetDateTime::now_utc()));
+            crate::export::write_atomically(&path, &csv)
+                .map_err(|err| format!("{}: {err}", path.display()))?;
+            Ok((path, records.len()))
+        })
+        .await
+        .map_err(|_| "the export stopped".to_string())?
+    }
+
     /// A customer's timeline from the cache, oldest first (at most `limit` entries).
     pub async fn timeline(
         &self,
@@ -207,4 +239,17 @@ impl Engine {
     pub fn into_parts(self) -> (EngineHandle, mpsc::Receiver<EngineEvent>, JoinHandle<()>) {
         (self.handle, self.events, self.task)
     }
+}
+
+/// `kycdash-20261206T050312Z.csv`: sortable, and safe in every file system.
+fn export_name(at: OffsetDateTime) -> String {
+    format!(
+        "kycdash-{:04}{:02}{:02}T{:02}{:02}{:02}Z.csv",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }

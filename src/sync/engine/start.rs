@@ -109,6 +109,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         uploaded,
         sandbox: config.sandbox,
         reader,
+        exports: config.data_dir.join("exports"),
         observations: observations_tx,
     };
     let task = tokio::spawn(async move {

@@ -47,6 +47,8 @@ pub enum Action {
     DeliveriesLoaded(Uuid, Result<Vec<Delivery>, String>),
     /// A folder the file picker asked for, read.
     Listed(PathBuf, Result<Vec<FileEntry>, String>),
+    /// An export was written (where, how many customers), or why not.
+    Exported(Result<(PathBuf, usize), String>),
     /// A request to the engine ended.
     Done {
         request: Request,
@@ -63,6 +65,9 @@ pub enum Effect {
     /// Read a customer's whole profile, status and timeline, then their documents.
     LoadDetails(Uuid),
     Copy(String),
+    /// Export these customers (the rows shown, in their order) as CSV; the answer comes back
+    /// as `Action::Exported`.
+    Export(Vec<Uuid>),
     /// Ask the engine (the API) for this; the answer comes back as `Action::Done`.
     Send(Request),
     /// Read a folder for the file picker; the answer comes back as `Action::Listed`.

@@ -40,6 +40,14 @@ impl App {
                 effects.push(Effect::Pause(self.header.paused));
             }
             Command::Copy => self.copy(effects),
+            Command::Export => {
+                let ids: Vec<uuid::Uuid> = self.table.view.iter().map(|&i| self.table.rows[i].id()).collect();
+                if ids.is_empty() {
+                    self.toast("nothing to export: no row is shown".into());
+                } else {
+                    effects.push(Effect::Export(ids));
+                }
+            }
             Command::StartKyc
             | Command::Rerun
             | Command::Simulate

@@ -197,6 +197,16 @@ impl App {
             Action::WebhooksLoaded(endpoints) => self.webhooks_loaded(endpoints, &mut effects),
             Action::DeliveriesLoaded(endpoint, deliveries) => self.deliveries_loaded(endpoint, deliveries),
             Action::Listed(dir, entries) => self.listed(dir, entries),
+            Action::Exported(Ok((path, count))) => {
+                let text = format!("exported {count} customers to {}", path.display());
+                self.push_log(None, text.clone(), false);
+                self.toast(text);
+            }
+            Action::Exported(Err(why)) => {
+                let text = format!("the export failed: {why}");
+                self.push_log(None, text.clone(), true);
+                self.toast(text);
+            }
             Action::Done { request, result } => self.done(request, result, &mut effects),
             Action::Tick(now) => {
                 self.now = now;

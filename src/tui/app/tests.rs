@@ -633,3 +633,35 @@ fn a_paste_and_the_end_of_the_filter_are_actions_like_any_other() {
         "the selection stays on its customer"
     );
 }
+
+/// SPEC §11: `x` exports the rows of the current tab and filter, in their order (read-only
+/// may export: it writes nothing through the API), and says where.
+#[test]
+fn x_exports_the_rows_shown_and_says_where() {
+    let mut app = app_with(four());
+    app.header.read_only = true;
+    app.update(Action::Key(Command::Filter));
+    for c in "!ada".chars() {
+        app.update(Action::FilterInput(c));
+    }
+    app.update(Action::FinishFilter { keep: true });
+    assert!(app.available(Command::Export));
+    let effects = app.update(Action::Key(Command::Export));
+    let shown: Vec<Uuid> = [4, 2, 3].into_iter().map(Uuid::from_u128).collect();
+    assert_eq!(effects, [Effect::Export(shown)]);
+
+    let path = std::path::PathBuf::from("/data/exports/kycdash-20261206T050312Z.csv");
+    app.update(Action::Exported(Ok((path, 3))));
+    let said = "exported 3 customers to /data/exports/kycdash-20261206T050312Z.csv";
+    assert!(app.toasts.iter().any(|t| t.text == said), "a toast says where");
+    app.update(Action::Exported(Err("disk full".into())));
+    assert!(
+        app.toasts
+            .iter()
+            .any(|t| t.text == "the export failed: disk full")
+    );
+
+    // Nothing shown, nothing exported.
+    let mut empty = app_with(Vec::new());
+    assert_eq!(empty.update(Action::Key(Command::Export)), []);
+}
