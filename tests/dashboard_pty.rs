@@ -608,3 +608,78 @@ fn trace_logs_and_the_screen_show_no_key_and_no_secret() {
         );
     }
 }
+
+/// SPEC §11, marks: three of five customers marked (two with expired onboardings), `r`
+/// confirms naming the two reruns and the one skipped with its reason, and exactly the two
+/// expired onboardings are rerun in the sandbox (each has a new onboarding).
+#[test]
+fn marked_customers_are_rerun_together_and_the_rest_skipped_with_a_reason() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (sandbox, client) = runtime.block_on(async {
+        let sandbox = kycdash::sandbox::start(support::config()).await.unwrap();
+        let client = support::client(&sandbox, Some(support::KEY));
+        (sandbox, client)
+    });
+    let onboarding = |customer| {
+        let status = runtime.block_on(client.status(customer));
+        status["onboardingId"].as_str().map(String::from)
+    };
+    let (expired, others) = runtime.block_on(async {
+        let mut expired = Vec::new();
+        for last in ["EXPIRE", "EXPIRE"] {
+            let id = client.create_customer(support::full_profile(last)).await;
+            client.start_kyc(id).await.assert_status(201);
+            expired.push(id);
+        }
+        let mut others = Vec::new();
+        for last in ["Hopper", "Turing", "Liskov"] {
+            others.push(client.create_customer(support::full_profile(last)).await);
+        }
+        (expired, others)
+    });
+    let before: Vec<Option<String>> = expired.iter().map(|id| onboarding(*id)).collect();
+    assert!(before.iter().all(Option::is_some));
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = sandbox.base_url().to_string();
+    let mut session = Session::start(dir.path(), &["--api-url", &url, "--api-key", support::KEY]);
+    session.screen.wait_to_see("Customers 5/5");
+    session.screen.wait_to_see("expired");
+    // The two expired ones: filter, mark what is shown, clear the filter (marks stay).
+    session.type_keys("/EXPIRE\r");
+    session.screen.wait_to_see("Customers 2/5");
+    session.type_keys("*");
+    session.screen.wait_to_see("2 marked");
+    session.type_keys("\x1b");
+    session.screen.wait_to_see("Customers 5/5 · 2 marked");
+    // And Hopper, who has nothing to rerun.
+    session.type_keys("/Hopper\r");
+    session.screen.wait_to_see("Customers 1/5 · 2 marked");
+    session.type_keys(" ");
+    session.screen.wait_to_see("3 marked");
+    session.type_keys("\x1b");
+    session.screen.wait_to_see("Customers 5/5 · 3 marked");
+
+    session.type_keys("r");
+    session.screen.wait_to_see("Rerun KYC for 2 marked customers?");
+    session
+        .screen
+        .wait_to_see("Skipped 1: Ada Hopper (ready_to_start, not expired).");
+    session.type_keys("y");
+    session.screen.wait_to_see("rerunning KYC: done for all 2");
+
+    for (customer, old) in expired.iter().zip(&before) {
+        let new = onboarding(*customer);
+        assert!(
+            new.is_some() && new != *old,
+            "{customer} has a new onboarding: {old:?} → {new:?}"
+        );
+    }
+    for customer in &others {
+        assert_eq!(onboarding(*customer), None, "{customer} was not started");
+    }
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
+    runtime.block_on(sandbox.shutdown());
+}

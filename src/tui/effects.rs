@@ -192,6 +192,20 @@ async fn send(handle: &EngineHandle, request: &Request) -> Result<Done, Failed> 
             customer: c.id,
             name: c.display_name(),
         }),
+        Request::RerunMany { customers } => {
+            // All asked at once: the engine's client holds them to --concurrency.
+            let reruns = customers.iter().map(|(customer, name)| async move {
+                match handle.rerun_kyc(*customer).await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err((name.clone(), "no onboarding to rerun yet".to_string())),
+                    Err(error) => Err((name.clone(), error.to_string())),
+                }
+            });
+            let results = futures_util::future::join_all(reruns).await;
+            let succeeded = results.iter().filter(|r| r.is_ok()).count();
+            let failed = results.into_iter().filter_map(Result::err).collect();
+            return Ok(Done::Many { succeeded, failed });
+        }
         Request::Patch { customer, patch, .. } => {
             handle
                 .patch_customer(*customer, patch)

@@ -48,6 +48,11 @@ pub enum Request {
         delivery: Uuid,
         event_type: String,
     },
+    /// Reruns the expired onboardings of these marked customers (id, name), each with its own
+    /// request and Idempotency-Key, at most `--concurrency` at once.
+    RerunMany {
+        customers: Vec<(Uuid, String)>,
+    },
 }
 
 impl Request {
@@ -59,7 +64,10 @@ impl Request {
             | Request::Simulate { customer, .. }
             | Request::Upload { customer, .. }
             | Request::Patch { customer, .. } => Some(*customer),
-            Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => None,
+            Request::AdvanceClock { .. }
+            | Request::Create { .. }
+            | Request::Resend { .. }
+            | Request::RerunMany { .. } => None,
         }
     }
 
@@ -67,7 +75,7 @@ impl Request {
     pub fn doing(&self) -> String {
         match self {
             Request::StartKyc { .. } => "starting KYC".into(),
-            Request::Rerun { .. } => "rerunning KYC".into(),
+            Request::Rerun { .. } | Request::RerunMany { .. } => "rerunning KYC".into(),
             Request::Simulate { action, .. } => format!("simulating {}", action.name()),
             Request::AdvanceClock { seconds } => format!("advancing the clock {}", duration_words(*seconds)),
             Request::Create { .. } => "creating a customer".into(),
@@ -92,6 +100,7 @@ impl Request {
             | Request::Simulate { name, .. }
             | Request::Upload { name, .. } => format!(" for {name}"),
             Request::Patch { name, .. } => format!(" of {name}"),
+            Request::RerunMany { customers } => format!(" for {} marked customers", customers.len()),
             Request::AdvanceClock { .. } | Request::Create { .. } | Request::Resend { .. } => String::new(),
         }
     }
@@ -120,6 +129,12 @@ pub enum Done {
     Saved {
         customer: Uuid,
         name: String,
+    },
+    /// A request made for many customers: how many went through, and who failed and why (in
+    /// the API's words).
+    Many {
+        succeeded: usize,
+        failed: Vec<(String, String)>,
     },
 }
 

@@ -33,7 +33,15 @@ impl App {
             Command::TabApproved => self.table.set_tab(Tab::Approved, now),
             Command::TabDenied => self.table.set_tab(Tab::DeniedOrError, now),
             Command::Help => self.help = true,
+            Command::Refresh if !self.table.marks.is_empty() => {
+                let marked = self.table.marked();
+                self.toast(format!("refreshing the {} marked customers", marked.len()));
+                effects.extend(marked.into_iter().map(|id| Effect::Refresh(Some(id))));
+            }
             Command::Refresh => effects.push(Effect::Refresh(self.table.selected)),
+            Command::Mark => self.table.toggle_mark(),
+            Command::MarkShown => self.table.mark_shown(),
+            Command::Rerun if !self.table.marks.is_empty() => self.rerun_marked(),
             Command::RefreshAll => effects.push(Effect::Refresh(None)),
             Command::Pause => {
                 self.header.paused = !self.header.paused;
@@ -41,7 +49,7 @@ impl App {
             }
             Command::Copy => self.copy(effects),
             Command::Export => {
-                let ids: Vec<uuid::Uuid> = self.table.view.iter().map(|&i| self.table.rows[i].id()).collect();
+                let ids = self.table.marked_or_shown();
                 if ids.is_empty() {
                     self.toast("nothing to export: no row is shown".into());
                 } else {
@@ -89,6 +97,12 @@ impl App {
     fn focus_pane(&mut self, command: Command) {
         self.focus = match (command, self.focus) {
             (Command::Open, _) => Pane::Details,
+            // Esc clears the filter first, then the marks.
+            (Command::Back, Pane::Table) if self.table.filter.is_empty() && !self.table.marks.is_empty() => {
+                self.table.marks.clear();
+                self.toast("marks cleared".into());
+                Pane::Table
+            }
             (Command::Back, focus) => {
                 if !self.table.filter.is_empty() && focus == Pane::Table {
                     self.table.clear_filter(self.now);
@@ -104,6 +118,9 @@ impl App {
     /// `y`: the SDK link when the details pane has the focus and the customer has one,
     /// else the customer's id.
     fn copy(&mut self, effects: &mut Vec<Effect>) {
+        if !self.table.marks.is_empty() {
+            return self.copy_marked(effects);
+        }
         let Some(row) = self.selected_row() else {
             return;
         };
@@ -113,6 +130,26 @@ impl App {
         };
         self.toast(format!("copied {text}"));
         effects.push(Effect::Copy(text));
+    }
+
+    /// `y` with marks: their ids, one per line (their SDK links where the details pane would
+    /// copy the link: it has the focus and the customer has one).
+    fn copy_marked(&mut self, effects: &mut Vec<Effect>) {
+        let marked = self.table.marked();
+        let lines: Vec<String> = marked
+            .iter()
+            .map(|id| {
+                let link = self
+                    .table
+                    .row(*id)
+                    .and_then(|row| row.status())
+                    .and_then(|s| s.sdk.as_ref())
+                    .filter(|_| self.focus == Pane::Details);
+                link.map_or_else(|| id.to_string(), |sdk| sdk.link.clone())
+            })
+            .collect();
+        self.toast(format!("copied {} lines", lines.len()));
+        effects.push(Effect::Copy(lines.join("\n")));
     }
 
     fn toggle_mouse(&mut self, effects: &mut Vec<Effect>) {

@@ -56,6 +56,55 @@ impl App {
         }
     }
 
+    /// `r` with marks: a confirm naming how many expired onboardings will be rerun and how
+    /// many marked customers are skipped, and why; then one request for each.
+    pub(super) fn rerun_marked(&mut self) {
+        if self.header.read_only {
+            return self.toast(
+                "read-only: actions that write are disabled (--read-only, or read_only in the profile)"
+                    .into(),
+            );
+        }
+        let mut expired = Vec::new();
+        let mut skipped = Vec::new();
+        for id in self.table.marked() {
+            let Some(row) = self.table.row(id) else { continue };
+            let name = row.name().to_string();
+            match (row.stage(), self.in_flight_for(id)) {
+                (_, Some(request)) => skipped.push(format!("{name} (still {})", request.doing())),
+                (Some(crate::domain::Stage::Expired), None) => expired.push((id, name)),
+                (stage, None) => skipped.push(format!(
+                    "{name} ({}, not expired)",
+                    stage.map_or("stage unknown yet", |s| s.as_str())
+                )),
+            }
+        }
+        if expired.is_empty() {
+            return self.toast(format!(
+                "none of the {} marked customers has an expired onboarding: nothing to rerun",
+                skipped.len()
+            ));
+        }
+        let mut lines = vec![format!(
+            "Reruns {} expired onboarding{}: each gets a new onboarding and new SDK links.",
+            expired.len(),
+            if expired.len() == 1 { "" } else { "s" }
+        )];
+        if !skipped.is_empty() {
+            const NAMED: usize = 5;
+            let mut named = skipped.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+            if skipped.len() > NAMED {
+                named.push_str(&format!(" and {} more", skipped.len() - NAMED));
+            }
+            lines.push(format!("Skipped {}: {named}.", skipped.len()));
+        }
+        self.modal = Some(Modal::Confirm {
+            title: format!("Rerun KYC for {} marked customers?", expired.len()),
+            lines,
+            request: Request::RerunMany { customers: expired },
+        });
+    }
+
     /// The profile form, once the profile is loaded, open on the fields UPDATE_PROFILE asks for.
     fn open_edit(&mut self, id: Uuid, name: &str) {
         let loaded = self.details.as_ref().filter(|d| d.id == id);
@@ -176,6 +225,19 @@ impl App {
                 }
             }
             Ok(Done::Saved { customer, name }) => self.saved(&request, customer, name),
+            Ok(Done::Many { succeeded, failed }) => {
+                // One line per failure, in the API's words; one toast for the whole.
+                for (name, why) in &failed {
+                    self.push_log(None, format!("{doing} for {name} failed: {why}"), true);
+                }
+                let total = succeeded + failed.len();
+                let text = match failed.len() {
+                    0 => format!("{doing}: done for all {total}"),
+                    n => format!("{doing}: done for {succeeded} of {total}; {n} failed (see the event log)"),
+                };
+                self.push_log(None, text.clone(), !failed.is_empty());
+                self.toast(text);
+            }
             Err(error) => self.failed(&request, error),
         }
     }

@@ -4,7 +4,7 @@
 //! rest stay put.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -35,6 +35,9 @@ pub struct Table {
     pub sort: Column,
     pub descending: bool,
     pub tab: Tab,
+    /// Marked customers (SPEC §11): they belong to customers, not rows, so they survive
+    /// sorting and filtering.
+    pub marks: HashSet<Uuid>,
 }
 
 impl Default for Table {
@@ -49,6 +52,7 @@ impl Default for Table {
             page: 10,
             filter: String::new(),
             sort: Column::Stage,
+            marks: HashSet::new(),
             descending: false,
             tab: Tab::All,
         }
@@ -56,6 +60,49 @@ impl Default for Table {
 }
 
 impl Table {
+    /// Marks the selected customer, or unmarks them.
+    pub fn toggle_mark(&mut self) {
+        if let Some(id) = self.selected
+            && !self.marks.remove(&id)
+        {
+            self.marks.insert(id);
+        }
+    }
+
+    /// Marks every customer the tab and filter show.
+    pub fn mark_shown(&mut self) {
+        let shown: Vec<Uuid> = self.view.iter().map(|&i| self.rows[i].id()).collect();
+        self.marks.extend(shown);
+    }
+
+    /// The marked customers: those shown first, in their order, then the others.
+    pub fn marked(&self) -> Vec<Uuid> {
+        let shown: Vec<Uuid> = self
+            .view
+            .iter()
+            .map(|&i| self.rows[i].id())
+            .filter(|id| self.marks.contains(id))
+            .collect();
+        let in_view: HashSet<&Uuid> = shown.iter().collect();
+        let mut hidden: Vec<Uuid> = self
+            .marks
+            .iter()
+            .filter(|id| !in_view.contains(id))
+            .copied()
+            .collect();
+        hidden.sort();
+        shown.into_iter().chain(hidden).collect()
+    }
+
+    /// The customers an action on "these" means: the marked ones, or else the rows shown.
+    pub fn marked_or_shown(&self) -> Vec<Uuid> {
+        if self.marks.is_empty() {
+            self.view.iter().map(|&i| self.rows[i].id()).collect()
+        } else {
+            self.marked()
+        }
+    }
+
     pub fn row(&self, id: Uuid) -> Option<&Row> {
         self.index.get(&id).map(|&i| &self.rows[i])
     }

@@ -665,3 +665,123 @@ fn x_exports_the_rows_shown_and_says_where() {
     let mut empty = app_with(Vec::new());
     assert_eq!(empty.update(Action::Key(Command::Export)), []);
 }
+
+/// SPEC §11, marks: Space marks and unmarks, `*` marks every row shown, Esc clears; marks
+/// belong to customers, so they survive sorting and filtering; `R`, `y`, `x` then act on them.
+#[test]
+fn marks_survive_sort_and_filter_and_r_y_x_act_on_them() {
+    let mut app = app_with(four());
+    // Edsger (selected first), then Alan.
+    app.update(Action::Key(Command::Mark));
+    app.update(Action::Key(Command::Down));
+    app.update(Action::Key(Command::Down));
+    app.update(Action::Key(Command::Mark));
+    let (edsger, alan) = (Uuid::from_u128(4), Uuid::from_u128(3));
+    assert_eq!(app.table.marked(), [edsger, alan]);
+    // Unmark and mark again.
+    app.update(Action::Key(Command::Mark));
+    assert_eq!(app.table.marked(), [edsger]);
+    app.update(Action::Key(Command::Mark));
+
+    app.update(Action::Key(Command::Sort));
+    app.update(Action::Key(Command::Reverse));
+    app.update(Action::Key(Command::Filter));
+    app.update(Action::FilterInput('g'));
+    app.update(Action::FinishFilter { keep: true });
+    let mut shown = names(&app);
+    shown.sort();
+    assert_eq!(shown, ["Edsger Test", "Grace Test"]);
+    let mut marked = app.table.marked();
+    marked.sort();
+    assert_eq!(
+        marked,
+        [alan, edsger],
+        "Alan is hidden by the filter and still marked"
+    );
+
+    // R refreshes the marked ones, y copies their ids, x exports them.
+    let refreshed = app.update(Action::Key(Command::Refresh));
+    assert_eq!(refreshed.len(), 2);
+    assert!(refreshed.contains(&Effect::Refresh(Some(alan))));
+    let copied = app.update(Action::Key(Command::Copy));
+    assert_eq!(copied, [Effect::Copy(format!("{edsger}\n{alan}"))]);
+    assert_eq!(
+        app.update(Action::Key(Command::Export)),
+        [Effect::Export(vec![edsger, alan])]
+    );
+
+    // `*` marks every row shown (Grace); Esc clears the filter first, then the marks.
+    app.update(Action::Key(Command::MarkShown));
+    assert_eq!(app.table.marks.len(), 3);
+    app.update(Action::Key(Command::Back));
+    assert!(app.table.filter.is_empty());
+    assert_eq!(app.table.marks.len(), 3);
+    app.update(Action::Key(Command::Back));
+    assert!(app.table.marks.is_empty());
+    let in_view: Vec<Uuid> = app.table.view.iter().map(|&i| app.table.rows[i].id()).collect();
+    assert_eq!(
+        app.update(Action::Key(Command::Export)),
+        [Effect::Export(in_view)]
+    );
+}
+
+/// SPEC §11: `r` with marks reruns only the marked onboardings that expired, after a confirm
+/// that names how many are rerun and who is skipped and why; the result is one toast and a
+/// log line per failure, in the API's words.
+#[test]
+fn r_with_marks_reruns_the_expired_ones_and_names_the_skipped() {
+    let mut app = app_with(vec![
+        state(1, "Ada", Stage::Expired),
+        state(2, "Grace", Stage::ReadyToStart),
+        state(3, "Alan", Stage::Expired),
+    ]);
+    app.update(Action::Key(Command::MarkShown));
+    app.update(Action::Key(Command::Rerun));
+    let Some(Modal::Confirm {
+        title,
+        lines,
+        request,
+    }) = app.modal.clone()
+    else {
+        panic!("a confirm, not {:?}", app.modal);
+    };
+    assert_eq!(title, "Rerun KYC for 2 marked customers?");
+    assert_eq!(
+        lines[0],
+        "Reruns 2 expired onboardings: each gets a new onboarding and new SDK links."
+    );
+    assert_eq!(lines[1], "Skipped 1: Grace Test (ready_to_start, not expired).");
+    let Request::RerunMany { customers } = &request else {
+        panic!("{request:?}");
+    };
+    let mut ids: Vec<Uuid> = customers.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    assert_eq!(ids, [Uuid::from_u128(1), Uuid::from_u128(3)]);
+
+    app.modal = None;
+    app.update(Action::Done {
+        request,
+        result: Ok(Done::Many {
+            succeeded: 1,
+            failed: vec![("Alan Test".into(), "HTTP 409 Conflict: not expired".into())],
+        }),
+    });
+    assert!(
+        app.toasts
+            .iter()
+            .any(|t| t.text == "rerunning KYC: done for 1 of 2; 1 failed (see the event log)"),
+        "{:?}",
+        app.toasts
+    );
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.text == "rerunning KYC for Alan Test failed: HTTP 409 Conflict: not expired")
+    );
+
+    // Nothing expired among the marks: said, nothing asked.
+    let mut none = app_with(vec![state(2, "Grace", Stage::ReadyToStart)]);
+    none.update(Action::Key(Command::MarkShown));
+    assert_eq!(none.update(Action::Key(Command::Rerun)), []);
+    assert!(none.modal.is_none());
+}

@@ -11,10 +11,9 @@ use super::centered;
 use crate::tui::keymap::Keymap;
 use crate::tui::theme::Theme;
 
-const FOOTER: [&str; 2] = [
-    "Mouse: click selects, the wheel scrolls. Keys: [keys] in config.toml.",
-    "Any key closes this help.",
-];
+/// One line where it fits (every row counts: the help should fit a 40-row terminal).
+const FOOTER: [&str; 1] =
+    ["Mouse: click selects, the wheel scrolls. Keys: [keys] in config.toml. Any key closes this help."];
 
 pub(super) fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {
     let help = keymap.help();
@@ -35,20 +34,42 @@ pub(super) fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &
     // One space of margin on the right, and the borders.
     let box_width = (widest as u16 + 3).min(area.width);
     let text_width = (box_width as usize).saturating_sub(3);
-    let mut lines: Vec<Line> = Vec::new();
-    for (keys, what) in help {
-        let room = text_width.saturating_sub(1 + keys_width).max(10);
-        for (n, part) in wrap(what, room).into_iter().enumerate() {
-            let keys = if n == 0 { keys.as_str() } else { "" };
-            lines.push(Line::from(vec![
-                Span::styled(format!(" {keys:<keys_width$}"), theme.accent()),
-                Span::raw(part),
-            ]));
+    let entries = |help: &[(String, &str)]| {
+        let mut lines: Vec<Line> = Vec::new();
+        for (keys, what) in help {
+            let room = text_width.saturating_sub(1 + keys_width).max(10);
+            for (n, part) in wrap(what, room).into_iter().enumerate() {
+                let keys = if n == 0 { keys.as_str() } else { "" };
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {keys:<keys_width$}"), theme.accent()),
+                    Span::raw(part),
+                ]));
+            }
         }
+        lines
+    };
+    let mut lines = entries(&help);
+    let mut box_width = box_width;
+    // Too tall for the terminal but room for two columns side by side: the commands in two
+    // halves, each as wide as one column was.
+    let footer_height = FOOTER.len();
+    if lines.len() + footer_height + 2 > area.height as usize && (2 * text_width + 4) as u16 <= area.width {
+        let (first, second) = help.split_at(help.len().div_ceil(2));
+        let (left, right) = (entries(first), entries(second));
+        lines = (0..left.len().max(right.len()))
+            .map(|n| {
+                let left = left.get(n).cloned().unwrap_or_default();
+                let pad = (text_width + 1).saturating_sub(left.width());
+                let mut spans = left.spans;
+                spans.push(Span::raw(" ".repeat(pad)));
+                spans.extend(right.get(n).cloned().unwrap_or_default().spans);
+                Line::from(spans)
+            })
+            .collect();
+        box_width = (2 * text_width + 4) as u16;
     }
-    lines.push(Line::default());
     for line in FOOTER {
-        for part in wrap(line, text_width.saturating_sub(1).max(10)) {
+        for part in wrap(line, (box_width as usize).saturating_sub(4).max(10)) {
             lines.push(Line::styled(format!(" {part}"), theme.dim()));
         }
     }

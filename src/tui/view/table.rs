@@ -13,8 +13,12 @@ use crate::tui::theme::{Theme, symbol};
 
 pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) -> Hitboxes {
     let columns = columns_for(area.width);
+    let marked = match app.table.marks.len() {
+        0 => String::new(),
+        n => format!(" · {n} marked"),
+    };
     let title = format!(
-        " Customers {}/{} · sorted by {}{} ",
+        " Customers {}/{}{marked} · sorted by {}{} ",
         app.table.view.len(),
         app.table.rows.len(),
         app.table.sort.title(),
@@ -113,6 +117,18 @@ fn cell<'a>(row: &'a Row, column: Column, app: &App, theme: &Theme) -> Cell<'a> 
     let status = row.status();
     let now = app.now;
     match column {
+        // With marks, a mark column before the name (✓ marked).
+        Column::Name if !app.table.marks.is_empty() => {
+            let mark = if app.table.marks.contains(&row.id()) {
+                "✓ "
+            } else {
+                "  "
+            };
+            Cell::from(Line::from(vec![
+                Span::styled(mark, theme.accent()),
+                Span::raw(row.name()),
+            ]))
+        }
         Column::Name => Cell::from(row.name()),
         Column::Stage => {
             let stage = Span::styled(
