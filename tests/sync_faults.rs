@@ -764,30 +764,15 @@ async fn pausing_stops_a_running_sweep_s_listing_until_resumed() {
 /// a redelivery is answered as a duplicate and not applied again.
 #[tokio::test]
 async fn a_repeat_older_than_the_engines_memory_is_told_by_the_cache() {
-    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, ReceiverConfig};
+    use kycdash::sync::engine::EngineEvent;
     let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut seen = Vec::new();
     for run in 0..2 {
-        let config = EngineConfig {
-            receiver: Some(ReceiverConfig {
-                secret: Some(SECRET.into()),
-                ..ReceiverConfig::loopback()
-            }),
-            ..EngineConfig::new(
-                ClientConfig::new(sandbox.base_url(), kycdash::sandbox::DEFAULT_API_KEY),
-                dir.path().to_path_buf(),
-            )
-        };
-        let lock = engine::lock_data_dir(dir.path()).unwrap();
-        let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
-        let url = wait_for(&mut events, "started", |e| match e {
-            EngineEvent::Started { webhook_url, .. } => webhook_url.clone(),
-            _ => None,
-        })
-        .await;
+        let (handle, mut events, task, url) =
+            engine_receiving(&sandbox, dir.path(), Default::default()).await;
         let body = event_body("evt_old");
         let status = post(&url, &signed("evt_old", now(), &body, SECRET), body.clone()).await;
         assert_eq!(status, 200, "run {run}");
@@ -816,32 +801,16 @@ async fn a_repeat_older_than_the_engines_memory_is_told_by_the_cache() {
 /// watcher reads again, they are taken.
 #[tokio::test]
 async fn a_watcher_that_stops_reading_bounds_the_engine_and_webhooks_are_answered_at_once() {
-    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming, ReceiverConfig};
+    use kycdash::sync::engine::EngineTiming;
     let sandbox = kycdash::sandbox::start(kycdash::sandbox::SandboxConfig::ephemeral())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = EngineConfig {
-        receiver: Some(ReceiverConfig {
-            secret: Some(SECRET.into()),
-            ..ReceiverConfig::loopback()
-        }),
-        timing: EngineTiming {
-            watcher_behind: 8,
-            ..EngineTiming::default()
-        },
-        ..EngineConfig::new(
-            ClientConfig::new(sandbox.base_url(), kycdash::sandbox::DEFAULT_API_KEY),
-            dir.path().to_path_buf(),
-        )
+    let timing = EngineTiming {
+        watcher_behind: 8,
+        ..EngineTiming::default()
     };
-    let lock = engine::lock_data_dir(dir.path()).unwrap();
-    let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
-    let url = wait_for(&mut events, "started", |e| match e {
-        EngineEvent::Started { webhook_url, .. } => webhook_url.clone(),
-        _ => None,
-    })
-    .await;
+    let (handle, mut events, task, url) = engine_receiving(&sandbox, dir.path(), timing).await;
     // From here on nobody reads the events: 1,100 webhooks (the channel holds 1,024).
     let send = |n: usize| {
         let url = url.clone();
@@ -891,4 +860,38 @@ async fn a_watcher_that_stops_reading_bounds_the_engine_and_webhooks_are_answere
     handle.stop();
     task.await.unwrap();
     assert!(drained.await.unwrap() >= taken);
+}
+
+/// A real engine on `dir` against `sandbox`, its receiver verifying with [`SECRET`], with
+/// `timing`; its handle, events, task and the receiver's URL.
+async fn engine_receiving(
+    sandbox: &kycdash::sandbox::RunningSandbox,
+    dir: &std::path::Path,
+    timing: kycdash::sync::EngineTiming,
+) -> (
+    kycdash::sync::EngineHandle,
+    mpsc::Receiver<kycdash::sync::EngineEvent>,
+    tokio::task::JoinHandle<()>,
+    String,
+) {
+    use kycdash::sync::engine::{self, EngineConfig, EngineEvent, ReceiverConfig};
+    let config = EngineConfig {
+        receiver: Some(ReceiverConfig {
+            secret: Some(SECRET.into()),
+            ..ReceiverConfig::loopback()
+        }),
+        timing,
+        ..EngineConfig::new(
+            ClientConfig::new(sandbox.base_url(), kycdash::sandbox::DEFAULT_API_KEY),
+            dir.to_path_buf(),
+        )
+    };
+    let lock = engine::lock_data_dir(dir).unwrap();
+    let (handle, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    let url = wait_for(&mut events, "started", |e| match e {
+        EngineEvent::Started { webhook_url, .. } => webhook_url.clone(),
+        _ => None,
+    })
+    .await;
+    (handle, events, task, url)
 }
