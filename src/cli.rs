@@ -104,6 +104,10 @@ pub struct SyncArgs {
     #[arg(long, value_name = "ADDR")]
     pub webhook_listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// The URL the API delivers webhooks to, when it is not the listener's own (a tunnel).
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
