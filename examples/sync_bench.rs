@@ -10,8 +10,8 @@
 //! `cargo run --release --example sync_bench [CUSTOMERS]`
 //!
 //! `KYCDASH_BENCH_METRICS=1`: every engine counts into Prometheus metrics (`--metrics-listen`);
-//! `KYCDASH_BENCH_METRICS=ab`: only benchmark 1, six times on the same sandbox, alternately
-//! without and with metrics.
+//! `KYCDASH_BENCH_METRICS=ab` (or `ba`): only benchmark 1, six times on the same sandbox,
+//! alternately without and with metrics (`ba`: with first).
 
 use std::time::{Duration, Instant};
 
@@ -99,16 +99,20 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    if std::env::var("KYCDASH_BENCH_METRICS").as_deref() == Ok("ab") {
+    let switch = std::env::var("KYCDASH_BENCH_METRICS").unwrap_or_default();
+    if switch == "ab" || switch == "ba" {
+        // "ba" starts with metrics on, so the first (cold) round is not always the same side.
+        let on_first = usize::from(switch == "ba");
         for round in 0..6 {
-            let metrics = (round % 2 == 1).then(Metrics::new);
+            let on = (round + on_first) % 2 == 1;
+            let metrics = on.then(Metrics::new);
             let (sweep_ms, run_ms) = sweep_once(sandbox.base_url(), metrics.clone()).await;
             let counted = metrics
                 .and_then(|m| m.render(OffsetDateTime::now_utc()).ok())
                 .map_or(0, |text| text.len());
             println!(
                 "sweep round {round} metrics {}: sweep {sweep_ms} ms; whole --once run {run_ms} ms (metrics text {counted} bytes)",
-                if round % 2 == 1 { "on " } else { "off" }
+                if on { "on " } else { "off" }
             );
         }
         return;

@@ -314,4 +314,20 @@ mod tests {
             }
         }
     }
+
+    /// The dashboard and `watch` take `--metrics-listen`; a value that is not an address is
+    /// refused (clap: exit 2).
+    #[test]
+    fn both_front_ends_take_a_metrics_address() {
+        let addr: std::net::SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        let cli = Cli::try_parse_from(["kycdash", "--metrics-listen", "127.0.0.1:9464"]).unwrap();
+        assert_eq!(cli.dashboard.sync.metrics_listen, Some(addr));
+        let cli = Cli::try_parse_from(["kycdash", "watch", "--metrics-listen", "127.0.0.1:9464"]).unwrap();
+        let Some(super::Command::Watch(watch)) = cli.command else {
+            panic!("not watch");
+        };
+        assert_eq!(watch.sync.metrics_listen, Some(addr));
+        let refused = Cli::try_parse_from(["kycdash", "--metrics-listen", "9464"]).unwrap_err();
+        assert_eq!(refused.exit_code(), 2);
+    }
 }

@@ -204,7 +204,11 @@ impl Metrics {
         match event {
             EngineEvent::StageChanged { from, to, .. } => {
                 if let Some(from) = from {
-                    m.customers[*from as usize].dec();
+                    // The last one out: nobody waits there any more (otherwise the oldest is
+                    // found again at the next recount).
+                    if m.customers[*from as usize].dec() <= 1 {
+                        m.oldest_since[*from as usize].store(NOBODY, Ordering::Relaxed);
+                    }
                 }
                 m.customers[*to as usize].inc();
                 if let Some(since) = since {
@@ -371,6 +375,38 @@ mod tests {
             let json = serde_json::to_value(kind).unwrap_or_default();
             assert_eq!(json.as_str(), Some(alert_name(kind)));
         }
+    }
+
+    #[test]
+    fn a_stage_left_empty_has_nobody_waiting() {
+        let metrics = Metrics::new();
+        let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        metrics.stages([(Stage::AwaitingSdk, t0)].into_iter());
+        metrics.event(
+            &EngineEvent::StageChanged {
+                customer_id: uuid::Uuid::nil(),
+                external_id: None,
+                from: Some(Stage::AwaitingSdk),
+                to: Stage::CollectingRequirements,
+                onboarding_status: None,
+                next_action: None,
+                is_compliant: false,
+            },
+            Some(t0 + time::Duration::hours(1)),
+        );
+        let text = metrics.render(t0 + time::Duration::hours(2)).unwrap_or_default();
+        assert!(
+            text.contains("kycdash_oldest_customer_waiting_seconds{stage=\"awaiting_sdk\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kycdash_customers{stage=\"awaiting_sdk\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kycdash_oldest_customer_waiting_seconds{stage=\"collecting_requirements\"} 3600"),
+            "{text}"
+        );
     }
 
     #[test]
