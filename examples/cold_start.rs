@@ -45,6 +45,7 @@ async fn main() {
             register_before_start: true,
             retain: std::time::Duration::from_secs(90 * 86_400),
             timing: EngineTiming::default(),
+            metrics: None,
         };
         let (handle, mut events, task) = engine::start(config, lock)
             .await

@@ -58,6 +58,7 @@ fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> Engin
         register_before_start: true,
         retain: std::time::Duration::from_secs(90 * 86_400),
         timing: EngineTiming::default(),
+        metrics: None,
     }
 }
 

@@ -8,6 +8,10 @@
 //! 4. loading a cache of 100,000 customers (rows written through the cache writer), and RSS.
 //!
 //! `cargo run --release --example sync_bench [CUSTOMERS]`
+//!
+//! `KYCDASH_BENCH_METRICS=1`: every engine counts into Prometheus metrics (`--metrics-listen`);
+//! `KYCDASH_BENCH_METRICS=ab` (or `ba`): only benchmark 1, six times on the same sandbox,
+//! alternately without and with metrics (`ba`: with first).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +21,7 @@ use kycdash::domain::{Customer, CustomerProfile, Stage, WorkflowView};
 use kycdash::sandbox::{self, DbLocation, SandboxConfig};
 use kycdash::sync::cache::{self, Write};
 use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineTiming, ReceiverConfig};
+use kycdash::sync::metrics::Metrics;
 use serde_json::json;
 use standardwebhooks::Webhook;
 use time::OffsetDateTime;
@@ -49,6 +54,7 @@ fn config(url: &str, dir: &std::path::Path, receiver: Option<ReceiverConfig>, on
         register_before_start: true,
         retain: std::time::Duration::from_secs(90 * 86_400),
         timing: EngineTiming::default(),
+        metrics: (std::env::var("KYCDASH_BENCH_METRICS").as_deref() == Ok("1")).then(Metrics::new),
     }
 }
 
@@ -92,6 +98,25 @@ async fn main() {
         "setup: {customers} customers in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+
+    let switch = std::env::var("KYCDASH_BENCH_METRICS").unwrap_or_default();
+    if switch == "ab" || switch == "ba" {
+        // "ba" starts with metrics on, so the first (cold) round is not always the same side.
+        let on_first = usize::from(switch == "ba");
+        for round in 0..6 {
+            let on = (round + on_first) % 2 == 1;
+            let metrics = on.then(Metrics::new);
+            let (sweep_ms, run_ms) = sweep_once(sandbox.base_url(), metrics.clone()).await;
+            let counted = metrics
+                .and_then(|m| m.render(OffsetDateTime::now_utc()).ok())
+                .map_or(0, |text| text.len());
+            println!(
+                "sweep round {round} metrics {}: sweep {sweep_ms} ms; whole --once run {run_ms} ms (metrics text {counted} bytes)",
+                if on { "on " } else { "off" }
+            );
+        }
+        return;
+    }
 
     // 1. One sweep, `--once`, on a fresh cache.
     let dir = tempfile::tempdir().unwrap();
@@ -305,4 +330,24 @@ fn client_free_status() -> kycdash::domain::ComplianceStatus {
         kycdash::domain::Strategy::CfKyc,
         OffsetDateTime::now_utc(),
     )
+}
+
+/// Benchmark 1 alone on a fresh cache: the sweep's `durationMs` and the whole `--once` run.
+async fn sweep_once(url: &str, metrics: Option<Metrics>) -> (u64, u128) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Instant::now();
+    let lock = engine::lock_data_dir(dir.path()).unwrap();
+    let config = EngineConfig {
+        metrics,
+        ..config(url, dir.path(), None, true)
+    };
+    let (_, mut events, task) = engine::start(config, lock).await.unwrap().into_parts();
+    let mut sweep_ms = 0;
+    while let Some(event) = events.recv().await {
+        if let EngineEvent::Sweep { duration_ms, .. } = event {
+            sweep_ms = duration_ms;
+        }
+    }
+    task.await.unwrap();
+    (sweep_ms, run.elapsed().as_millis())
 }

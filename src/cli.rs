@@ -104,6 +104,10 @@ pub struct SyncArgs {
     #[arg(long, value_name = "ADDR")]
     pub webhook_listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// The URL the API delivers webhooks to, when it is not the listener's own (a tunnel).
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
@@ -309,5 +313,21 @@ mod tests {
                 assert!(shown.contains("whsec_MfKQ…"), "{args:?}: {shown}");
             }
         }
+    }
+
+    /// The dashboard and `watch` take `--metrics-listen`; a value that is not an address is
+    /// refused (clap: exit 2).
+    #[test]
+    fn both_front_ends_take_a_metrics_address() {
+        let addr: std::net::SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        let cli = Cli::try_parse_from(["kycdash", "--metrics-listen", "127.0.0.1:9464"]).unwrap();
+        assert_eq!(cli.dashboard.sync.metrics_listen, Some(addr));
+        let cli = Cli::try_parse_from(["kycdash", "watch", "--metrics-listen", "127.0.0.1:9464"]).unwrap();
+        let Some(super::Command::Watch(watch)) = cli.command else {
+            panic!("not watch");
+        };
+        assert_eq!(watch.sync.metrics_listen, Some(addr));
+        let refused = Cli::try_parse_from(["kycdash", "--metrics-listen", "9464"]).unwrap_err();
+        assert_eq!(refused.exit_code(), 2);
     }
 }

@@ -12,6 +12,7 @@ use crate::config::{self, Profile};
 use crate::sandbox::{self, DbLocation, RunningSandbox, SandboxConfig};
 use crate::secret::Secret;
 use crate::sync::engine::{self, DataDirLock, EngineConfig, EngineError, EngineTiming, ReceiverConfig};
+use crate::sync::metrics::{self, Metrics};
 
 /// How a mode ends badly: the exit code (2 usage or configuration, 1 fatal) and one line.
 #[derive(Debug)]
@@ -314,7 +315,21 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> Re
         register_before_start: true,
         retain: std::time::Duration::from_secs(u64::from(sync.retain_days) * 86_400),
         timing: EngineTiming::default(),
+        metrics: None,
     })
+}
+
+/// With `--metrics-listen`: the metrics the engine counts into, served on their own task, and
+/// the address they are served on (its port chosen when 0 was given).
+pub async fn serve_metrics(sync: &SyncArgs) -> Result<Option<(Metrics, SocketAddr)>, Failure> {
+    let Some(listen) = sync.metrics_listen else {
+        return Ok(None);
+    };
+    let metrics = Metrics::new();
+    let (bound, _task) = metrics::serve(metrics.clone(), listen)
+        .await
+        .map_err(|err| Failure::usage(err.to_string()))?;
+    Ok(Some((metrics, bound)))
 }
 
 /// Completes on SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal went away): every mode stops

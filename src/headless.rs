@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::api::{ApiClient, ApiError, ClientConfig};
 use crate::cli::{StatusArgs, WatchArgs};
-use crate::connection::{Failure, connect, engine_config, shutdown_signal};
+use crate::connection::{Failure, connect, engine_config, serve_metrics, shutdown_signal};
 use crate::domain::{ComplianceStatus, Customer, advise};
 use crate::sandbox;
 use crate::sync::engine::{self, ApiState, EngineError, EngineEvent};
@@ -46,7 +46,18 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
             sandbox::DEFAULT_API_KEY
         );
     }
-    let config = engine_config(&connection, &args.sync, args.once)?;
+    let mut config = engine_config(&connection, &args.sync, args.once)?;
+    match serve_metrics(&args.sync).await {
+        Ok(Some((metrics, bound))) => {
+            eprintln!("kycdash: metrics at http://{bound}/metrics");
+            config.metrics = Some(metrics);
+        }
+        Ok(None) => {}
+        Err(failure) => {
+            connection.shutdown().await;
+            return Err(failure);
+        }
+    }
     let Some(lock) = connection.lock.take() else {
         return Err(Failure::fatal("the data directory is not locked"));
     };

@@ -55,6 +55,7 @@ fn engine_config(base_url: &str, data_dir: &Path, receiver: bool, once: bool) ->
             },
             ..EngineTiming::default()
         },
+        metrics: None,
     }
 }
 

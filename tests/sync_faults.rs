@@ -312,6 +312,7 @@ async fn the_engine_reports_a_failing_api_and_recovers() {
         register_before_start: true,
         retain: std::time::Duration::from_secs(90 * 86_400),
         timing: Default::default(),
+        metrics: None,
     };
     let lock = kycdash::sync::engine::lock_data_dir(dir.path()).unwrap();
     let (handle, mut events, task) = kycdash::sync::engine::start(config, lock)

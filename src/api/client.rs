@@ -101,6 +101,11 @@ impl RetryPolicy {
     }
 }
 
+/// Told how long each attempt of a request took, from sending it to the last byte of the
+/// answer (or its failure); the wait for the rate cap and a free slot is not counted. Keeps
+/// this module free of whoever listens (the engine's metrics).
+pub type LatencyHook = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// The API client. Cheap to clone; clones share the connection pool, the rate cap and any
 /// `Retry-After` pause.
 #[derive(Clone)]
@@ -118,6 +123,7 @@ pub struct ApiClient {
     retry: RetryPolicy,
     /// A shorter timeout than the connection's, for an impatient copy.
     call_timeout: Option<Duration>,
+    latency: Option<LatencyHook>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -177,7 +183,16 @@ impl ApiClient {
             paused_until: Arc::default(),
             retry: config.retry,
             call_timeout: None,
+            latency: None,
         })
+    }
+
+    /// This client, telling `hook` how long each attempt took (copies made from it too).
+    pub fn with_latency_hook(self, hook: LatencyHook) -> ApiClient {
+        ApiClient {
+            latency: Some(hook),
+            ..self
+        }
     }
 
     /// A copy that tries each request once, giving up after `timeout`, and shares everything
@@ -431,6 +446,16 @@ impl ApiClient {
             Some(slots) => slots.acquire().await.ok(),
             None => None,
         };
+        let sent = Instant::now();
+        let result = self.exchange(call).await;
+        if let Some(hook) = &self.latency {
+            hook(sent.elapsed());
+        }
+        result
+    }
+
+    /// One request and its whole answer.
+    async fn exchange(&self, call: &Call<'_>) -> Result<bytes::Bytes, ApiError> {
         let response = self.build(call)?.send().await.map_err(transport_error)?;
         let status = response.status();
         let retry_after = response

@@ -58,6 +58,7 @@ async fn refresh(args: &ExportArgs) -> Result<(), Failure> {
     let sync = SyncArgs {
         inbox: None,
         webhook_listen: None,
+        metrics_listen: None,
         webhook_url: None,
         webhook_secret: None,
         max_rps: None,

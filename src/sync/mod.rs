@@ -8,6 +8,7 @@ pub mod cache;
 pub mod directory;
 pub mod engine;
 pub mod inbox;
+pub mod metrics;
 pub mod observation;
 pub mod receiver;
 pub mod recent_ids;

@@ -88,6 +88,13 @@ impl Tracker {
         self.customers.get(&customer_id).map(|t| t.since)
     }
 
+    /// Every customer's stage last reported, and since when.
+    pub fn reported(&self) -> impl Iterator<Item = (Stage, OffsetDateTime)> + '_ {
+        self.customers
+            .values()
+            .filter_map(|t| t.reported.map(|stage| (stage, t.since)))
+    }
+
     /// Applies a webhook where the move is legal. Returns the stage it moved the machine to,
     /// or `None` when it did not move it (not legal from here, a fact, or a customer the
     /// tracker has not seen yet: the pull every webhook triggers will tell).

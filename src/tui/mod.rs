@@ -60,6 +60,17 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
         config.inbox = None;
         config.receiver = config.receiver.filter(|r| r.secret.is_some());
     }
+    match connection::serve_metrics(&args.sync).await {
+        Ok(Some((metrics, bound))) => {
+            tracing::info!("metrics at http://{bound}/metrics");
+            config.metrics = Some(metrics);
+        }
+        Ok(None) => {}
+        Err(failure) => {
+            connection.shutdown().await;
+            return Err(failure);
+        }
+    }
     let inbox = config.inbox.clone();
     // The demo plays the end users and reviewers: people outside the dashboard, with their
     // own client, never the engine's.

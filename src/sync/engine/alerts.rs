@@ -118,6 +118,7 @@ impl Model {
         for (id, countdown) in candidates {
             self.countdown(id, countdown);
         }
+        self.count_stages();
     }
 
     pub(super) fn countdown(&mut self, id: Uuid, countdown: Countdown) {

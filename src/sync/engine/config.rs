@@ -9,6 +9,7 @@ use crate::api::{ApiError, ClientConfig};
 use crate::secret::Secret;
 use crate::sync::cache;
 use crate::sync::inbox::InboxTiming;
+use crate::sync::metrics::Metrics;
 
 /// Where the engine keeps its files and how it reaches the API.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct EngineConfig {
     /// and every few hours): `--retain-days`.
     pub retain: Duration,
     pub timing: EngineTiming,
+    /// Counted into when given (`--metrics-listen`; SPEC §11).
+    pub metrics: Option<Metrics>,
 }
 
 impl EngineConfig {
@@ -58,6 +61,7 @@ impl EngineConfig {
             register_before_start: true,
             retain: Duration::from_secs(90 * 86_400),
             timing: EngineTiming::default(),
+            metrics: None,
         }
     }
 }

@@ -106,6 +106,7 @@ struct Model {
     inlet: crate::sync::receiver::Inlet,
     /// Whether polling is paused, for the listing task of a sweep.
     pause: tokio::sync::watch::Sender<bool>,
+    metrics: Option<crate::sync::metrics::Metrics>,
 }
 
 impl Model {
@@ -152,6 +153,7 @@ impl Model {
             pause: tokio::sync::watch::Sender::new(false),
             retain: config.retain,
             prune_due: now,
+            metrics: config.metrics.clone(),
         }
     }
 

@@ -87,6 +87,9 @@ impl Model {
         sweep: Option<u32>,
     ) {
         let superseded = self.returned(customer_id);
+        if let Some(metrics) = &self.metrics {
+            metrics.poll();
+        }
         self.api_answered();
         self.schedule.succeeded(customer_id);
         self.snapshot(customer_id, customer, status, superseded);
@@ -96,6 +99,9 @@ impl Model {
     /// A pull that failed: retried after a backoff, and said.
     pub(super) fn poll_failed(&mut self, customer_id: Uuid, error: ApiError, sweep: Option<u32>) {
         self.returned(customer_id);
+        if let Some(metrics) = &self.metrics {
+            metrics.poll();
+        }
         let failures = self.schedule.failed(customer_id);
         let retry = self.retry_delay(&error, failures);
         if self.api_failed(&error, retry) {

@@ -127,7 +127,24 @@ impl PollerNews {
 
 impl Model {
     pub(super) fn emit(&mut self, event: EngineEvent) {
+        if let Some(metrics) = &self.metrics {
+            let since = match &event {
+                EngineEvent::StageChanged { customer_id, .. } => self.tracker.since(*customer_id),
+                _ => None,
+            };
+            metrics.event(&event, since);
+            if matches!(event, EngineEvent::Sweep { .. }) {
+                self.count_stages();
+            }
+        }
         self.events.emit(event);
+    }
+
+    /// Recounts the customers per stage, and the oldest of each, from the tracker.
+    pub(super) fn count_stages(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.stages(self.tracker.reported());
+        }
     }
 
     /// Tells the dashboard about customers that changed.

@@ -41,7 +41,10 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         concurrency: Some(config.concurrency.max(1)),
         ..config.api.clone()
     };
-    let client = ApiClient::new(&api)?;
+    let mut client = ApiClient::new(&api)?;
+    if let Some(metrics) = config.metrics.clone() {
+        client = client.with_latency_hook(Arc::new(move |took| metrics.api_request(took)));
+    }
     let (observations_tx, observations) = mpsc::unbounded_channel();
     let Cache {
         reader,
@@ -72,6 +75,7 @@ pub async fn start(config: EngineConfig, lock: DataDirLock) -> Result<Engine, En
         cancel.clone(),
     );
     model.restore(snapshot);
+    model.count_stages();
     model.publish_restored();
 
     let producers = Producers {
