@@ -40,6 +40,8 @@ pub struct Profile {
     pub webhook_secret: Option<Secret>,
     pub max_rps: Option<u32>,
     pub concurrency: Option<usize>,
+    /// Serve Prometheus metrics here (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Disable every action that writes (for watching a live account).
     #[serde(default)]
     pub read_only: bool,

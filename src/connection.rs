@@ -321,8 +321,15 @@ pub fn engine_config(connection: &Connection, sync: &SyncArgs, once: bool) -> Re
 
 /// With `--metrics-listen`: the metrics the engine counts into, served on their own task, and
 /// the address they are served on (its port chosen when 0 was given).
-pub async fn serve_metrics(sync: &SyncArgs) -> Result<Option<(Metrics, SocketAddr)>, Failure> {
-    let Some(listen) = sync.metrics_listen else {
+pub async fn serve_metrics(
+    connection: &Connection,
+    sync: &SyncArgs,
+) -> Result<Option<(Metrics, SocketAddr)>, Failure> {
+    let profile = connection.profile.as_ref().map(|(_, profile)| profile);
+    let Some(listen) = sync
+        .metrics_listen
+        .or_else(|| profile.and_then(|p| p.metrics_listen))
+    else {
         return Ok(None);
     };
     let metrics = Metrics::new();

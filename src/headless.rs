@@ -47,7 +47,7 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
         );
     }
     let mut config = engine_config(&connection, &args.sync, args.once)?;
-    match serve_metrics(&args.sync).await {
+    match serve_metrics(&connection, &args.sync).await {
         Ok(Some((metrics, bound))) => {
             eprintln!("kycdash: metrics at http://{bound}/metrics");
             config.metrics = Some(metrics);

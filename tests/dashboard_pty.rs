@@ -683,3 +683,39 @@ fn marked_customers_are_rerun_together_and_the_rest_skipped_with_a_reason() {
     assert!(status.success(), "exit status {status:?}");
     runtime.block_on(sandbox.shutdown());
 }
+
+/// SPEC §11: the dashboard serves Prometheus metrics too, where a profile's `metrics_listen`
+/// (or `--metrics-listen`) says, while it runs.
+#[test]
+fn the_dashboard_serves_metrics_where_its_profile_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    std::fs::write(
+        dir.path().join("none.toml"),
+        format!("[profiles.watched]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let mut session = Session::start(dir.path(), &["--profile", "watched", "--no-demo"]);
+    session.screen.wait_to_see("● connected");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let text = runtime.block_on(async {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Ok(answer) = reqwest::get(&url).await
+                && answer.status() == 200
+            {
+                let text = answer.text().await.unwrap();
+                if text.contains("kycdash_api_reachable 1") {
+                    return text;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no metrics at {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(text.contains("kycdash_customers{"), "{text}");
+    session.type_keys("q");
+    let status = session.wait_for_exit();
+    assert!(status.success(), "exit status {status:?}");
+}

@@ -60,7 +60,7 @@ pub async fn run(args: DashboardArgs) -> Result<(), Failure> {
         config.inbox = None;
         config.receiver = config.receiver.filter(|r| r.secret.is_some());
     }
-    match connection::serve_metrics(&args.sync).await {
+    match connection::serve_metrics(&connection, &args.sync).await {
         Ok(Some((metrics, bound))) => {
             tracing::info!("metrics at http://{bound}/metrics");
             config.metrics = Some(metrics);
