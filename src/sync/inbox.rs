@@ -607,11 +607,42 @@ fn explain(err: &ApiError) -> String {
 /// content that is not what `document_type` accepts (by its magic bytes). The inbox and the
 /// dashboard's upload both read files through here.
 pub fn read_document(path: &Path, document_type: DocumentType) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let file = open_regular(path)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the file: {e}"))?;
     crate::domain::check_size(meta.len()).map_err(|e| e.to_string())?;
-    let content = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    // A file still growing is read no further than the limit, and refused if it passed it.
+    let mut content = Vec::with_capacity(meta.len() as usize);
+    let limit = crate::domain::MAX_DOCUMENT_BYTES as u64 + 1;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit), &mut content)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    crate::domain::check_size(content.len() as u64).map_err(|e| e.to_string())?;
     document_type.check_content(&content).map_err(|e| e.to_string())?;
     Ok(content)
+}
+
+/// Opens `path` only if it is a regular file, itself: a symbolic link is not followed (it
+/// could point anywhere, `/etc/passwd` included), and a FIFO or a device is not waited on
+/// (the open does not block; the file's own type is checked on what was opened, so a file
+/// swapped for another after the listing is caught too).
+fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = options.open(path).map_err(|e| match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::ELOOP) => "it is a symbolic link; only regular files in the inbox are read".to_string(),
+        _ => format!("cannot read the file: {e}"),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file (a FIFO, a device or a folder is not read)".into());
+    }
+    Ok(file)
 }
 
 /// A file's size and modification time: what tells whether it has settled.
@@ -691,6 +722,35 @@ fn free_name(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+
+    /// Hostile files: a symbolic link (to `/etc/passwd`), a FIFO and a folder are refused at
+    /// once, without following or waiting; an empty file is refused with its reason.
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read_and_nothing_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("ada-1__W9.pdf");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let fifo = dir.path().join("ada-1__W8BEN.pdf");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let folder = dir.path().join("ada-1__SOURCE_OF_FUNDS.pdf");
+        std::fs::create_dir(&folder).unwrap();
+        let empty = dir.path().join("ada-1__PROOF_OF_ADDRESS.pdf");
+        std::fs::write(&empty, b"").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let read = |path: &Path| read_document(path, DocumentType::W9).unwrap_err();
+            let _ = tx.send([read(&link), read(&fifo), read(&folder), read(&empty)]);
+        });
+        let [link, fifo, folder, empty] = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("nothing blocks (a FIFO opened for reading waits for a writer)");
+        assert!(link.contains("symbolic link"), "{link}");
+        assert!(fifo.contains("not a regular file"), "{fifo}");
+        assert!(folder.contains("not a regular file"), "{folder}");
+        assert!(empty.contains("empty"), "{empty}");
+    }
     use super::*;
 
     #[test]
