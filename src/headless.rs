@@ -87,7 +87,10 @@ pub async fn watch(args: WatchArgs) -> Result<(), Failure> {
                 }
                 // Said once: a registration retried every few minutes says so again only if
                 // the reason changes.
-                if let EngineEvent::Receiver { webhook_url, reason } = &event {
+                if let EngineEvent::Receiver {
+                    webhook_url, reason, ..
+                } = &event
+                {
                     let said = match (webhook_url, reason) {
                         (Some(url), _) => Some(format!("webhooks are received at {url}")),
                         (None, reason) => reason.clone(),

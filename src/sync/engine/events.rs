@@ -98,7 +98,10 @@ pub enum EngineEvent {
     #[serde(skip)]
     Receiver {
         webhook_url: Option<String>,
+        /// Why there is none, in full (stderr, the log).
         reason: Option<String>,
+        /// The same in a few words, for a header: `registering`, `API unreachable`, `HTTP 503`.
+        why: Option<String>,
     },
     /// How far the API's clock is ahead of this machine's (the sandbox's clock moves when
     /// told to; SDK link expiries are on it). Not an NDJSON line.

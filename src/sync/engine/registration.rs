@@ -36,6 +36,7 @@ impl Model {
         self.emit(EngineEvent::Receiver {
             webhook_url: None,
             reason: Some("registering the webhook endpoint".into()),
+            why: Some("registering".into()),
         });
     }
 
@@ -51,10 +52,8 @@ impl Model {
         if self.api_failed(error, wait) {
             return;
         }
-        let reason = format!(
-            "webhook registration failed ({}): {error}; polling alone meanwhile",
-            short_reason(error)
-        );
+        let why = short_reason(error);
+        let reason = format!("webhook registration failed ({why}): {error}; polling alone meanwhile");
         self.emit(EngineEvent::PollError {
             customer_id: None,
             status: None,
@@ -66,6 +65,7 @@ impl Model {
         self.emit(EngineEvent::Receiver {
             webhook_url: None,
             reason: Some(reason),
+            why: Some(why),
         });
     }
 
@@ -121,6 +121,7 @@ impl Model {
         self.emit(EngineEvent::Receiver {
             webhook_url: Some(pending.url),
             reason: None,
+            why: None,
         });
     }
 }

@@ -40,9 +40,9 @@ impl App {
                     self.header.paused = paused;
                 }
                 // Why it polls alone is in the log already, as a poll error.
-                EngineEvent::Receiver { webhook_url, reason } => {
+                EngineEvent::Receiver { webhook_url, why, .. } => {
                     self.header.webhook_url = webhook_url;
-                    self.header.receiver_note = reason;
+                    self.header.receiver_why = why;
                 }
                 EngineEvent::Api(state) => self.api_state(state),
                 EngineEvent::Stale(rows) => self.stale = rows.into_iter().collect(),

@@ -77,8 +77,8 @@ pub struct Header {
     pub webhook_url: Option<String>,
     pub inbox: Option<String>,
     pub read_only: bool,
-    /// Why there is no receiver (yet): registering, or the registration's failure.
-    pub receiver_note: Option<String>,
+    /// Why there is no receiver (yet), in a few words: `registering`, `HTTP 503`.
+    pub receiver_why: Option<String>,
     pub last_webhook: Option<OffsetDateTime>,
     /// Webhooks rejected, recently.
     pub rejected: RecentErrors,

@@ -28,7 +28,7 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
     }
     first.push(Span::raw(format!("  {} ", h.api_url)));
     first.push(api_state(&h.api, h.paused, app.now, theme));
-    let receiver = match (&h.webhook_url, &h.receiver_note) {
+    let receiver = match (&h.webhook_url, &h.receiver_why) {
         (Some(url), _) => {
             let age = h.last_webhook.map_or("no event yet".to_string(), |at| {
                 format!("last event {} ago", ago(app.now - at))
@@ -39,12 +39,7 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Them
             };
             format!("receiver {} · {age}{rejected}", short_url(url))
         }
-        (None, Some(note)) if note.starts_with("registering") => "receiver: registering…".into(),
-        // "webhook registration failed (HTTP 503): …": the words in brackets.
-        (None, Some(note)) => match note.split_once(" (").and_then(|(_, rest)| rest.split_once("):")) {
-            Some((why, _)) => format!("no receiver ({why})"),
-            None => "no receiver (polling only)".into(),
-        },
+        (None, Some(why)) => format!("no receiver ({why})"),
         (None, None) => "no receiver (polling only)".into(),
     };
     first.push(Span::styled(format!("  {receiver}"), theme.dim()));

@@ -228,6 +228,7 @@ fn the_api_unreachable_with_stale_rows() {
                 "webhook registration failed (API unreachable): cannot reach the API; polling alone meanwhile"
                     .into(),
             ),
+            why: Some("API unreachable".into()),
         },
     ]));
     assert_snapshot!(render(&app, 120, 24, ThemeName::Dark).backend());
