@@ -2,6 +2,8 @@
 //! API shows up as `stage_changed` events in order, through the real receiver, tracker, cache
 //! and inbox. Loopback only; the sandbox's clock is moved instead of sleeping for timers.
 
+mod engine_events;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,11 +24,8 @@ struct Setup {
     sandbox: RunningSandbox,
     client: ApiClient,
     handle: EngineHandle,
-    events: tokio::sync::mpsc::Receiver<EngineEvent>,
+    log: engine_events::EventLog,
     task: tokio::task::JoinHandle<()>,
-    seen: Vec<EngineEvent>,
-    /// Indices of `seen` a wait has already matched.
-    claimed: std::collections::HashSet<usize>,
     _dir: tempfile::TempDir,
     inbox: std::path::PathBuf,
 }
@@ -82,10 +81,8 @@ async fn setup_with(config: SandboxConfig) -> Setup {
         sandbox,
         client,
         handle,
-        events,
+        log: engine_events::EventLog::new(events),
         task,
-        seen: Vec::new(),
-        claimed: Default::default(),
         _dir: dir,
         inbox,
     };
@@ -99,23 +96,7 @@ impl Setup {
     /// Waits (at most 10 s) for an event no earlier wait matched; every event seen is kept in
     /// `seen`, so one that arrived while waiting for another still counts.
     async fn wait_for(&mut self, what: &str, matches: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
-        let earlier = (0..self.seen.len()).find(|i| !self.claimed.contains(i) && matches(&self.seen[*i]));
-        if let Some(i) = earlier {
-            self.claimed.insert(i);
-            return self.seen[i].clone();
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {:#?}", self.seen))
-                .unwrap_or_else(|| panic!("the engine stopped before {what}; saw {:#?}", self.seen));
-            self.seen.push(event.clone());
-            if matches(&event) {
-                self.claimed.insert(self.seen.len() - 1);
-                return event;
-            }
-        }
+        self.log.wait_for(what, matches).await
     }
 
     async fn wait_for_stage(&mut self, id: Uuid, stage: Stage) {
@@ -127,7 +108,8 @@ impl Setup {
 
     /// The `(from, to)` of every stage change of a customer seen so far.
     fn stages_of(&self, id: Uuid) -> Vec<(Option<Stage>, Stage)> {
-        self.seen
+        self.log
+            .seen
             .iter()
             .filter_map(|e| match e {
                 EngineEvent::StageChanged {
@@ -168,7 +150,7 @@ impl Setup {
             .await;
         self.task.await.unwrap();
         self.sandbox.shutdown().await;
-        self.seen
+        self.log.seen
     }
 }
 
@@ -218,6 +200,7 @@ async fn a_standard_flow_is_seen_stage_by_stage_through_webhooks() {
         ])
     );
     let last = s
+        .log
         .seen
         .iter()
         .rev()
@@ -234,12 +217,13 @@ async fn a_standard_flow_is_seen_stage_by_stage_through_webhooks() {
         "{last:?}"
     );
     let webhooks = s
+        .log
         .seen
         .iter()
         .filter(|e| matches!(e, EngineEvent::Webhook { duplicate: false, .. }))
         .count();
     assert!(webhooks >= 5, "expected the flow's webhooks, saw {webhooks}");
-    assert!(!s.seen.iter().any(|e| matches!(
+    assert!(!s.log.seen.iter().any(|e| matches!(
         e,
         EngineEvent::Alert {
             alert: AlertKind::Drift,
@@ -365,6 +349,7 @@ async fn inbox_drops_by_id_and_by_external_id_lead_to_approval() {
         s.wait_for_stage(id, Stage::Approved).await;
     }
     let uploads = s
+        .log
         .seen
         .iter()
         .filter(|e| {

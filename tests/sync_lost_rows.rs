@@ -3,6 +3,8 @@
 //! is recorded. The refusals are SQLite triggers on the engine's own cache; the API is the
 //! in-process sandbox on loopback.
 
+mod engine_events;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +14,6 @@ use kycdash::sandbox::{self, RunningSandbox, SandboxConfig};
 use kycdash::sync::cache;
 use kycdash::sync::engine::{self, EngineConfig, EngineEvent, EngineHandle, EngineTiming, ReceiverConfig};
 use kycdash::sync::inbox::InboxTiming;
-use tokio::sync::mpsc::Receiver;
 use uuid::Uuid;
 
 const PDF: &[u8] = b"%PDF-1.4\n% test document\n";
@@ -20,10 +21,8 @@ const PDF: &[u8] = b"%PDF-1.4\n% test document\n";
 /// A running engine on its own data directory, and every event it said so far.
 struct Running {
     handle: EngineHandle,
-    events: Receiver<EngineEvent>,
+    log: engine_events::EventLog,
     task: tokio::task::JoinHandle<()>,
-    seen: Vec<EngineEvent>,
-    claimed: std::collections::HashSet<usize>,
 }
 
 impl Running {
@@ -52,32 +51,14 @@ impl Running {
         let (handle, events, task) = engine::start(config, lock).await.unwrap().into_parts();
         Running {
             handle,
-            events,
+            log: engine_events::EventLog::new(events),
             task,
-            seen: Vec::new(),
-            claimed: Default::default(),
         }
     }
 
     /// Waits (at most 10 s) for an event no earlier wait matched.
     async fn wait_for(&mut self, what: &str, matches: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
-        let earlier = (0..self.seen.len()).find(|i| !self.claimed.contains(i) && matches(&self.seen[*i]));
-        if let Some(i) = earlier {
-            self.claimed.insert(i);
-            return self.seen[i].clone();
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 10 s; saw {:#?}", self.seen))
-                .unwrap_or_else(|| panic!("the engine stopped before {what}; saw {:#?}", self.seen));
-            self.seen.push(event.clone());
-            if matches(&event) {
-                self.claimed.insert(self.seen.len() - 1);
-                return event;
-            }
-        }
+        self.log.wait_for(what, matches).await
     }
 
     async fn sweep(&mut self) {
@@ -309,10 +290,11 @@ async fn an_inbox_file_moves_only_once_its_upload_is_recorded() {
     assert_eq!(rows(&cache, recorded, id), 1);
     assert_eq!(client.documents(id).await.unwrap().data.len(), 1, "uploaded once");
     let uploads = engine
+        .log
         .seen
         .iter()
         .filter(|e| matches!(e, EngineEvent::Upload { .. }));
-    assert_eq!(uploads.count(), 1, "said once: {:#?}", engine.seen);
+    assert_eq!(uploads.count(), 1, "said once: {:#?}", engine.log.seen);
     engine.stop().await;
     sandbox.shutdown().await;
 }
