@@ -1,20 +1,28 @@
 #!/usr/bin/env python3
 """Disk (issue 17): the cache's directory (the `watch` data directory, cache.db in it) made
-read-only, then writable again, mid-run; then a full disk, then space freed.
+read-only mid-run, then writable again; then a full disk, then space freed.
 
-The data directory is a small tmpfs mounted for the run (root only: chmod does not stop root,
-so a read-only remount of the tmpfs is what makes it read-only; a ballast file that fills the
-tmpfs makes the disk full). Each part: a `watch` runs with its receiver registered; a baseline
-of customers reaches the cache; the fault starts; for --fault seconds customers are created,
-started and completed (webhooks and polls happen); the fault ends (remount rw / ballast
-deleted); the sandbox clock is advanced so that the deliveries it is retrying come due.
-Checks: a clear message while the fault lasts (stderr or poll_error lines naming it), no
-panic and the watch still running, nothing answered 2xx that was not stored (every event the
-sandbox logged a 2xx attempt for is in cache.db's webhook_events afterwards), and recovery
-(every customer made during the fault, and a new one made afterwards, reach a `stage_changed`
-line and cache.db).
+Root only (it mounts): chmod does not stop root, and an open file keeps its write access
+whatever its directory's mode, so neither chmod nor `mount -o remount,ro` (refused, EBUSY, while
+cache.db is open for writing) can make the cache read-only under a running watch. What does is
+what a file system does to a running process after an error: the data directory is an ext4
+image on a loop device mounted errors=remount-ro, and /sys/fs/ext4/<dev>/trigger_fs_error puts
+it into the kernel's emergency read-only, every write of the watch failing with EROFS. That
+cannot be undone while a file is open on it, so "writable again" is: the watch stopped
+(SIGTERM), the file system unmounted, checked (e2fsck -fy) and mounted again, the watch started
+again on the same data directory and receiver port. The full disk is a small tmpfs (--size)
+filled by a ballast file, deleted afterwards, the watch running throughout.
 
-    sudo KYCDASH_BIN=target/release/kycdash python3 benches/disk.py [--fault 15]
+Each part: a `watch` runs with its receiver registered; a baseline of customers reaches the
+cache; the fault starts; for --fault seconds customers are created, started and completed
+(webhooks and polls happen); the fault ends; the sandbox clock is advanced so that the
+deliveries it is retrying come due. Checks: a clear message while the fault lasts (stderr or
+poll_error lines naming it), no panic and the watch still running, nothing answered 2xx that was
+not stored (every event the sandbox logged a 2xx attempt for is in cache.db's webhook_events
+afterwards), and recovery (every customer made during the fault, and new ones made afterwards,
+reach a `stage_changed` line and cache.db).
+
+    sudo KYCDASH_BIN=target/release/kycdash python3 benches/disk.py [--fault 15] [--size 16m]
 
 Not root: it says so and exits 0 without testing. Everything it mounted is unmounted (finally
 and atexit); exits 1 when a goal is missed. Loopback only.

@@ -9,7 +9,9 @@ pty test dashboard_pty::started_with_the_api_down_it_shows_the_cache_then_reconn
     tenant-clock timer, which the sandbox fires for the time it missed when it comes back),
     and right before the kill --completing other customers got SDK_COMPLETE with no wait, so
     their webhooks are still in the outbox or in flight when the process dies. The sandbox is
-    started again on the same --db and port. Goal: every customer's new stage reaches a
+    started again on the same --db and port. Run twice: with webhooks, and polling only (the
+    endpoint registered at a closed port, so only the engine's polls and sweeps can see the
+    changes). Goal: every customer's new stage reaches a
     `stage_changed` line within one sweep (300 s, the engine's sweep interval) of the return,
     and no transition (customer, from, to) is printed twice.
 
@@ -40,9 +42,11 @@ SWEEP_SECONDS = 300  # EngineTiming::sweep_every
 SDK_LINK_SECONDS = 30 * 60  # the sandbox's SDK link lifetime
 
 
-def start_watch(binp, url, data_dir, port):
+def start_watch(binp, url, data_dir, port, webhook_url=None):
     args = [binp, "watch", "--api-url", url, "--api-key", kb.KEY, "--data-dir", data_dir,
             "--webhook-listen", f"127.0.0.1:{port}"]
+    if webhook_url:
+        args += ["--webhook-url", webhook_url]
     proc = kb.Proc(args, json_stdout=True)
     if proc.out.wait(lambda l: l.get("kind") == "started", 60) is None:
         raise RuntimeError("watch did not start: " + "\n".join(proc.err.snapshot()[-5:]))
@@ -76,7 +80,7 @@ def create_customers(api, n, prefix):
     return ids
 
 
-def part_a(binp, opts, problems):
+def part_a(binp, opts, problems, polling_only):
     work = kb.tempdir("kyc-outage-a-")
     db, data_dir = os.path.join(work, "sandbox.db"), os.path.join(work, "data")
     sandbox = kb.Sandbox(binp, db)
@@ -87,7 +91,10 @@ def part_a(binp, opts, problems):
         status, body = api.post("/v1/compliance/kyc", {"customerId": cid})
         if status != 201:
             raise RuntimeError(f"start KYC: {status} {body}")
-    watch = start_watch(binp, sandbox.url, data_dir, kb.free_port())
+    # Polling only: the endpoint is registered at a closed port, so no webhook ever arrives and
+    # every change must come from the engine's own polls and sweeps.
+    closed = f"http://127.0.0.1:{kb.free_port()}/webhooks" if polling_only else None
+    watch = start_watch(binp, sandbox.url, data_dir, kb.free_port(), closed)
     if not wait_until(lambda: all(last_stage(watch.out.snapshot(), c) == "awaiting_sdk" for c in ids), 120):
         raise RuntimeError("the watch did not report every customer awaiting_sdk")
     expiring, completing = ids[:opts.expiring], ids[opts.expiring:]
@@ -129,10 +136,13 @@ def part_a(binp, opts, problems):
     for line in watch.err.snapshot():
         if "panicked" in line or "internal error" in line:
             problems.append(f"(a) watch: {line}")
-    return [["Outage (a): API down", f"{opts.down} s down; {len(expiring)} links expiring meanwhile, "
+    webhooks = sum(1 for l in lines if isinstance(l, dict) and l.get("kind") == "webhook")
+    return [["Outage (a): API down" + (", polling only" if polling_only else ", webhooks on"),
+             f"{opts.down} s down; {len(expiring)} links expiring meanwhile, "
              f"{len(completing)} SDK_COMPLETE just before the kill ({pending} deliveries pending)",
              f"{poll_errors} poll_error lines while down; every change reported "
-             f"{took:.1f} s after the return (goal < {SWEEP_SECONDS} s); transitions printed twice: {len(twice)}"]]
+             f"{took:.1f} s after the return (goal < {SWEEP_SECONDS} s); transitions printed twice: {len(twice)}; "
+             f"webhook lines {webhooks}"]]
 
 
 def deliveries(api, endpoint):
@@ -263,7 +273,8 @@ def main():
     binp, problems, rows = kb.binary(), [], []
     started = time.monotonic()
     if opts.part in ("a", "both"):
-        rows += part_a(binp, opts, problems)
+        rows += part_a(binp, opts, problems, polling_only=False)
+        rows += part_a(binp, opts, problems, polling_only=True)
     if opts.part in ("b", "both"):
         rows += part_b(binp, opts, problems)
     print()
