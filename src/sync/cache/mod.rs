@@ -300,7 +300,10 @@ pub fn open(path: &Path) -> Result<Connection, CacheError> {
         source,
     })?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // FULL: a commit is synced before it is acknowledged. A webhook answered 2xx is never sent
+    // again, so a commit left in the page cache (NORMAL) is lost for good when the machine
+    // stops or the file system goes read-only. The writer commits in batches: one sync each.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let found = crate::sqlite::migrate(&mut conn, &MIGRATIONS).map_err(|source| CacheError::Migrate {
         path: path.to_path_buf(),

@@ -376,3 +376,16 @@ async fn a_full_cache_reports_the_whole_batch_once() {
     assert_eq!(lost.rows, ids.map(Row::Customer).to_vec());
     assert!(lost.reason.contains("full"), "{}", lost.reason);
 }
+
+/// A webhook is answered 2xx once its row is committed, and the sender never sends it again:
+/// the commit must reach the disk, not only the page cache. With `synchronous=NORMAL` a WAL
+/// commit is not synced, and benches/disk.py lost 17 acknowledged webhooks (and the endpoint's
+/// secret, so every later delivery was refused 401) when the file system went read-only
+/// (ext4's emergency read-only after an error: dirty pages are never written back).
+#[test]
+fn every_commit_of_the_cache_is_synced_to_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open(&dir.path().join("cache.db")).unwrap();
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+    assert_eq!(synchronous, 2, "synchronous must be FULL (2), not {synchronous}");
+}
