@@ -447,6 +447,15 @@ def one_repeat(name, n, bin_path, template, root, rnd, ctx):
                 base = f.split(" (")[0].removesuffix(".pdf")
                 stems[base] = stems.get(base, 0) + 1
             res["lost_files"] = sum(1 for nm in names if nm.removesuffix(".pdf") not in stems)
+            # A file moved to .processed/ must have been uploaded: its content is in the sandbox.
+            import hashlib
+            held = {r[0] for r in kb.query(run.db, "SELECT sha256 FROM documents")}
+            done_dir = os.path.join(inbox, ".processed")
+            not_uploaded = [f for f in (os.listdir(done_dir) if os.path.isdir(done_dir) else [])
+                            if hashlib.sha256(open(os.path.join(done_dir, f), "rb").read()).hexdigest() not in held]
+            if not_uploaded:
+                log(f"  {name}#{n}: in .processed/ but not uploaded: {not_uploaded[:3]}")
+            res["lost_files"] += len(not_uploaded)
             failed = len(os.listdir(os.path.join(inbox, ".failed"))) if os.path.isdir(os.path.join(inbox, ".failed")) else 0
             if failed:
                 log(f"  {name}#{n}: {failed} entries in .failed/")
