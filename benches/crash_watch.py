@@ -246,7 +246,7 @@ def scenario_b(run, rnd, ctx, files=300):
 TERMINAL = {"ERROR", "APPROVED", "DENIED_COMPLIANCE"}
 
 
-def load_generator(run, rnd, ids, stop, counts, threads=24):
+def load_generator(run, rnd, ids, stop, counts, threads=4):
     """Many threads moving customers through their stages, each change an event. Each thread
     owns its own customers and follows each one's status, so that no customer is moved out
     of a final stage (errored, approved, denied): no real API does that, and the engine rightly
@@ -360,6 +360,9 @@ def scenario_c(run, rnd, ctx, senders=2):
     w = run.start_watch()
     if w is None:
         return {"error": "watch did not start"}
+    # The load starts once the first sweep is over: (a) is the kill during a sweep.
+    if run.first_sweep(w) is None:
+        return {"error": "watch's first sweep did not end"}
     url = next(l for l in w.out.snapshot() if l.get("kind") == "started").get("webhookUrl")
     secret = kb.query(run.cache(), "SELECT value FROM settings WHERE key = 'webhook.secret'")[0][0]
     stop, counts = threading.Event(), {}
