@@ -734,3 +734,73 @@ async fn the_handles_upload_follows_the_inbox_rule_and_is_reported() {
     assert_eq!(s.client.documents(id).await.unwrap().data.len(), 1);
     s.stop().await;
 }
+
+/// Runs a continuous engine (no receiver) until its first sweep ends, then stops it; every
+/// event it emitted.
+async fn run_to_first_sweep(url: &str, dir: &Path) -> Vec<EngineEvent> {
+    let lock = engine::lock_data_dir(dir).unwrap();
+    let (handle, mut events, task) = engine::start(engine_config(url, dir, false, false), lock)
+        .await
+        .unwrap()
+        .into_parts();
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(20), events.recv())
+        .await
+        .unwrap()
+    {
+        if matches!(event, EngineEvent::Sweep { .. }) {
+            handle.stop();
+        }
+        seen.push(event);
+    }
+    task.await.unwrap();
+    seen
+}
+
+/// A `watch` killed (or stopped) misses the webhooks sent while it is down, and a restart on
+/// another port drops its old endpoint with them: the restart's first sweep must read every
+/// open onboarding again, as after an outage, not only those it does not know (issue 17's
+/// crash campaign found stages left wrong after the restart's first sweep).
+#[tokio::test]
+async fn a_restart_s_first_sweep_reads_what_changed_while_nothing_ran() {
+    let (sandbox, client) = sandbox_and_client().await;
+    let profile: CustomerProfile = serde_json::from_value(json!({
+        "ipAddress": "203.0.113.7",
+        "kyc": {
+            "firstName": "Ada", "lastName": "Lovelace", "birthDate": "1990-04-12", "documentNumber": "X1",
+            "mainAddress": {"street1": "1 Main St", "cityCounty": "New York", "zip": "10001", "countryCode": "US"},
+            "nationality": "US", "occupation": "11"
+        }
+    }))
+    .unwrap();
+    let id = client.create_customer(&profile).await.unwrap().id;
+    client.start_kyc(id, None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = sandbox.base_url().to_string();
+    let first = run_to_first_sweep(&url, dir.path()).await;
+    assert!(
+        first.iter().any(|e| matches!(e, EngineEvent::StageChanged { customer_id, to: Stage::AwaitingSdk, .. } if *customer_id == id)),
+        "{first:#?}"
+    );
+    // While nothing runs, the SDK flow completes: its webhook reaches nobody.
+    client.simulate(id, SimulateAction::SdkComplete).await.unwrap();
+
+    let second = run_to_first_sweep(&url, dir.path()).await;
+    let sweep = second
+        .iter()
+        .position(|e| matches!(e, EngineEvent::Sweep { .. }))
+        .expect("a sweep");
+    assert!(
+        second[..sweep].iter().any(|e| matches!(
+            e,
+            EngineEvent::StageChanged {
+                customer_id,
+                from: Some(Stage::AwaitingSdk),
+                to: Stage::CollectingRequirements,
+                ..
+            } if *customer_id == id
+        )),
+        "the change made while nothing ran is reported by the restart's first sweep: {second:#?}"
+    );
+    sandbox.shutdown().await;
+}

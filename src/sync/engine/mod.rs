@@ -172,6 +172,10 @@ impl Model {
                 },
             );
         }
+        // Whatever changed while nothing ran (a crash, a stop, a restart on another port
+        // whose old endpoint is dropped with its pending deliveries) was announced to
+        // nobody: the first sweep reads every open onboarding again, as after an outage.
+        self.sweeps.catch_up = !self.customers.is_empty();
     }
 
     /// Fills the directory with every customer restored from the cache: after the rows went
