@@ -516,6 +516,36 @@ async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside
     s.stop().await;
 }
 
+/// A file name is data, not part of the request's syntax: one with a newline, a carriage
+/// return, a quote or a backslash (an inbox name can hold any of them) still uploads, and
+/// the name on file keeps no control character (issue 17's hostile files: the multipart
+/// header broke on the newline and the upload was refused as malformed).
+#[tokio::test]
+async fn a_file_name_with_a_newline_or_a_quote_uploads_and_is_kept_without_control_characters() {
+    let (_sandbox, client) = sandbox_and_client().await;
+    let id = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let names = [
+        "ada-6__W9\n.pdf",
+        "a\r\nContent-Type: text/html\r\n\r\nx.pdf",
+        "say \"hi\"\\.pdf",
+    ];
+    for (n, name) in names.into_iter().enumerate() {
+        let content = [PDF, format!("% {n}\n").as_bytes()].concat();
+        let doc = client
+            .upload_document(id, DocumentType::W9, name, &content, None)
+            .await
+            .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+        let kept = doc.file_name.unwrap_or_default();
+        assert!(!kept.chars().any(char::is_control), "{kept:?}");
+        assert!(!kept.is_empty(), "{name:?}");
+    }
+    assert_eq!(client.documents(id).await.unwrap().data.len(), 3);
+}
+
 #[tokio::test]
 async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
     let (sandbox, client) = sandbox_and_client().await;
