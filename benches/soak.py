@@ -315,11 +315,12 @@ def main():
     twice = [e for e, n in collections.Counter(received).items() if n > 1]
     d_set, r_set, c_set = set(delivered), set(received), set(cache_ids)
     missing_lines, extra_lines = d_set - r_set, r_set - d_set
-    missing_cache = d_set - c_set
-    if missing_lines or extra_lines or twice or missing_cache or len(delivered) != len(d_set):
+    missing_cache, extra_cache = d_set - c_set, c_set - d_set
+    if missing_lines or extra_lines or twice or missing_cache or extra_cache or len(delivered) != len(d_set):
         failures.append(f"webhooks: {len(missing_lines)} delivered without a line, {len(extra_lines)} lines "
                         f"not logged as delivered, {len(twice)} received twice, {len(missing_cache)} "
-                        f"delivered not in the cache, {len(delivered) - len(d_set)} delivered twice")
+                        f"delivered not in the cache, {len(extra_cache)} in the cache not delivered, "
+                        f"{len(delivered) - len(d_set)} delivered twice")
     if undelivered:
         failures.append(f"deliveries to watch not delivered at the end: {dict(undelivered)}")
     poll_5xx = [l for l in watch_lines if isinstance(l, dict) and l.get("kind") == "poll_error"
@@ -393,7 +394,8 @@ def main():
          f"{len(d_set)} delivered, {len(received)} received",
          f"{len(missing_lines)} missing, {len(extra_lines)} extra"),
         ("received twice (duplicate=false)", f"{len(received)}", len(twice)),
-        ("delivered not in the cache's webhook_events", f"{len(c_set)} rows", len(missing_cache)),
+        ("delivered vs. the cache's webhook_events", f"{len(c_set)} rows",
+         f"{len(missing_cache)} missing, {len(extra_cache)} extra"),
         ("repeats answered as duplicate=true", f"{len(repeats)}", "-"),
         ("dashboard exit after q / watch exit after SIGTERM", "", f"{dash_code} / {watch_code}"),
     ], ["check", "how many", "bad"]))
