@@ -11,7 +11,8 @@ Against a `kycdash sandbox` with 20 customers (externalIds ada-1 … ada-20), th
 a symbolic link to /etc/passwd named like a document (at the top and in a customer folder), a
 link to a folder outside the inbox named like a customer folder, a dangling link, a FIFO and a
 Unix socket named like documents, a folder named like a document, a file that grows all the
-time (a writer thread appends until the checks are done), a 0-byte file, names with `..`,
+time (a writer thread appends 64 KiB every 50 ms until the checks are done, then stops: it
+must then settle and be refused, past 10 MiB), a 0-byte file, names with `..`,
 with a newline and with invalid UTF-8 bytes. Then a valid file: it must be uploaded within
 15 s (nothing blocks). Checks: each hostile entry ends in `.failed/` with `NAME.error.txt`
 or is left alone exactly as the README's "The inbox" says (hidden names; a folder is a
@@ -30,6 +31,7 @@ import kycbench as kb
 CUSTOMERS = 20
 TYPES = ["W9", "W8BEN", "SOURCE_OF_FUNDS", "PROOF_OF_ADDRESS", "BIOMETRIC_REPORT"]
 PROBE_BOUND = 15.0
+GROW_CHUNK = 64 * 1024            # every 50 ms: about 1.3 MiB/s, past the 10 MiB limit in ~8 s
 
 
 def unique_pdf(tag):
@@ -123,9 +125,9 @@ def main():
         with open(grow_path, "wb") as f:
             f.write(kb.PDF)
             while not grow_stop.is_set():
-                f.write(b"%" + b"x" * 4094 + b"\n")
+                f.write(b"%" + b"x" * (GROW_CHUNK - 2) + b"\n")
                 f.flush()
-                grown[0] += 4096
+                grown[0] += GROW_CHUNK
                 grow_stop.wait(0.05)
     writer = threading.Thread(target=grow, daemon=True)
     writer.start()
@@ -279,7 +281,7 @@ def main():
     sock.close()
 
     print()
-    print(f"Hostile files: {len(hostile)} hostile entries and a file growing 80 KiB/s, then {count} "
+    print(f"Hostile files: {len(hostile)} hostile entries and a file growing {GROW_CHUNK * 20 // 1024} KiB/s, then {count} "
           f"valid files at once, in the inbox of a running `kycdash watch` against a sandbox")
     print()
     print(kb.table(rows, ["entry", "expected", "got"]))
