@@ -158,6 +158,8 @@ def main():
             in_failed = os.path.lexists(os.path.join(failed_dir, name))
             note = os.path.join(failed_dir, name + b".error.txt")
             reason = open(note, "rb").read().decode("utf-8", "replace").splitlines()[0] if os.path.exists(note) else None
+            if reason:  # the first clause is enough for the table (the note goes on with how to name it)
+                reason = reason.split(": name it ")[0].split("; check the name")[0]
             if expected == "failed":
                 ok = in_failed and not here and reason is not None
                 got = f"in .failed: {reason}" if ok else f"here={here} in_failed={in_failed} note={reason}"
