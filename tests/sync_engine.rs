@@ -451,6 +451,101 @@ async fn bad_drops_end_in_failed_with_a_reason_and_duplicates_are_not_uploaded_a
     s.stop().await;
 }
 
+/// Hostile entries (issue 17): a symbolic link (to a document outside the inbox, to
+/// `/etc/passwd`, dangling, in a customer's folder), a FIFO and a Unix socket named like
+/// documents are not left in the inbox unexplained: each ends in `.failed/` with a note saying
+/// why, nothing outside the inbox is read, and nothing waits on them.
+#[cfg(unix)]
+#[tokio::test]
+async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside_is_read() {
+    let mut s = setup().await;
+    let id = s.create("Lovelace", Some("ada-1")).await.id;
+    s.wait_for_stage(id, Stage::ReadyToStart).await;
+    let outside = tempfile::tempdir().unwrap();
+    let outside_pdf = outside.path().join("W9.pdf");
+    std::fs::write(&outside_pdf, PDF).unwrap();
+    std::fs::create_dir_all(s.inbox.join("ada-1")).unwrap();
+    let links = [
+        ("ada-1__W9.pdf", outside_pdf.as_path()),
+        ("ada-1__W8BEN.pdf", Path::new("/etc/passwd")),
+        ("ada-1__SOURCE_OF_FUNDS.pdf", Path::new("/nonexistent/kycdash")),
+        ("ada-1/PROOF_OF_ADDRESS.pdf", outside_pdf.as_path()),
+    ];
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, s.inbox.join(name)).unwrap();
+    }
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(s.inbox.join("ada-1__BIOMETRIC_REPORT.pdf"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let _socket =
+        std::os::unix::net::UnixListener::bind(s.inbox.join("ada-1__PROOF_OF_ADDRESS.pdf")).unwrap();
+    let expected = [
+        ("ada-1__W9.pdf", "symbolic link"),
+        ("ada-1__W8BEN.pdf", "symbolic link"),
+        ("ada-1__SOURCE_OF_FUNDS.pdf", "symbolic link"),
+        ("ada-1/PROOF_OF_ADDRESS.pdf", "symbolic link"),
+        ("ada-1__BIOMETRIC_REPORT.pdf", "not a regular file"),
+        ("ada-1__PROOF_OF_ADDRESS.pdf", "not a regular file"),
+    ];
+    for (name, why) in expected {
+        s.wait_for(
+            &format!("{name} failing"),
+            |e| matches!(e, EngineEvent::Upload { path, result: "failed", .. } if path.ends_with(name)),
+        )
+        .await;
+        let failed = s.inbox.join(".failed");
+        let note = std::fs::read_to_string(failed.join(format!("{name}.error.txt"))).unwrap();
+        assert!(note.contains(why), "{name}: {note}");
+        assert!(failed.join(name).symlink_metadata().is_ok(), "{name} moved");
+        assert!(
+            s.inbox.join(name).symlink_metadata().is_err(),
+            "{name} gone from the inbox"
+        );
+    }
+    // The link moved, not what it points to.
+    assert_eq!(std::fs::read(&outside_pdf).unwrap(), PDF);
+    // Nothing waits on them: a good file after them goes through, and it is the only upload.
+    std::fs::write(s.inbox.join("ada-1__W9__signed.pdf"), PDF).unwrap();
+    s.wait_for("the good file's upload", |e| {
+        matches!(e, EngineEvent::Upload { result: "uploaded", path, .. } if path.ends_with("ada-1__W9__signed.pdf"))
+    })
+    .await;
+    assert_eq!(s.client.documents(id).await.unwrap().data.len(), 1);
+    s.stop().await;
+}
+
+/// A file name is data, not part of the request's syntax: one with a newline, a carriage
+/// return, a quote or a backslash (an inbox name can hold any of them) still uploads, and
+/// the name on file keeps no control character (issue 17's hostile files: the multipart
+/// header broke on the newline and the upload was refused as malformed).
+#[tokio::test]
+async fn a_file_name_with_a_newline_or_a_quote_uploads_and_is_kept_without_control_characters() {
+    let (_sandbox, client) = sandbox_and_client().await;
+    let id = client
+        .create_customer(&CustomerProfile::default())
+        .await
+        .unwrap()
+        .id;
+    let names = [
+        "ada-6__W9\n.pdf",
+        "a\r\nContent-Type: text/html\r\n\r\nx.pdf",
+        "say \"hi\"\\.pdf",
+    ];
+    for (n, name) in names.into_iter().enumerate() {
+        let content = [PDF, format!("% {n}\n").as_bytes()].concat();
+        let doc = client
+            .upload_document(id, DocumentType::W9, name, &content, None)
+            .await
+            .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+        let kept = doc.file_name.unwrap_or_default();
+        assert!(!kept.chars().any(char::is_control), "{kept:?}");
+        assert!(!kept.is_empty(), "{name:?}");
+    }
+    assert_eq!(client.documents(id).await.unwrap().data.len(), 3);
+}
+
 #[tokio::test]
 async fn once_sees_everyone_and_a_second_once_reports_only_what_changed() {
     let (sandbox, client) = sandbox_and_client().await;

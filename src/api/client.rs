@@ -497,7 +497,7 @@ impl ApiClient {
         }
         if let Some(upload) = &call.multipart {
             let part = reqwest::multipart::Part::bytes(upload.content.to_vec())
-                .file_name(upload.file_name.to_string());
+                .file_name(header_safe_file_name(upload.file_name));
             let form = reqwest::multipart::Form::new()
                 .text("customerId", upload.customer_id.to_string())
                 .text("type", upload.document_type.as_str())
@@ -556,6 +556,27 @@ fn new_key() -> String {
 
 fn to_value<T: Serialize>(body: &T) -> Result<Value, ApiError> {
     serde_json::to_value(body).map_err(|e| ApiError::Decode(format!("cannot encode the request: {e}")))
+}
+
+/// A file name as a multipart header can carry it: control characters (a newline would end
+/// the header line and leave the body malformed, or add a header of the name's choosing)
+/// become `_`, and a quote or a backslash (escaped differently by each side) becomes `'` or
+/// `_`. The name is only a label on the API's side; what the file is comes from its bytes.
+fn header_safe_file_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    if safe.trim().is_empty() {
+        "document".to_string()
+    } else {
+        safe
+    }
 }
 
 #[cfg(test)]

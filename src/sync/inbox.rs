@@ -622,6 +622,8 @@ pub fn read_document(path: &Path, document_type: DocumentType) -> Result<Vec<u8>
     Ok(content)
 }
 
+const NOT_REGULAR: &str = "it is not a regular file (a FIFO, a socket, a device or a folder is not read)";
+
 /// Opens `path` only if it is a regular file, itself: a symbolic link is not followed (it
 /// could point anywhere, `/etc/passwd` included), and a FIFO or a device is not waited on
 /// (the open does not block; the file's own type is checked on what was opened, so a file
@@ -634,13 +636,16 @@ fn open_regular(path: &Path) -> Result<std::fs::File, String> {
     let file = options.open(path).map_err(|e| match e.raw_os_error() {
         #[cfg(unix)]
         Some(libc::ELOOP) => "it is a symbolic link; only regular files in the inbox are read".to_string(),
+        // What opening a Unix socket answers.
+        #[cfg(unix)]
+        Some(libc::ENXIO) => NOT_REGULAR.to_string(),
         _ => format!("cannot read the file: {e}"),
     })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read the file: {e}"))?;
     if !meta.is_file() {
-        return Err("it is not a regular file (a FIFO, a device or a folder is not read)".into());
+        return Err(NOT_REGULAR.into());
     }
     Ok(file)
 }
@@ -649,20 +654,27 @@ fn open_regular(path: &Path) -> Result<std::fs::File, String> {
 type Stamp = (u64, Option<SystemTime>);
 
 /// Every candidate file (at the top level, and one level down: `<customer>/<TYPE>.<ext>`)
-/// with its size and modification time (`None` if they cannot be read).
+/// with its size and modification time (`None` if they cannot be read). A symbolic link's
+/// are its own, never its target's: a link is not followed, not even to be stat'ed (a
+/// dangling one is a candidate as well).
 fn list_files(dir: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
     let mut files = candidate_files(dir);
     files.sort();
     files
         .into_iter()
         .map(|path| {
-            let meta = std::fs::metadata(&path).ok();
+            let meta = std::fs::symlink_metadata(&path).ok();
             let meta = meta.map(|meta| (meta.len(), meta.modified().ok()));
             (path, meta)
         })
         .collect()
 }
 
+/// A folder is a customer's folder (its entries are candidates, folders in it are not); every
+/// other entry is a candidate, whatever its type: a symbolic link, a FIFO, a socket or a
+/// device named like a document is refused by [`read_document`] and set aside under
+/// `.failed/` with the reason, instead of sitting in the inbox unexplained (issue 17). A
+/// symbolic link to a folder is not a folder here: it is not followed.
 fn candidate_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -674,15 +686,13 @@ fn candidate_files(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let Ok(kind) = entry.file_type() else { continue };
-        if kind.is_file() {
+        if !kind.is_dir() {
             files.push(entry.path());
-        } else if kind.is_dir()
-            && let Ok(inner) = std::fs::read_dir(entry.path())
-        {
+        } else if let Ok(inner) = std::fs::read_dir(entry.path()) {
             files.extend(
                 inner
                     .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
                     .map(|e| e.path()),
             );
         }
@@ -703,7 +713,10 @@ fn move_under(dir: &Path, folder: &str, relative: &Path) -> std::io::Result<Path
 }
 
 fn free_name(path: &Path) -> PathBuf {
-    if !path.exists() {
+    // `symlink_metadata`, not `exists`: a dangling link set aside before is a taken name too
+    // (a rename onto it would replace it).
+    let taken = |p: &Path| p.symlink_metadata().is_ok();
+    if !taken(path) {
         return path.to_path_buf();
     }
     let stem = path
@@ -716,7 +729,7 @@ fn free_name(path: &Path) -> PathBuf {
         .unwrap_or_default();
     (1..)
         .map(|n| path.with_file_name(format!("{stem} ({n}){ext}")))
-        .find(|p| !p.exists())
+        .find(|p| !taken(p))
         .unwrap_or_else(|| path.to_path_buf())
 }
 
