@@ -7,7 +7,7 @@
 #   3. the dashboard (`kycdash`) runs in tmux on the same cache for SECONDS: peak and
 #      current RSS, and its CPU time over the last half (idle CPU).
 #
-# Usage: benches/rss.sh SANDBOX_DB [SECONDS]
+# Usage: [KYCDASH_BIN=PATH] benches/rss.sh SANDBOX_DB [SECONDS]
 #   SANDBOX_DB: a sandbox database holding the customers (for example the one
 #   `cargo run --release --example dashboard_bench 100000 DIR` leaves in DIR/sandbox.db).
 set -euo pipefail
@@ -15,8 +15,12 @@ cd "$(dirname "$0")/.."
 
 db=${1:?usage: benches/rss.sh SANDBOX_DB [SECONDS]}
 seconds=${2:-30}
-bin=target/release/kycdash
-cargo build --release --quiet
+if [[ -n ${KYCDASH_BIN:-} ]]; then
+    bin=$KYCDASH_BIN
+else
+    cargo build --release --quiet
+    bin=${CARGO_TARGET_DIR:-target}/release/kycdash
+fi
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 url=http://127.0.0.1:$port
