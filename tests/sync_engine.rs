@@ -470,6 +470,9 @@ async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside
         ("ada-1__W8BEN.pdf", Path::new("/etc/passwd")),
         ("ada-1__SOURCE_OF_FUNDS.pdf", Path::new("/nonexistent/kycdash")),
         ("ada-1/PROOF_OF_ADDRESS.pdf", outside_pdf.as_path()),
+        // A link to a folder outside, named like a customer's folder: not followed either,
+        // and said to be a link (not that its name names no document).
+        ("ada-2", outside.path()),
     ];
     for (name, target) in links {
         std::os::unix::fs::symlink(target, s.inbox.join(name)).unwrap();
@@ -486,6 +489,7 @@ async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside
         ("ada-1__W8BEN.pdf", "symbolic link"),
         ("ada-1__SOURCE_OF_FUNDS.pdf", "symbolic link"),
         ("ada-1/PROOF_OF_ADDRESS.pdf", "symbolic link"),
+        ("ada-2", "symbolic link"),
         ("ada-1__BIOMETRIC_REPORT.pdf", "not a regular file"),
         ("ada-1__PROOF_OF_ADDRESS.pdf", "not a regular file"),
     ];

@@ -272,6 +272,15 @@ impl Inbox {
 
     /// [`Inbox::process`]'s steps; `Err` is a step's early outcome.
     async fn upload_file(&self, file: &Dropped, cancel: &CancellationToken) -> Result<Processed, Processed> {
+        // A link is refused as a link whatever its name (one to a folder named like a
+        // customer's would otherwise be refused for its name, which misleads).
+        if file
+            .path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(self.fail(file, None, None, SYMBOLIC_LINK.into()).await);
+        }
         let addressed = match parse_name(&file.relative) {
             Ok(Some(addressed)) => addressed,
             Ok(None) => return Ok(Processed::Done),
@@ -622,6 +631,7 @@ pub fn read_document(path: &Path, document_type: DocumentType) -> Result<Vec<u8>
     Ok(content)
 }
 
+const SYMBOLIC_LINK: &str = "it is a symbolic link; only regular files in the inbox are read";
 const NOT_REGULAR: &str = "it is not a regular file (a FIFO, a socket, a device or a folder is not read)";
 
 /// Opens `path` only if it is a regular file, itself: a symbolic link is not followed (it
@@ -635,7 +645,7 @@ fn open_regular(path: &Path) -> Result<std::fs::File, String> {
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
     let file = options.open(path).map_err(|e| match e.raw_os_error() {
         #[cfg(unix)]
-        Some(libc::ELOOP) => "it is a symbolic link; only regular files in the inbox are read".to_string(),
+        Some(libc::ELOOP) => SYMBOLIC_LINK.to_string(),
         // What opening a Unix socket answers.
         #[cfg(unix)]
         Some(libc::ENXIO) => NOT_REGULAR.to_string(),
