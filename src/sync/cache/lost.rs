@@ -123,10 +123,45 @@ pub(super) fn cache_is_failing(err: &CacheError) -> bool {
     }
 }
 
-/// SQLite's reason, without the cache's own wording around it.
+/// SQLite's reason, without the cache's own wording around it, and what it most likely means
+/// for the disk in plain words where SQLite's are obscure ("disk I/O error" is what a file
+/// system gone read-only after an error answers).
 pub(super) fn reason(err: &CacheError) -> String {
     match err {
+        CacheError::Sqlite(e @ rusqlite::Error::SqliteFailure(failure, _)) => match failure.code {
+            ErrorCode::SystemIoFailure => {
+                format!("{e}: the disk refused the write; is its file system read-only or failing?")
+            }
+            ErrorCode::ReadOnly => format!("{e}: the cache's file or folder is read-only"),
+            _ => e.to_string(),
+        },
         CacheError::Sqlite(e) => e.to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::ffi;
+
+    use super::*;
+
+    fn failure(code: i32) -> CacheError {
+        CacheError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+    }
+
+    /// SQLite says "disk I/O error" when the file system went read-only under it (issue 17's
+    /// disk campaign): the reason keeps SQLite's words and says what they likely mean.
+    #[test]
+    fn a_failing_disk_is_named_in_plain_words() {
+        let io = reason(&failure(ffi::SQLITE_IOERR));
+        assert!(io.contains("disk I/O error"), "{io}");
+        assert!(io.contains("read-only or failing"), "{io}");
+        assert!(reason(&failure(ffi::SQLITE_READONLY)).contains("is read-only"));
+        let full = reason(&failure(ffi::SQLITE_FULL));
+        assert!(
+            full.contains("database or disk is full") && !full.contains("read-only"),
+            "{full}"
+        );
     }
 }

@@ -137,7 +137,9 @@ fn log(lost: &Lost) {
     match lost.rows.as_slice() {
         [row] => tracing::error!("the cache refused {row}: {}", lost.reason),
         rows => tracing::error!(
-            "the cache cannot store anything ({}); {} rows of this batch are lost, the first {}",
+            "the cache cannot store anything ({}); {} rows of this batch are not stored (each is \
+             written again by the next sweep or poll, a webhook is answered 503 and sent again), \
+             the first {}",
             lost.reason,
             rows.len(),
             rows.first().map(ToString::to_string).unwrap_or_default()
