@@ -5,15 +5,18 @@ directory, repeated with the kill at a seeded random moment:
   (a) in the middle of the first sweep of 10,000 customers (a fresh cache), with changes made
       while it is down;
   (b) while it uploads 300 files dropped into its inbox;
-  (c) while webhooks arrive as fast as this machine makes them: the sandbox's outbox delivering
-      the events of state changes made by 4 threads, plus 2 processes POSTing signed
-      CUSTOMER_UPDATED events straight to the receiver (the rate answered 2xx is printed).
+  (c) while more than 2,000 webhooks a second arrive: the sandbox's outbox delivering the
+      events of state changes made by 4 threads, plus a compiled sender (examples/
+      webhook_send.rs) POSTing signed CUSTOMER_UPDATED events straight to the receiver at
+      --direct-rate a second over --connections connections; the rate answered 2xx (both
+      together, over the time from the load's start to the kill) is printed, median and max.
 
 Counted after each restart (goal 0 for each):
   lost files     a dropped file neither in inbox/.processed/, inbox/.failed/ nor still in the inbox;
   dup uploads    documents the sandbox holds twice for one customer and type (its database);
   lost webhooks  events the sandbox's delivery log says were answered 2xx by a `watch` of this
-                 data directory, or that the direct senders had answered 2xx, which its
+                 data directory, or that the direct sender had answered 2xx (it writes each
+                 such id to a file as the answer arrives), which its
                  cache.db (table webhook_events) does not hold;
   wrong stages   after the restart's first `sweep` line, customers whose stage in the cache
                  (overview.workflow, what `stage_changed` lines come from) is not the stage the
@@ -25,7 +28,10 @@ One 10,000-customer sandbox database is made once and copied for every repeat.
 Loopback only; every process started here is killed at exit; temp dirs are removed.
 
   benches/crash_watch.py [--scenario a|b|c|all] [--repeats N] [--seed S] [--customers N]
-                         [--max-minutes M]
+                         [--max-minutes M] [--direct-rate R] [--connections N]
+
+The binaries: $KYCDASH_BIN (else `cargo build --release`) and $KYCDASH_SENDER (else
+`cargo build --release --example webhook_send`), under $CARGO_TARGET_DIR.
 
 The defaults (20 repeats of each, 10,000 customers) take about 5 minutes on a 2-core machine.
 Exit 1 if any count is not 0; 2 if the run passed --max-minutes (the stacks are printed).
@@ -306,68 +312,39 @@ def load_generator(run, rnd, ids, stop, counts, threads=4):
     return ts
 
 
-def sign(secret, msg_id, timestamp, body):
-    """A Standard Webhooks signature (what the sandbox sends), from a `whsec_…` secret."""
-    import base64, hashlib, hmac
-    key = base64.b64decode(secret.split("_", 1)[1])
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
+def sender_binary():
+    """The compiled sender of signed webhooks (examples/webhook_send.rs): $KYCDASH_SENDER, or
+    `cargo build --release --example webhook_send` and its output (as kb.binary() does)."""
+    if os.environ.get("KYCDASH_SENDER"):
+        return os.environ["KYCDASH_SENDER"]
+    import subprocess
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "webhook_send"], cwd=kb.REPO, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(kb.REPO, "target"))
+    return os.path.join(target, "release", "examples", "webhook_send")
 
 
-def blaster(url, secret, customers, stop, out_path, tag, threads=4):
-    """A process of senders POSTing signed CUSTOMER_UPDATED webhooks to `watch`'s receiver over
-    kept-alive connections until `stop` or the receiver is gone; writes the ids answered 2xx
-    (one a line) and counts by answer to `out_path`."""
-    import http.client, urllib.parse
-    parsed = urllib.parse.urlsplit(url)
-    lock = threading.Lock()
-    ok_ids, counts = [], {}
-
-    def send(t):
-        r = random.Random(f"{tag}-{t}")
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
-        n = 0
-        while not stop.is_set():
-            n += 1
-            msg_id = f"evt_crash_{tag}_{t}_{n}"
-            body = json.dumps({"id": msg_id, "eventType": "CUSTOMER_UPDATED",
-                               "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "data": {"customerId": r.choice(customers)}}).encode()
-            ts = str(int(time.time()))
-            headers = {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": ts,
-                       "webhook-signature": sign(secret, msg_id, ts, body)}
-            try:
-                conn.request("POST", parsed.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                code = resp.status
-            except (OSError, http.client.HTTPException):
-                code = None
-            with lock:
-                counts[code] = counts.get(code, 0) + 1
-                if code is not None and 200 <= code < 300:
-                    ok_ids.append(msg_id)
-            if code is None:
-                return  # the receiver is gone (killed)
-
-    ts = [threading.Thread(target=send, args=(t,), daemon=True) for t in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    with open(out_path, "w") as f:
-        json.dump({"ok": ok_ids, "counts": {str(k): v for k, v in counts.items()}}, f)
+def start_sender(ctx, run, url, secret, customers, tag, seconds):
+    """webhook_send POSTing signed CUSTOMER_UPDATED events to `url` at ctx['direct_rate']/s
+    over ctx['connections'] connections for at most `seconds`; it appends each id answered 2xx
+    to the returned file as the answer arrives, and stops at the receiver's death."""
+    ids_path = os.path.join(run.dir, "sender-customers.txt")
+    with open(ids_path, "w") as f:
+        f.write("\n".join(customers) + "\n")
+    ok_path = os.path.join(run.dir, "sender-ok.txt")
+    proc = kb.Proc([ctx["sender"], "--url", url, "--secret", secret, "--customers", ids_path,
+                    "--ok-file", ok_path, "--rate", str(ctx["direct_rate"]), "--seconds", str(seconds),
+                    "--connections", str(ctx["connections"]), "--prefix", f"crash_{tag}"], json_stdout=True)
+    return proc, ok_path
 
 
 def delivered_2xx(run):
     return kb.query(run.db, "SELECT count(*) FROM delivery_attempts WHERE response_status BETWEEN 200 AND 299")[0][0]
 
 
-def scenario_c(run, rnd, ctx, senders=2):
-    """Webhooks as fast as this machine makes them: the sandbox's outbox delivering the
-    events of many concurrent state changes, plus `senders` processes POSTing signed events
-    straight to the receiver; kill at a random moment among them."""
-    import multiprocessing as mp
+def scenario_c(run, rnd, ctx):
+    """Webhooks at 2,000 a second and more: the sandbox's outbox delivering the events of
+    concurrent state changes, plus the compiled sender POSTing signed events straight to the
+    receiver at ctx['direct_rate']/s; kill at a random moment among them."""
     w = run.start_watch()
     if w is None:
         return {"error": "watch did not start"}
@@ -380,38 +357,38 @@ def scenario_c(run, rnd, ctx, senders=2):
     ids = list(ctx["started_ids"])
     rnd.shuffle(ids)
     before = delivered_2xx(run)
-    mp_stop = mp.Event()
-    outs = [os.path.join(run.dir, f"sent{i}.json") for i in range(senders)]
-    procs = [mp.Process(target=blaster, args=(url, secret, ids[:2000], mp_stop, outs[i], f"{i}{rnd.randrange(10**6)}"),
-                        daemon=True) for i in range(senders)]
+    kill_after = rnd.uniform(1.0, 5.0)
     t0 = time.monotonic()
-    for p in procs:
-        p.start()
+    sender, ok_path = start_sender(ctx, run, url, secret, ids[:2000], rnd.randrange(10**9), seconds=15)
     ts = load_generator(run, rnd, ids, stop, counts)
-    time.sleep(rnd.uniform(1.0, 5.0))
+    time.sleep(max(0.0, kill_after - (time.monotonic() - t0)))
     w.kill9()
     window = time.monotonic() - t0
     after = delivered_2xx(run)
-    mp_stop.set()
     time.sleep(0.5)  # deliveries to the dead receiver fail meanwhile
     stop.set()
     for t in ts:
         t.join(timeout=15)
-    direct_ok, direct_counts = [], {}
-    for p, out in zip(procs, outs):
-        p.join(timeout=15)
-        with open(out) as f:
-            sent = json.load(f)
-        direct_ok += sent["ok"]
-        for k, v in sent["counts"].items():
-            direct_counts[k] = direct_counts.get(k, 0) + v
+    # The sender stops by itself at the receiver's death (each connection's first error).
+    try:
+        sender.p.wait(timeout=30)
+    except Exception:
+        sender.kill9()
+        return {"error": "the sender did not stop after the receiver's death"}
+    summary = sender.out.wait(lambda l: "ok" in l, 5)
+    if sender.p.returncode != 0 or summary is None:
+        return {"error": f"the sender failed ({sender.p.returncode}): {sender.err.snapshot()[-3:]}"}
+    with open(ok_path) as f:
+        direct_ok = [line.strip() for line in f if line.strip()]
+    if len(direct_ok) != summary["ok"] or len(set(direct_ok)) != len(direct_ok):
+        return {"error": f"the sender's ok file has {len(direct_ok)} ids, it counted {summary['ok']}"}
     run.direct_ok = direct_ok
     rate = (after - before + len(direct_ok)) / window
     ctx.setdefault("c_rates", []).append(rate)
     ctx.setdefault("c_outbox_rates", []).append((after - before) / window)
     return {"note": f"killed {window:.1f}s into the load; {after - before} delivered 2xx by the sandbox "
-                    f"+ {len(direct_ok)} answered 2xx to direct senders = {rate:.0f}/s "
-                    f"(direct answers {direct_counts}); {counts.get(200, 0) + counts.get(201, 0)} changes made",
+                    f"+ {len(direct_ok)} answered 2xx to the direct sender = {rate:.0f}/s "
+                    f"(direct answers {summary['counts']}); {counts.get(200, 0) + counts.get(201, 0)} changes made",
             "kills": 1}
 
 
@@ -508,11 +485,15 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--customers", type=int, default=10_000)
     ap.add_argument("--max-minutes", type=float, default=30)
+    ap.add_argument("--direct-rate", type=float, default=2000,
+                    help="(c): webhooks a second the compiled sender aims at, beside the outbox's")
+    ap.add_argument("--connections", type=int, default=64, help="(c): the sender's connections")
     args = ap.parse_args()
     watchdog(args.max_minutes * 60)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     command = (f"benches/crash_watch.py --scenario {args.scenario} --repeats {args.repeats} "
-               f"--seed {seed} --customers {args.customers}")
+               f"--seed {seed} --customers {args.customers} --direct-rate {args.direct_rate:g} "
+               f"--connections {args.connections}")
     log(f"seed {seed}")
     rnd = random.Random(seed)
     bin_path = kb.binary()
@@ -522,8 +503,11 @@ def main():
     ids = [r[0] for r in kb.query(template, "SELECT id FROM customers ORDER BY seq")]
     started_ids = [r[0] for r in kb.query(template, "SELECT DISTINCT customer_id FROM onboardings")]
     ext = {r[0]: r[1] for r in kb.query(template, "SELECT id, json_extract(body, '$.externalId') FROM customers")}
-    ctx = {"customers": len(ids), "started_ids": started_ids, "started_ext": [ext[i] for i in started_ids]}
+    ctx = {"customers": len(ids), "started_ids": started_ids, "started_ext": [ext[i] for i in started_ids],
+           "direct_rate": args.direct_rate, "connections": args.connections}
     names = ["a", "b", "c"] if args.scenario == "all" else [args.scenario]
+    if "c" in names:
+        ctx["sender"] = sender_binary()
     rows, failed = [], False
     labels = {"a": "(a) mid-sweep of %d customers" % len(ids), "b": "(b) uploading 300 inbox files",
               "c": "(c) webhooks arriving"}
