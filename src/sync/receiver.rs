@@ -30,6 +30,10 @@ use super::cache::StoredEvents;
 use super::observation::{Ack, Observation, RejectReason};
 use crate::domain::WebhookEvent;
 
+/// How far a delivery's `webhook-timestamp` may be from this machine's clock (Standard
+/// Webhooks' window, the same as standardwebhooks' own).
+const TIMESTAMP_TOLERANCE_SECONDS: u64 = 5 * 60;
+
 /// The largest body the receiver reads.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
@@ -191,13 +195,32 @@ pub fn check(webhook: &Webhook, headers: &HeaderMap, body: &[u8]) -> Result<Webh
             ),
         ));
     }
+    let stale = || {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            RejectReason::StaleTimestamp,
+            "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks"
+                .to_string(),
+        )
+    };
+    // standardwebhooks computes `now - timestamp` unchecked: a timestamp near i64::MIN
+    // panics there in a debug build and wraps to "fresh" in a release one. Its window is
+    // applied here first, without overflow, so only timestamps near now reach it.
+    let timestamp = headers
+        .get("webhook-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    if let Some(timestamp) = timestamp
+        && time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .abs_diff(timestamp)
+            > TIMESTAMP_TOLERANCE_SECONDS
+    {
+        return Err(stale());
+    }
     if let Err(err) = webhook.verify(body, headers) {
         let (reason, detail) = match err {
-            WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => (
-                RejectReason::StaleTimestamp,
-                "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks"
-                    .to_string(),
-            ),
+            WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => return Err(stale()),
             WebhookError::InvalidTimestamp => (
                 RejectReason::MissingHeaders,
                 "webhook-timestamp is not a Unix time in seconds".to_string(),
