@@ -1,5 +1,5 @@
 //! config.toml on arbitrary text: never a panic, and every error names where (the line) or
-//! what (the key).
+//! what (the key), the `[keys]` table's too.
 #![no_main]
 
 use std::path::Path;
@@ -15,7 +15,9 @@ fuzz_target!(|bytes: &[u8]| {
     match parse(text, path) {
         Ok(config) => {
             // What start-up does next with it: the keys, the profile asked for.
-            let _ = kycdash::tui::keymap::Keymap::new(&config.keys);
+            if let Err(why) = kycdash::tui::keymap::Keymap::new(&config.keys) {
+                assert!(why.starts_with("keys."), "{why:?} names no key");
+            }
             let _ = config.profile(None, path);
             let _ = config.profile(Some("x"), path);
         }
