@@ -4,7 +4,8 @@
 //! change nothing). After every step, the status `evaluate` computes proves the machine's
 //! stage: `Stage::from_status(evaluate(..)) == workflow.stage()`. That is the relation the
 //! dashboard's tracker relies on (`WorkflowView::from_status` is the inverse of `evaluate`),
-//! checked here on the whole view: the onboarding, and the SDK links while live.
+//! checked here on the rest of the view too: the onboarding, the SDK links while live, and on
+//! the SDK path whether identity was verified.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -207,6 +208,14 @@ fuzz_target!(|input: Input| {
         );
         let proved = WorkflowView::from_status(&status);
         assert_eq!(proved.onboarding, view.onboarding, "\n{view:?}\n{status:#?}");
+        // Whether identity was verified shows in the SDK check, which only the SDK path has:
+        // on the external path that check passes as not required whatever the machine says.
+        if view.strategy() == Some(Strategy::CfKyc) {
+            assert_eq!(
+                proved.identity_verified, view.identity_verified,
+                "\n{view:?}\n{status:#?}"
+            );
+        }
         let live = view.sdk.clone().filter(|link| link.expires_at > now);
         if view.stage == Stage::AwaitingSdk {
             assert_eq!(proved.sdk, live, "\n{view:?}\n{status:#?}");
