@@ -78,9 +78,28 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
             });
         }
     };
+    let config = parse(&text, path)?;
+    if config
+        .profiles
+        .values()
+        .any(|p| p.api_key.is_some() || p.webhook_secret.is_some())
+        && readable_by_others(path)
+    {
+        tracing::warn!(
+            "{} holds an API key and other users can read it; run chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(config)
+}
+
+/// Reads the text of a config file (`path` only names it in errors): [`load`] without the
+/// file, public for the fuzz target and tests.
+pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
     // toml's own Display quotes the offending line, which may hold a key: say where and what
     // without it.
-    let config: ConfigFile = toml::from_str(&text).map_err(|err| {
+    let config: ConfigFile = toml::from_str(text).map_err(|err| {
         let place = err.span().map(|span| {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
             format!("line {line}: ")
@@ -97,18 +116,6 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
                 message: format!("profiles.{name}.concurrency must be 1 to 1024, not {concurrency}"),
             });
         }
-    }
-    if config
-        .profiles
-        .values()
-        .any(|p| p.api_key.is_some() || p.webhook_secret.is_some())
-        && readable_by_others(path)
-    {
-        tracing::warn!(
-            "{} holds an API key and other users can read it; run chmod 600 {}",
-            path.display(),
-            path.display()
-        );
     }
     Ok(config)
 }

@@ -30,6 +30,10 @@ use super::cache::StoredEvents;
 use super::observation::{Ack, Observation, RejectReason};
 use crate::domain::WebhookEvent;
 
+/// How far a delivery's `webhook-timestamp` may be from this machine's clock (Standard
+/// Webhooks' window, the same as standardwebhooks' own).
+const TIMESTAMP_TOLERANCE_SECONDS: u64 = 5 * 60;
+
 /// The largest body the receiver reads.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
@@ -128,47 +132,9 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
             );
         }
     };
-    let missing: Vec<&str> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
-        .into_iter()
-        .filter(|name| !headers.contains_key(*name))
-        .collect();
-    if !missing.is_empty() {
-        return reject(
-            StatusCode::UNAUTHORIZED,
-            RejectReason::MissingHeaders,
-            format!(
-                "missing {}: is this a Standard Webhooks sender?",
-                missing.join(", ")
-            ),
-        );
-    }
-    if let Err(err) = receiver.webhook.verify(&body, &headers) {
-        let (reason, detail) = match err {
-            WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => (
-                RejectReason::StaleTimestamp,
-                "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks"
-                    .to_string(),
-            ),
-            WebhookError::InvalidTimestamp => (
-                RejectReason::MissingHeaders,
-                "webhook-timestamp is not a Unix time in seconds".to_string(),
-            ),
-            _ => (
-                RejectReason::BadSignature,
-                "the signature does not match: the sender signs with another secret".to_string(),
-            ),
-        };
-        return reject(StatusCode::UNAUTHORIZED, reason, detail);
-    }
-    let event: WebhookEvent = match serde_json::from_slice(&body) {
+    let event = match check(&receiver.webhook, &headers, &body) {
         Ok(event) => event,
-        Err(err) => {
-            return reject(
-                StatusCode::BAD_REQUEST,
-                RejectReason::Malformed,
-                format!("the body is not a webhook event: {err}"),
-            );
-        }
+        Err(refused) => return reject(refused.status, refused.reason, refused.detail),
     };
     let stored = match &receiver.inlet.stored {
         Some(stored) => stored.contains(&event.id).await,
@@ -195,4 +161,82 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
         // Not recorded: the sender must try again.
         _ => (StatusCode::SERVICE_UNAVAILABLE, "not recorded; try again").into_response(),
     }
+}
+
+/// Why [`check`] refused a delivery: the answer, the reason the engine records, and what the
+/// sender is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+/// Verifies a delivery's Standard Webhooks headers and signature against its body, then reads
+/// the body as an event. Pure (the clock is the only outside thing it reads, through the
+/// verifier's timestamp window), so the fuzz targets and tests call it with arbitrary input.
+pub fn check(webhook: &Webhook, headers: &HeaderMap, body: &[u8]) -> Result<WebhookEvent, Refused> {
+    let refuse = |status: StatusCode, reason: RejectReason, detail: String| Refused {
+        status,
+        reason,
+        detail,
+    };
+    let missing: Vec<&str> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .into_iter()
+        .filter(|name| !headers.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            RejectReason::MissingHeaders,
+            format!(
+                "missing {}: is this a Standard Webhooks sender?",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let stale = || {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            RejectReason::StaleTimestamp,
+            "webhook-timestamp is more than 5 minutes from this machine's clock; check both clocks"
+                .to_string(),
+        )
+    };
+    // standardwebhooks computes `now - timestamp` unchecked: a timestamp near i64::MIN
+    // panics there in a debug build and wraps to "fresh" in a release one. Its window is
+    // applied here first, without overflow, so only timestamps near now reach it.
+    let timestamp = headers
+        .get("webhook-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    if let Some(timestamp) = timestamp
+        && time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .abs_diff(timestamp)
+            > TIMESTAMP_TOLERANCE_SECONDS
+    {
+        return Err(stale());
+    }
+    if let Err(err) = webhook.verify(body, headers) {
+        let (reason, detail) = match err {
+            WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => return Err(stale()),
+            WebhookError::InvalidTimestamp => (
+                RejectReason::MissingHeaders,
+                "webhook-timestamp is not a Unix time in seconds".to_string(),
+            ),
+            _ => (
+                RejectReason::BadSignature,
+                "the signature does not match: the sender signs with another secret".to_string(),
+            ),
+        };
+        return Err(refuse(StatusCode::UNAUTHORIZED, reason, detail));
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            RejectReason::Malformed,
+            format!("the body is not a webhook event: {err}"),
+        )
+    })
 }

@@ -7,7 +7,8 @@ pub mod app;
 pub mod demo;
 mod effects;
 pub mod form;
-mod input;
+/// Public for the fuzz target (`fuzz/fuzz_targets/dashboard.rs`), which drives `update` as the terminal does.
+pub mod input;
 pub mod keymap;
 pub mod modal;
 pub mod qr;

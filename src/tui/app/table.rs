@@ -184,6 +184,13 @@ impl Table {
         if touched.len() > PLACE_ONE_BY_ONE {
             self.refilter(now);
         } else {
+            // Every changed row leaves the view first: placing one by binary search while
+            // another still sits at its old place with its new sort key would search an
+            // unsorted view (a batch can also name a customer twice).
+            let mut touched = touched;
+            touched.sort_unstable();
+            touched.dedup();
+            self.view.retain(|i| touched.binary_search(i).is_err());
             for i in touched {
                 self.place(i, now);
             }

@@ -785,3 +785,46 @@ fn r_with_marks_reruns_the_expired_ones_and_names_the_skipped() {
     assert_eq!(none.update(Action::Key(Command::Rerun)), []);
     assert!(none.modal.is_none());
 }
+
+/// Found by the dashboard fuzz target (its crash input, as values): one batch naming a new
+/// customer and a changed one (twice) left the table out of the order a fresh sort gives.
+#[test]
+fn a_batch_changing_several_rows_leaves_the_table_in_order() {
+    let row = |n: u128, name: &str, stage: Option<Stage>| {
+        let profile = crate::domain::CustomerProfile {
+            kyc: (!name.is_empty()).then(|| crate::domain::Kyc {
+                first_name: Some(name.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        CustomerState {
+            customer: crate::sync::cache::CustomerSummary::of(&Customer::new(
+                Uuid::from_u128(n),
+                profile,
+                NOW,
+            ))
+            .unwrap()
+            .0
+            .into(),
+            status: None,
+            stage,
+            since: Some(NOW),
+        }
+    };
+    let mut app = App::new(Header::default(), NOW);
+    app.update(Action::Resize { table_rows: 26 });
+    app.update(Action::Engine(vec![EngineEvent::Customers(vec![
+        row(9, "", Some(Stage::CollectingRequirements)),
+        row(8, "\0E", None),
+        row(1, "", None),
+    ])]));
+    app.update(Action::Engine(vec![EngineEvent::Customers(vec![
+        row(2, "", None),
+        row(8, "", Some(Stage::ReadyToStart)),
+        row(8, "", None),
+    ])]));
+    let mut fresh = app.table.clone();
+    fresh.refilter(NOW);
+    assert_eq!(app.table.view, fresh.view);
+}
