@@ -188,11 +188,13 @@ async fn run(args: Args) -> Result<(), String> {
     }
     if args.connections == 0
         || !args.seconds.is_finite()
-        || args.seconds < 0.0
+        || !(0.0..=86_400.0).contains(&args.seconds)
         || !args.rate.is_finite()
         || args.rate < 0.0
     {
-        return Err("--connections must be at least 1, --seconds and --rate not negative".into());
+        return Err(
+            "--connections must be at least 1, --seconds within 0..=86400, --rate not negative".into(),
+        );
     }
     let ok_file = std::fs::OpenOptions::new()
         .create(true)

@@ -44,3 +44,30 @@ fn a_signed_delivery_with_a_timestamp_near_i64_min_is_stale() {
     .expect_err("refused");
     assert_eq!(refused.reason, RejectReason::StaleTimestamp);
 }
+
+/// The window is five minutes each way, as standardwebhooks' own was: a delivery signed 299 s
+/// away from this machine's clock passes, one 302 s away is stale, in the past and the future
+/// alike (a second on each side for the clock ticking during the test).
+#[test]
+fn the_timestamp_window_is_five_minutes_each_way() {
+    let webhook = receiver::verifier(SECRET).unwrap();
+    let body = br#"{"id":"evt_1","eventType":"CUSTOMER_CREATED","createdAt":"2026-11-30T10:00:00Z","data":{"customerId":"00000000-0000-0000-0000-000000000007"}}"#;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (offset, fresh) in [(-299, true), (299, true), (-302, false), (302, false)] {
+        let timestamp = now + offset;
+        let signature = webhook.sign("msg_1", timestamp, body).unwrap();
+        let checked = receiver::check(
+            &webhook,
+            &headers("msg_1", &timestamp.to_string(), &signature),
+            body,
+        );
+        match (fresh, checked) {
+            (true, Ok(event)) => assert_eq!(event.id, "evt_1"),
+            (false, Err(refused)) => assert_eq!(refused.reason, RejectReason::StaleTimestamp, "{offset}"),
+            (fresh, other) => panic!(
+                "offset {offset}: expected fresh={fresh}, got {:?}",
+                other.map(|e| e.id)
+            ),
+        }
+    }
+}

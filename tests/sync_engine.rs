@@ -473,6 +473,8 @@ async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside
         // A link to a folder outside, named like a customer's folder: not followed either,
         // and said to be a link (not that its name names no document).
         ("ada-2", outside.path()),
+        // A hidden name (an editor's lock link) is ignored, link or not: left where it is.
+        ("ada-1/.#W9.pdf", Path::new("/etc/passwd")),
     ];
     for (name, target) in links {
         std::os::unix::fs::symlink(target, s.inbox.join(name)).unwrap();
@@ -510,6 +512,18 @@ async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside
     }
     // The link moved, not what it points to.
     assert_eq!(std::fs::read(&outside_pdf).unwrap(), PDF);
+    // A real folder of that name later, with a file refused: it is set aside beside the link
+    // set aside before, never through it (outside the inbox).
+    std::fs::create_dir_all(s.inbox.join("ada-2")).unwrap();
+    std::fs::write(s.inbox.join("ada-2/W9.pdf"), PDF).unwrap();
+    s.wait_for(
+        "ada-2/W9.pdf failing",
+        |e| matches!(e, EngineEvent::Upload { path, result: "failed", .. } if path.ends_with("ada-2/W9.pdf")),
+    )
+    .await;
+    assert!(s.inbox.join(".failed/ada-2 (1)/W9.pdf").is_file());
+    let outside_entries = std::fs::read_dir(outside.path()).unwrap().count();
+    assert_eq!(outside_entries, 1, "nothing was moved outside the inbox");
     // Nothing waits on them: a good file after them goes through, and it is the only upload.
     std::fs::write(s.inbox.join("ada-1__W9__signed.pdf"), PDF).unwrap();
     s.wait_for("the good file's upload", |e| {
@@ -517,6 +531,11 @@ async fn links_fifos_and_sockets_end_in_failed_with_a_reason_and_nothing_outside
     })
     .await;
     assert_eq!(s.client.documents(id).await.unwrap().data.len(), 1);
+    assert!(
+        s.inbox.join("ada-1/.#W9.pdf").symlink_metadata().is_ok(),
+        "the hidden link is left alone"
+    );
+    assert!(s.inbox.join(".failed/ada-1/.#W9.pdf").symlink_metadata().is_err());
     s.stop().await;
 }
 

@@ -272,7 +272,12 @@ impl Inbox {
 
     /// [`Inbox::process`]'s steps; `Err` is a step's early outcome.
     async fn upload_file(&self, file: &Dropped, cancel: &CancellationToken) -> Result<Processed, Processed> {
-        // A link is refused as a link whatever its name (one to a folder named like a
+        let named = parse_name(&file.relative);
+        // Hidden and temporary names are ignored, links among them (an editor's lock link).
+        if let Ok(None) = named {
+            return Ok(Processed::Done);
+        }
+        // Any other link is refused as a link whatever its name (one to a folder named like a
         // customer's would otherwise be refused for its name, which misleads).
         if file
             .path
@@ -281,7 +286,7 @@ impl Inbox {
         {
             return Err(self.fail(file, None, None, SYMBOLIC_LINK.into()).await);
         }
-        let addressed = match parse_name(&file.relative) {
+        let addressed = match named {
             Ok(Some(addressed)) => addressed,
             Ok(None) => return Ok(Processed::Done),
             Err(why) => return Err(self.fail(file, None, None, why).await),
@@ -639,10 +644,20 @@ const NOT_REGULAR: &str = "it is not a regular file (a FIFO, a socket, a device 
 /// (the open does not block; the file's own type is checked on what was opened, so a file
 /// swapped for another after the listing is caught too).
 fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    // What is not a regular file is not even opened (opening a device can act: a tape
+    // rewinds); the check after the open catches a swap in between.
+    match path.symlink_metadata() {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(SYMBOLIC_LINK.into()),
+        Ok(meta) if !meta.is_file() => return Err(NOT_REGULAR.into()),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+    );
     let file = options.open(path).map_err(|e| match e.raw_os_error() {
         #[cfg(unix)]
         Some(libc::ELOOP) => SYMBOLIC_LINK.to_string(),
@@ -713,13 +728,43 @@ fn candidate_files(dir: &Path) -> Vec<PathBuf> {
 /// Moves `relative` under `dir/folder/`, keeping its sub-folder, never overwriting: a name
 /// already taken gets ` (1)`, ` (2)`, … before its extension. Returns where it went.
 fn move_under(dir: &Path, folder: &str, relative: &Path) -> std::io::Result<PathBuf> {
-    let target = dir.join(folder).join(relative);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
+    // Every level under `dir/folder` must be a real folder: a symbolic link set aside there
+    // (one named like a customer's folder) would carry later files out of the inbox.
+    let mut parent = dir.join(folder);
+    if parent.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a folder",
+            parent.display()
+        )));
     }
-    let target = free_name(&target);
+    if let Some(levels) = relative.parent() {
+        for level in levels.components() {
+            parent = real_folder(parent.join(level));
+        }
+    }
+    std::fs::create_dir_all(&parent)?;
+    let name = relative.file_name().unwrap_or(relative.as_os_str());
+    let target = free_name(&parent.join(name));
     std::fs::rename(dir.join(relative), &target)?;
     Ok(target)
+}
+
+/// `path`, or `path (1)`, `(2)`… : the first that is a folder or nothing yet (not a link, not
+/// a file).
+fn real_folder(path: PathBuf) -> PathBuf {
+    let usable = |p: &Path| p.symlink_metadata().map_or(true, |m| m.is_dir());
+    if usable(&path) {
+        return path;
+    }
+    let name = path.file_name().unwrap_or_default().to_os_string();
+    (1..)
+        .map(|n| {
+            let mut numbered = name.clone();
+            numbered.push(format!(" ({n})"));
+            path.with_file_name(numbered)
+        })
+        .find(|p| usable(p))
+        .unwrap_or(path)
 }
 
 fn free_name(path: &Path) -> PathBuf {

@@ -130,9 +130,11 @@ pub(super) fn reason(err: &CacheError) -> String {
     match err {
         CacheError::Sqlite(e @ rusqlite::Error::SqliteFailure(failure, _)) => match failure.code {
             ErrorCode::SystemIoFailure => {
-                format!("{e}: the disk refused the write; is its file system read-only or failing?")
+                format!("{e}: the disk failed a read or a write; is its file system read-only or failing?")
             }
-            ErrorCode::ReadOnly => format!("{e}: the cache's file or folder is read-only"),
+            ErrorCode::ReadOnly => {
+                format!("{e}: the cache cannot write its file (read-only, moved or locked?)")
+            }
             _ => e.to_string(),
         },
         CacheError::Sqlite(e) => e.to_string(),
@@ -157,7 +159,7 @@ mod tests {
         let io = reason(&failure(ffi::SQLITE_IOERR));
         assert!(io.contains("disk I/O error"), "{io}");
         assert!(io.contains("read-only or failing"), "{io}");
-        assert!(reason(&failure(ffi::SQLITE_READONLY)).contains("is read-only"));
+        assert!(reason(&failure(ffi::SQLITE_READONLY)).contains("cannot write its file"));
         let full = reason(&failure(ffi::SQLITE_FULL));
         assert!(
             full.contains("database or disk is full") && !full.contains("read-only"),

@@ -137,9 +137,10 @@ fn log(lost: &Lost) {
     match lost.rows.as_slice() {
         [row] => tracing::error!("the cache refused {row}: {}", lost.reason),
         rows => tracing::error!(
-            "the cache cannot store anything ({}); {} rows of this batch are not stored (each is \
-             written again by the next sweep or poll, a webhook is answered 503 and sent again), \
-             the first {}",
+            "the cache cannot store anything ({}); {} rows of this batch are not stored \
+             (customers' rows are written again by the next sweep or poll, webhooks are answered \
+             503 and sent again, inbox files stay to be retried; timeline lines and settings are \
+             not kept), the first {}",
             lost.reason,
             rows.len(),
             rows.first().map(ToString::to_string).unwrap_or_default()

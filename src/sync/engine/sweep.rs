@@ -28,8 +28,10 @@ pub(super) struct Sweeps {
     pub requested: bool,
     /// Listings that failed in a row.
     pub failures: u32,
-    /// The API answers again after an outage: the next sweep reads every open onboarding,
-    /// as `--once` does (what changed meanwhile announced itself to nobody).
+    /// At a warm start, and when the API answers again after an outage: the next sweep reads
+    /// every open onboarding, as `--once` does (what changed meanwhile announced itself to
+    /// nobody). At 100,000 customers against a rate-capped API that sweep is long (open
+    /// onboardings / `--max-rps` seconds); webhooks' pulls go ahead of it.
     pub catch_up: bool,
 }
 
@@ -191,8 +193,9 @@ impl Model {
     }
 
     /// A sweep pulls the status of whom it does not know yet, or whose profile changed;
-    /// `--once` (a full sweep) also of every open onboarding. The others keep their own
-    /// schedule, so a sweep of 100,000 customers is one listing, not 100,000 polls.
+    /// `--once`, the first sweep of a warm start and the one after an outage (`catch_up`) also
+    /// of every open onboarding. Otherwise the others keep their own schedule, so a sweep of
+    /// 100,000 customers is one listing, not 100,000 polls.
     fn needs_status(&self, listed: &CustomerSummary) -> bool {
         let known = self.customers.get(&listed.id);
         match (known, self.tracker.stage(listed.id)) {
