@@ -140,13 +140,8 @@ def check_writes(api, writes, done, problems, figures):
 
 
 def start_watch(binp, url, data_dir, port, runs):
-    args = [binp, "watch", "--api-url", url, "--api-key", kb.KEY, "--data-dir", data_dir,
-            "--webhook-listen", f"127.0.0.1:{port}"]
-    proc = kb.Proc(args, json_stdout=True)
-    if proc.out.wait(lambda l: l.get("kind") == "started", 60) is None:
-        raise RuntimeError("watch did not start: " + "\n".join(proc.err.snapshot()[-5:]))
-    runs.append(proc)
-    return proc
+    runs.append(kb.started_watch(binp, url, data_dir, port))
+    return runs[-1]
 
 
 def main():
@@ -261,9 +256,7 @@ def main():
     ], ["fault", "checked", "figure"]))
     print(f"\nwriters {opts.writers}, seed {opts.seed}, {elapsed:.0f} s; writer answers: {dict(writes.counts)}")
     print(f"command: KYCDASH_BIN={binp} python3 benches/crash_sandbox.py --kills {opts.kills} --seed {opts.seed}")
-    for p in problems[:30]:
-        print("PROBLEM:", p)
-    return 1 if problems else 0
+    return kb.verdict(problems)
 
 
 if __name__ == "__main__":

@@ -63,25 +63,6 @@ def unmount_all():
 atexit.register(unmount_all)
 
 
-def start_watch(binp, url, data_dir, port):
-    # A fixed receiver port, as a deployment has: a restarted watch reuses its endpoint.
-    args = [binp, "watch", "--api-url", url, "--api-key", kb.KEY, "--data-dir", data_dir,
-            "--webhook-listen", f"127.0.0.1:{port}"]
-    proc = kb.Proc(args, json_stdout=True)
-    if proc.out.wait(lambda l: l.get("kind") == "started", 60) is None:
-        raise RuntimeError("watch did not start: " + "\n".join(proc.err.snapshot()[-5:]))
-    return proc
-
-
-def wait_until(pred, timeout, step=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 def reported(watches):
     return {l["customerId"] for w in watches for l in w.out.snapshot()
             if isinstance(l, dict) and l.get("kind") == "stage_changed"}
@@ -113,21 +94,18 @@ def fill(path):
     """Writes a ballast file until the file system is full; its size."""
     ballast = os.path.join(path, "ballast")
     written = 0
-    with open(ballast, "wb") as f:
+    # Unbuffered: a buffered file would fail again when closed, flushing what did not fit.
+    with open(ballast, "wb", buffering=0) as f:
         chunk = b"\0" * 65536
         try:
             while True:
-                f.write(chunk)
-                f.flush()
-                written += len(chunk)
+                written += f.write(chunk)
         except OSError:
             pass
     try:
-        with open(ballast, "ab") as f:  # the last bytes a smaller chunk still fits
+        with open(ballast, "ab", buffering=0) as f:  # the last bytes a smaller chunk still fits
             while True:
-                f.write(b"\0" * 512)
-                f.flush()
-                written += 512
+                written += f.write(b"\0" * 512)
     except OSError:
         pass
     return written
@@ -149,14 +127,14 @@ def run_part(binp, name, opts, problems):
     sandbox = kb.Sandbox(binp, db)
     api = sandbox.api()
     wport = kb.free_port()
-    watch = start_watch(binp, sandbox.url, data_dir, wport)
+    watch = kb.started_watch(binp, sandbox.url, data_dir, wport)
     watches = [watch]
     row = None
     try:
-        if not wait_until(lambda: api.get("/v1/webhooks")[1].get("data"), 60):
+        if not kb.wait_until(lambda: api.get("/v1/webhooks")[1].get("data"), 60):
             raise RuntimeError("the watch registered no endpoint")
         base = make_changes(api, f"{name}-base", 5)
-        if not wait_until(lambda: set(base) <= cached(cache) and set(base) <= reported(watches), 60):
+        if not kb.wait_until(lambda: set(base) <= cached(cache) and set(base) <= reported(watches), 60):
             problems.append(f"({name}) the baseline did not reach the cache")
         err_mark, out_mark = len(watch.err.snapshot()), len(watch.out.snapshot())
         ballast = 0
@@ -187,7 +165,7 @@ def run_part(binp, name, opts, problems):
             subprocess.run(["e2fsck", "-f", "-y", image], capture_output=True)
             subprocess.run(["mount", "-o", "loop,errors=remount-ro", image, data_dir], check=True)
             MOUNTED.append(data_dir)
-            watch = start_watch(binp, sandbox.url, data_dir, wport)
+            watch = kb.started_watch(binp, sandbox.url, data_dir, wport)
             watches.append(watch)
         else:
             os.unlink(os.path.join(data_dir, "ballast"))
@@ -277,9 +255,7 @@ def main():
                    ["fault", "what", "figures"]))
     print(f"\n{time.monotonic() - started:.0f} s in all")
     print(f"command: sudo KYCDASH_BIN={binp} python3 benches/disk.py --fault {opts.fault} --size {opts.size}")
-    for p in problems[:30]:
-        print("PROBLEM:", p)
-    return 1 if problems else 0
+    return kb.verdict(problems)
 
 
 if __name__ == "__main__":

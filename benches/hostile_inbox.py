@@ -291,10 +291,8 @@ def main():
     print(f"drain: {count} files in {drain_s:.1f} s = {rate:.0f} files/s (first rename to the last "
           f"`upload` line), watch --max-rps {max_rps}; watch exit {code}; panics {len(panics)}")
     print(f"command: KYCDASH_BIN={binary} python3 benches/hostile_inbox.py {count} {max_rps}")
-    if failures:
-        print("\nFAILED:\n- " + "\n- ".join(failures))
-        sys.exit(1)
-    print("all goals met")
+    print()
+    sys.exit(kb.verdict(failures))
 
 
 if __name__ == "__main__":

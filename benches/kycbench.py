@@ -271,11 +271,41 @@ PDF = b"%PDF-1.4\n%bench\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
 
-def watch(bin_path, url, data_dir, key=KEY, extra=(), env=None):
-    """`kycdash watch` on a data directory with a receiver on a free loopback port."""
+def watch(bin_path, url, data_dir, key=KEY, extra=(), env=None, port=0):
+    """`kycdash watch` on a data directory with a receiver on a loopback port (0: a free one;
+    a fixed one, as a deployment has, lets a restarted watch reuse its endpoint)."""
     args = [bin_path, "watch", "--api-url", url, "--api-key", key, "--data-dir", data_dir,
-            "--webhook-listen", "127.0.0.1:0"] + list(extra)
+            "--webhook-listen", f"127.0.0.1:{port}"] + list(extra)
     return Proc(args, env=env, json_stdout=True)
+
+
+def started_watch(bin_path, url, data_dir, port=0, extra=(), timeout=60):
+    """`watch`, once it printed its `started` line (RuntimeError with its stderr if not)."""
+    proc = watch(bin_path, url, data_dir, extra=extra, port=port)
+    if proc.out.wait(lambda l: l.get("kind") == "started", timeout) is None:
+        raise RuntimeError("watch did not start: " + "\n".join(proc.err.snapshot()[-5:]))
+    return proc
+
+
+def wait_until(pred, timeout, step=0.2):
+    """Whether `pred()` became true within `timeout` seconds (asked every `step`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def verdict(problems, limit=30):
+    """Prints each goal missed (or that all were met); the script's exit code."""
+    for problem in problems[:limit]:
+        print("PROBLEM:", problem)
+    if len(problems) > limit:
+        print(f"... and {len(problems) - limit} more")
+    if not problems:
+        print("all goals met")
+    return 1 if problems else 0
 
 
 def query(db_path, sql, params=()):

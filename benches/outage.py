@@ -43,14 +43,8 @@ SDK_LINK_SECONDS = 30 * 60  # the sandbox's SDK link lifetime
 
 
 def start_watch(binp, url, data_dir, port, webhook_url=None):
-    args = [binp, "watch", "--api-url", url, "--api-key", kb.KEY, "--data-dir", data_dir,
-            "--webhook-listen", f"127.0.0.1:{port}"]
-    if webhook_url:
-        args += ["--webhook-url", webhook_url]
-    proc = kb.Proc(args, json_stdout=True)
-    if proc.out.wait(lambda l: l.get("kind") == "started", 60) is None:
-        raise RuntimeError("watch did not start: " + "\n".join(proc.err.snapshot()[-5:]))
-    return proc
+    extra = ["--webhook-url", webhook_url] if webhook_url else []
+    return kb.started_watch(binp, url, data_dir, port, extra)
 
 
 def last_stage(lines, cid):
@@ -59,15 +53,6 @@ def last_stage(lines, cid):
         if isinstance(line, dict) and line.get("kind") == "stage_changed" and line.get("customerId") == cid:
             stage = line["to"]
     return stage
-
-
-def wait_until(pred, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def create_customers(api, n, prefix):
@@ -95,7 +80,7 @@ def part_a(binp, opts, problems, polling_only):
     # every change must come from the engine's own polls and sweeps.
     closed = f"http://127.0.0.1:{kb.free_port()}/webhooks" if polling_only else None
     watch = start_watch(binp, sandbox.url, data_dir, kb.free_port(), closed)
-    if not wait_until(lambda: all(last_stage(watch.out.snapshot(), c) == "awaiting_sdk" for c in ids), 120):
+    if not kb.wait_until(lambda: all(last_stage(watch.out.snapshot(), c) == "awaiting_sdk" for c in ids), 120):
         raise RuntimeError("the watch did not report every customer awaiting_sdk")
     expiring, completing = ids[:opts.expiring], ids[opts.expiring:]
     expected = {c: "expired" for c in expiring}
@@ -118,7 +103,7 @@ def part_a(binp, opts, problems, polling_only):
     poll_errors = sum(1 for l in during if isinstance(l, dict) and l.get("kind") == "poll_error")
     sandbox.start()
     up_at = time.monotonic()
-    converged = wait_until(lambda: all(last_stage(watch.out.snapshot(), c) == s for c, s in expected.items()),
+    converged = kb.wait_until(lambda: all(last_stage(watch.out.snapshot(), c) == s for c, s in expected.items()),
                            SWEEP_SECONDS + 30)
     took = time.monotonic() - up_at
     if not converged or took > SWEEP_SECONDS:
@@ -158,7 +143,7 @@ def take_through_attempts(api, endpoint, heads, upto):
         def done():
             log = {d["id"]: d for d in deliveries(api, endpoint)}
             return all(len(log[h]["attempts"]) >= attempt for h in heads)
-        if not wait_until(done, 30):
+        if not kb.wait_until(done, 30):
             raise RuntimeError(f"attempt {attempt} did not happen")
         if attempt < upto:
             api.advance(min(5 * 2 ** (attempt - 1), 3600))
@@ -171,11 +156,11 @@ def part_b(binp, opts, problems):
     api = sandbox.api()
     wport = kb.free_port()
     runs = [start_watch(binp, sandbox.url, data_dir, wport)]
-    if not wait_until(lambda: api.get("/v1/webhooks")[1].get("data"), 60):
+    if not kb.wait_until(lambda: api.get("/v1/webhooks")[1].get("data"), 60):
         raise RuntimeError("the watch registered no endpoint")
     endpoint = api.get("/v1/webhooks")[1]["data"][0]["id"]
     ids = create_customers(api, opts.customers, "outage-b")
-    wait_until(lambda: all(d["status"] == "DELIVERED" for d in deliveries(api, endpoint)), 60)
+    kb.wait_until(lambda: all(d["status"] == "DELIVERED" for d in deliveries(api, endpoint)), 60)
     runs[-1].term()  # the receiver is down: its port is closed
     started = time.monotonic()
     for round_no in range(opts.events):
@@ -192,7 +177,7 @@ def part_b(binp, opts, problems):
     failed_attempts = sum(len(d["attempts"]) for d in schedule)
     runs.append(start_watch(binp, sandbox.url, data_dir, wport))
     api.advance(3600)
-    ok = wait_until(lambda: all(d["status"] == "DELIVERED" for d in deliveries(api, endpoint)), 120)
+    ok = kb.wait_until(lambda: all(d["status"] == "DELIVERED" for d in deliveries(api, endpoint)), 120)
     recovered = time.monotonic()
     log = {d["id"]: d for d in deliveries(api, endpoint)}
     if not ok:
@@ -220,7 +205,7 @@ def part_b(binp, opts, problems):
         api.patch(f"/v1/customers/{cid}", {"email": "last@example.com"})
     last = [d for d in deliveries(api, endpoint) if d["status"] != "DELIVERED"]
     take_through_attempts(api, endpoint, [d["id"] for d in last], 12)
-    wait_until(lambda: all(d["status"] == "FAILED" for d in deliveries(api, endpoint) if d["id"] in {x["id"] for x in last}), 30)
+    kb.wait_until(lambda: all(d["status"] == "FAILED" for d in deliveries(api, endpoint) if d["id"] in {x["id"] for x in last}), 30)
     api.advance(24 * 3600)
     time.sleep(2)
     gave_up = [d for d in deliveries(api, endpoint) if d["id"] in {x["id"] for x in last}]
@@ -236,7 +221,7 @@ def part_b(binp, opts, problems):
     want = {d["eventId"] for d in gave_up}
     got = lambda: {l["eventId"] for l in runs[-1].out.snapshot()
                    if isinstance(l, dict) and l.get("kind") == "webhook" and not l.get("duplicate")}
-    if not wait_until(lambda: want <= got(), 60):
+    if not kb.wait_until(lambda: want <= got(), 60):
         problems.append(f"(b) resent events not received: {len(want - got())}")
     time.sleep(1)
     for proc in runs:
@@ -282,9 +267,7 @@ def main():
                    ["fault", "what", "figures"]))
     print(f"\n{time.monotonic() - started:.0f} s in all")
     print(f"command: KYCDASH_BIN={binp} python3 benches/outage.py --part {opts.part} --down {opts.down}")
-    for p in problems[:30]:
-        print("PROBLEM:", p)
-    return 1 if problems else 0
+    return kb.verdict(problems)
 
 
 if __name__ == "__main__":

@@ -405,10 +405,8 @@ def main():
           f"10 s samples in each minute)")
     print()
     print(f"command: KYCDASH_BIN={binary} python3 benches/soak.py {seconds}")
-    if failures:
-        print("\nFAILED:\n- " + "\n- ".join(failures))
-        sys.exit(1)
-    print("all goals met")
+    print()
+    sys.exit(kb.verdict(failures))
 
 
 if __name__ == "__main__":
