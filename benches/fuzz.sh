@@ -91,7 +91,12 @@ for target in "${TARGETS[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOGS/$target.log" | tail -1)
     corpus=$(ls "$FUZZ/corpus/$target" | wc -l)
     found=$(( $(ls "$FUZZ/artifacts/$target" | wc -l) - before ))
-    newest=$(ls -t "$FUZZ/artifacts/$target" | head -"$found" | tr '\n' ' ')
+    # sed reads the whole listing (`head` could leave ls to die of SIGPIPE, which pipefail
+    # turns into the script's end, with no table).
+    newest=""
+    if [ "$found" -gt 0 ]; then
+        newest=$(ls -t "$FUZZ/artifacts/$target" | sed -n "1,${found}p" | tr '\n' ' ')
+    fi
     if [ -z "$execs" ] || [ "$status" -ne 0 ] || [ "$found" -ne 0 ]; then
         failed=1
         echo "fuzz.sh: $target exited $status; the end of its log:" >&2
