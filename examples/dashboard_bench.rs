@@ -28,16 +28,9 @@ use ratatui::backend::TestBackend;
 use serde_json::json;
 use time::OffsetDateTime;
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_mb;
 
 fn config(url: &str, dir: &std::path::Path, receiver: bool, once: bool) -> EngineConfig {
     let publish_customers = !once;
